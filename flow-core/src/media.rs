@@ -1,0 +1,71 @@
+//! Classification of request bodies by media type.
+
+/// How a body of a given media type is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    /// `application/json` and every `+json` type.
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// `multipart/form-data`.
+    Multipart,
+    /// Every `text/*` type.
+    Text,
+    /// Anything else, and no content type at all: the bytes as they are.
+    Bytes,
+}
+
+impl MediaKind {
+    /// Classifies a `Content-Type` value, ignoring case and parameters.
+    pub fn of(content_type: Option<&str>) -> Self {
+        let Some(content_type) = content_type else {
+            return Self::Bytes;
+        };
+        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let Some((kind, subtype)) = essence.split_once('/') else {
+            return Self::Bytes;
+        };
+        match (kind, subtype) {
+            ("application", "json") => Self::Json,
+            (_, subtype) if subtype.ends_with("+json") => Self::Json,
+            ("application", "x-www-form-urlencoded") => Self::Form,
+            ("multipart", "form-data") => Self::Multipart,
+            ("text", _) => Self::Text,
+            _ => Self::Bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_matches_any_case_and_parameters() {
+        assert_eq!(MediaKind::of(Some("Application/JSON; charset=utf-8")), MediaKind::Json);
+    }
+
+    #[test]
+    fn suffix_json_types_are_json() {
+        assert_eq!(MediaKind::of(Some("application/vnd.api+json")), MediaKind::Json);
+        assert_eq!(MediaKind::of(Some("application/cloudevents+json")), MediaKind::Json);
+    }
+
+    #[test]
+    fn form_and_multipart_are_recognized() {
+        assert_eq!(MediaKind::of(Some("application/x-www-form-urlencoded")), MediaKind::Form);
+        assert_eq!(MediaKind::of(Some("multipart/form-data; boundary=x")), MediaKind::Multipart);
+    }
+
+    #[test]
+    fn text_types_are_text() {
+        assert_eq!(MediaKind::of(Some("text/csv")), MediaKind::Text);
+    }
+
+    #[test]
+    fn unknown_or_missing_types_are_bytes() {
+        assert_eq!(MediaKind::of(Some("application/octet-stream")), MediaKind::Bytes);
+        assert_eq!(MediaKind::of(Some("garbage")), MediaKind::Bytes);
+        assert_eq!(MediaKind::of(None), MediaKind::Bytes);
+    }
+}

@@ -1,0 +1,429 @@
+//! The trigger payload: everything a flow receives about the request or tick that started it.
+//!
+//! It serializes to JSON with camelCase field names (`headers`, `queryParameters`, `rawBody`,
+//! `body` with `data` and `contentType`, `pathFragment`, `webhookUrls`, ...), so a flow can hand
+//! it on as it is. Byte data (the raw body, a body of an unknown media type) serializes as
+//! standard base64 text.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::media::MediaKind;
+
+/// A query parameter's values: one string, or every value in order when the key repeats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ParamValue {
+    /// The key appeared once.
+    Single(String),
+    /// The key appeared several times; values in request order.
+    Multiple(Vec<String>),
+}
+
+impl ParamValue {
+    /// Returns the first value.
+    pub fn first(&self) -> &str {
+        match self {
+            Self::Single(value) => value,
+            Self::Multiple(values) => values.first().map_or("", String::as_str),
+        }
+    }
+
+    /// Returns every value in order.
+    pub fn all(&self) -> Vec<&str> {
+        match self {
+            Self::Single(value) => vec![value.as_str()],
+            Self::Multiple(values) => values.iter().map(String::as_str).collect(),
+        }
+    }
+
+    /// Appends a value, turning a single value into a list.
+    pub fn push(&mut self, value: String) {
+        match self {
+            Self::Single(first) => *self = Self::Multiple(vec![std::mem::take(first), value]),
+            Self::Multiple(values) => values.push(value),
+        }
+    }
+}
+
+/// The parsed request body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BodyData {
+    /// No body; serializes as `null`.
+    Empty,
+    /// JSON, or a form or multipart body turned into a JSON object.
+    Json(Value),
+    /// A `text/*` body.
+    Text(String),
+    /// A body of any other media type.
+    Bytes(Vec<u8>),
+}
+
+/// The request body after parsing, with its media type.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Body {
+    /// The parsed data.
+    pub data: BodyData,
+    /// The request's `Content-Type`, as sent.
+    pub content_type: Option<String>,
+}
+
+impl Default for BodyData {
+    fn default() -> Self {
+        Self::Empty
+    }
+}
+
+/// Why a body could not be read as the requested type.
+#[derive(Debug)]
+pub struct BodyError(String);
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+impl Body {
+    /// Creates a JSON body.
+    pub fn json_value(value: Value) -> Self {
+        Self {
+            data: BodyData::Json(value),
+            content_type: Some("application/json".to_owned()),
+        }
+    }
+
+    /// Deserializes the body into `T`.
+    ///
+    /// JSON bodies deserialize directly; text and byte bodies are parsed as JSON text.
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`BodyError`] with serde's reason when the data does not fit `T`, or when the
+    /// body is empty.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, BodyError> {
+        let result = match &self.data {
+            BodyData::Json(value) => T::deserialize(value).map_err(|error| error.to_string()),
+            BodyData::Text(text) => serde_json::from_str(text).map_err(|error| error.to_string()),
+            BodyData::Bytes(bytes) => serde_json::from_slice(bytes).map_err(|error| error.to_string()),
+            BodyData::Empty => Err("the body is empty".to_owned()),
+        };
+        result.map_err(|reason| BodyError(format!("invalid request body for {}: {reason}", std::any::type_name::<T>())))
+    }
+
+    /// Returns the body as JSON: `null` when empty, a string for text and base64 for bytes.
+    pub fn to_value(&self) -> Value {
+        match &self.data {
+            BodyData::Empty => Value::Null,
+            BodyData::Json(value) => value.clone(),
+            BodyData::Text(text) => Value::String(text.clone()),
+            BodyData::Bytes(bytes) => Value::String(BASE64.encode(bytes)),
+        }
+    }
+
+    /// Returns the text of a text body, or of a byte body that is valid UTF-8.
+    pub fn text(&self) -> Option<&str> {
+        match &self.data {
+            BodyData::Text(text) => Some(text),
+            BodyData::Bytes(bytes) => std::str::from_utf8(bytes).ok(),
+            BodyData::Empty | BodyData::Json(_) => None,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BodyRepr {
+    data: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content_type: Option<String>,
+}
+
+impl Serialize for Body {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        BodyRepr {
+            data: self.to_value(),
+            content_type: self.content_type.clone(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Body {
+    /// Reads the shape [`Serialize`] writes; the content type tells text and base64 bytes apart.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let repr = BodyRepr::deserialize(deserializer)?;
+        let data = match (repr.data, MediaKind::of(repr.content_type.as_deref())) {
+            (Value::Null, _) => BodyData::Empty,
+            (Value::String(text), MediaKind::Text) => BodyData::Text(text),
+            (Value::String(text), MediaKind::Bytes) => match BASE64.decode(&text) {
+                Ok(bytes) => BodyData::Bytes(bytes),
+                Err(_) => BodyData::Json(Value::String(text)),
+            },
+            (value, _) => BodyData::Json(value),
+        };
+        Ok(Self {
+            data,
+            content_type: repr.content_type,
+        })
+    }
+}
+
+/// The request body exactly as received.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RawBody {
+    /// The bytes, unchanged (a byte order mark included).
+    pub data: Vec<u8>,
+    /// The request's `Content-Type`, as sent.
+    pub content_type: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawBodyRepr {
+    data: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content_type: Option<String>,
+}
+
+impl Serialize for RawBody {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        RawBodyRepr {
+            data: BASE64.encode(&self.data),
+            content_type: self.content_type.clone(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let repr = RawBodyRepr::deserialize(deserializer)?;
+        let data = BASE64.decode(repr.data.as_bytes()).map_err(serde::de::Error::custom)?;
+        Ok(Self {
+            data,
+            content_type: repr.content_type,
+        })
+    }
+}
+
+/// The customer an instance belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Customer {
+    /// Identifier in this runtime.
+    pub id: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Identifier in the customer's own systems.
+    pub external_id: Option<String>,
+}
+
+/// The instance that received the trigger.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceRef {
+    /// Instance id, as in the webhook URL.
+    pub id: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+}
+
+/// The customer's user on whose behalf the trigger ran, when known.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// Identifier in this runtime.
+    pub id: Option<String>,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Identifier in the customer's own systems.
+    pub external_id: Option<String>,
+}
+
+/// The integration the flow belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationRef {
+    /// Identifier (the crate name unless the integration sets one).
+    pub id: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Version of the integration binary.
+    pub version: Option<String>,
+}
+
+/// The flow that the trigger belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowRef {
+    /// Stable key.
+    pub stable_key: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+}
+
+/// Everything a trigger and an execution receive about the request or tick that started them.
+///
+/// Header names are lowercase; a header sent several times has its values joined with `", "`.
+/// A query parameter sent once is a string, one sent several times a list of every value in
+/// order ([`ParamValue`]).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TriggerPayload {
+    /// Request headers by lowercase name.
+    pub headers: BTreeMap<String, String>,
+    /// Query parameters by name.
+    pub query_parameters: BTreeMap<String, ParamValue>,
+    /// The body as received.
+    pub raw_body: RawBody,
+    /// The body parsed by its media type.
+    pub body: Body,
+    /// The part of the URL path after the flow's webhook URL, as sent (empty when none).
+    pub path_fragment: String,
+    /// Webhook URLs of the instance's flows, keyed by flow name.
+    pub webhook_urls: BTreeMap<String, String>,
+    /// API keys of the instance's flows, keyed by flow name.
+    pub webhook_api_keys: BTreeMap<String, Vec<String>>,
+    /// URL that invokes this flow.
+    pub invoke_url: String,
+    /// Id of the execution this trigger starts.
+    pub execution_id: String,
+    /// The instance's customer.
+    pub customer: Customer,
+    /// The instance.
+    pub instance: InstanceRef,
+    /// The customer's user, when known.
+    pub user: User,
+    /// The integration.
+    pub integration: IntegrationRef,
+    /// The flow.
+    pub flow: FlowRef,
+    /// When the trigger started.
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+impl TriggerPayload {
+    /// Creates a payload whose body is the given JSON value.
+    pub fn from_json(value: Value) -> Self {
+        let raw = serde_json::to_vec(&value).unwrap_or_default();
+        Self {
+            raw_body: RawBody {
+                data: raw,
+                content_type: Some("application/json".to_owned()),
+            },
+            body: Body::json_value(value),
+            ..Self::default()
+        }
+    }
+
+    /// Returns a header by name, ignoring case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    /// Returns the payload as JSON, the value that field paths resolve against.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn payload_serializes_with_camel_case_names() {
+        let payload = TriggerPayload::from_json(json!({ "a": 1 }));
+        let value = payload.to_value();
+        for key in ["headers", "queryParameters", "rawBody", "body", "pathFragment", "webhookUrls", "webhookApiKeys", "invokeUrl", "executionId", "customer", "instance", "user", "integration", "flow", "startedAt"] {
+            assert!(value.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(value["body"]["data"], json!({ "a": 1 }));
+        assert_eq!(value["body"]["contentType"], json!("application/json"));
+    }
+
+    #[test]
+    fn bytes_body_round_trips_through_json() {
+        let body = Body {
+            data: BodyData::Bytes(vec![0, 159, 255]),
+            content_type: Some("application/octet-stream".into()),
+        };
+        let text = serde_json::to_string(&body).expect("serializes");
+        let back: Body = serde_json::from_str(&text).expect("deserializes");
+        assert_eq!(back, body);
+    }
+
+    #[test]
+    fn text_body_round_trips_through_json() {
+        let body = Body {
+            data: BodyData::Text("a,b\n1,2".into()),
+            content_type: Some("text/csv".into()),
+        };
+        let back: Body = serde_json::from_value(serde_json::to_value(&body).expect("serializes")).expect("deserializes");
+        assert_eq!(back, body);
+    }
+
+    #[test]
+    fn empty_body_serializes_as_null() {
+        let body = Body {
+            data: BodyData::Empty,
+            content_type: Some("application/json".into()),
+        };
+        assert_eq!(serde_json::to_value(&body).expect("serializes")["data"], Value::Null);
+    }
+
+    #[test]
+    fn raw_body_round_trips_bytes_exactly() {
+        let raw = RawBody {
+            data: b"\xEF\xBB\xBF{\"a\":1}".to_vec(),
+            content_type: Some("application/json".into()),
+        };
+        let back: RawBody = serde_json::from_value(serde_json::to_value(&raw).expect("serializes")).expect("deserializes");
+        assert_eq!(back, raw);
+    }
+
+    #[test]
+    fn large_integers_survive_a_round_trip() {
+        let payload = TriggerPayload::from_json(json!({ "id": 9_007_199_254_740_993_u64 }));
+        let back: TriggerPayload = serde_json::from_str(&serde_json::to_string(&payload).expect("serializes")).expect("deserializes");
+        assert_eq!(back.body.to_value()["id"], json!(9_007_199_254_740_993_u64));
+    }
+
+    #[test]
+    fn json_reads_a_typed_body() {
+        #[derive(Deserialize)]
+        struct Order {
+            id: u32,
+        }
+        let body = Body::json_value(json!({ "id": 7 }));
+        assert_eq!(body.json::<Order>().expect("fits").id, 7);
+    }
+
+    #[test]
+    fn json_error_names_the_type_and_reason() {
+        let body = Body::json_value(json!({ "id": "x" }));
+        let error = body.json::<u32>().expect_err("does not fit");
+        assert!(error.to_string().starts_with("invalid request body for u32: "), "{error}");
+    }
+
+    #[test]
+    fn repeated_parameter_becomes_a_list() {
+        let mut value = ParamValue::Single("a".into());
+        value.push("b".into());
+        assert_eq!(value, ParamValue::Multiple(vec!["a".into(), "b".into()]));
+        assert_eq!(value.first(), "a");
+    }
+}

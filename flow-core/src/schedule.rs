@@ -1,0 +1,199 @@
+//! Schedules: a cron expression or a config variable holding one, in an IANA time zone.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+use serde::{Deserialize, Serialize};
+
+use crate::suggest::closest;
+use crate::violation::Violation;
+
+/// Where a flow's cron expression comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ScheduleSource {
+    /// A cron expression written in the attribute, checked at compile time.
+    Cron(String),
+    /// The name of a config variable whose value is the cron expression, checked at deploy time.
+    ConfigVar(String),
+}
+
+/// When a scheduled or polling flow runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Schedule {
+    /// The cron expression or the config variable that holds it.
+    pub source: ScheduleSource,
+    /// IANA time zone the cron fields are read in; UTC when absent.
+    pub timezone: Option<String>,
+}
+
+impl Schedule {
+    /// Checks the literal cron expression and the time zone.
+    pub fn validate(&self) -> Vec<Violation> {
+        let mut violations = Vec::new();
+        if let ScheduleSource::Cron(expression) = &self.source {
+            violations.extend(CronSchedule::parse(expression, None).err());
+        }
+        if let Some(zone) = &self.timezone {
+            violations.extend(parse_time_zone(zone).err());
+        }
+        violations
+    }
+}
+
+/// A parsed cron expression bound to a time zone.
+///
+/// Five fields (minute first) or six (seconds first); month and weekday names; 0 and 7 are
+/// Sunday; `L`, `W` and `#`; when day-of-month and day-of-week are both restricted, a day
+/// matching either runs. Parsing and next-instant search come from the `croner` crate.
+#[derive(Debug, Clone)]
+pub struct CronSchedule {
+    cron: Cron,
+    zone: Tz,
+}
+
+impl CronSchedule {
+    /// Parses `expression` in the time zone named `timezone` (UTC when `None`).
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`Violation`] on `schedule.cron` with the parser's reason, or on
+    /// `schedule.timezone` with the nearest valid zone names.
+    pub fn parse(expression: &str, timezone: Option<&str>) -> Result<Self, Violation> {
+        let parser = CronParser::builder().seconds(Seconds::Optional).year(Year::Disallowed).build();
+        let field_count = expression.split_whitespace().count();
+        let cron = if expression.trim_start().starts_with('@') {
+            Err(format!("nicknames such as `{}` are not supported; write the fields", expression.trim()))
+        } else if !(5..=6).contains(&field_count) {
+            Err(format!("expected 5 fields (minute hour day month weekday) or 6 (seconds first), found {field_count}"))
+        } else {
+            parser.parse(expression).map_err(|error| error.to_string())
+        };
+        let cron = cron.map_err(|reason| {
+            Violation::new(
+                "schedule.cron",
+                format!("`schedule.cron` is not a valid cron expression \"{expression}\": {reason}; e.g. `schedule(cron = \"*/5 * * * *\")`"),
+            )
+        })?;
+        let zone = match timezone {
+            Some(name) => parse_time_zone(name)?,
+            None => Tz::UTC,
+        };
+        Ok(Self { cron, zone })
+    }
+
+    /// Returns the time zone the fields are read in.
+    pub fn zone(&self) -> Tz {
+        self.zone
+    }
+
+    /// Returns the first fire instant strictly after `after`, or `None` when there is none.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let local = after.with_timezone(&self.zone);
+        self.cron
+            .find_next_occurrence(&local, false)
+            .ok()
+            .map(|next| next.with_timezone(&Utc))
+    }
+
+    /// Returns up to `count` fire instants strictly after `after`, in order.
+    pub fn upcoming(&self, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
+        let mut instants = Vec::with_capacity(count);
+        let mut cursor = after;
+        while instants.len() < count {
+            let Some(next) = self.next_after(cursor) else { break };
+            instants.push(next);
+            cursor = next;
+        }
+        instants
+    }
+}
+
+/// Parses an IANA time zone name such as `America/Chicago`.
+///
+/// # Errors
+///
+/// Returns a [`Violation`] on `schedule.timezone` that lists the nearest valid names.
+pub fn parse_time_zone(name: &str) -> Result<Tz, Violation> {
+    if let Ok(zone) = Tz::from_str(name) {
+        return Ok(zone);
+    }
+    let names = chrono_tz::TZ_VARIANTS.iter().map(|zone| zone.name());
+    let nearest = closest(name, names, 3);
+    let hint = if nearest.is_empty() {
+        "use an IANA name such as \"America/Chicago\" or \"Europe/Berlin\"".to_owned()
+    } else {
+        let quoted: Vec<String> = nearest.iter().map(|zone| format!("\"{zone}\"")).collect();
+        format!("did you mean {}?", quoted.join(", "))
+    };
+    Err(Violation::new(
+        "schedule.timezone",
+        format!("`schedule.timezone` \"{name}\" is not an IANA time zone name; {hint}"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instant(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).expect("valid instant").with_timezone(&Utc)
+    }
+
+    #[test]
+    fn five_field_expression_parses() {
+        assert!(CronSchedule::parse("*/5 * * * *", None).is_ok());
+    }
+
+    #[test]
+    fn six_field_expression_reads_seconds_first() {
+        let schedule = CronSchedule::parse("30 0 12 * * *", None).expect("valid");
+        let next = schedule.next_after(instant("2024-01-01T00:00:00Z"));
+        assert_eq!(next, Some(instant("2024-01-01T12:00:30Z")));
+    }
+
+    #[test]
+    fn seven_fields_are_rejected() {
+        let violation = CronSchedule::parse("0 0 0 1 1 * 2030", None).expect_err("seven fields");
+        assert!(violation.message.contains("found 7"), "{}", violation.message);
+    }
+
+    #[test]
+    fn out_of_range_minute_is_rejected_with_the_parser_reason() {
+        let violation = CronSchedule::parse("61 * * * *", None).expect_err("minute 61");
+        assert_eq!(violation.keys, vec!["schedule.cron"]);
+        assert!(violation.message.contains("\"61 * * * *\""), "{}", violation.message);
+    }
+
+    #[test]
+    fn sunday_is_zero_and_seven() {
+        let after = instant("2024-01-01T00:00:00Z");
+        let zero = CronSchedule::parse("0 9 * * 0", None).expect("valid").next_after(after);
+        let seven = CronSchedule::parse("0 9 * * 7", None).expect("valid").next_after(after);
+        assert_eq!(zero, Some(instant("2024-01-07T09:00:00Z")));
+        assert_eq!(zero, seven);
+    }
+
+    #[test]
+    fn schedule_runs_in_its_zone() {
+        let schedule = CronSchedule::parse("0 9 * * *", Some("America/Chicago")).expect("valid");
+        assert_eq!(schedule.next_after(instant("2024-01-01T00:00:00Z")), Some(instant("2024-01-01T15:00:00Z")));
+    }
+
+    #[test]
+    fn misspelt_zone_suggests_nearest_names() {
+        let violation = parse_time_zone("America/Chicgo").expect_err("misspelt");
+        assert!(violation.message.contains("did you mean \"America/Chicago\""), "{}", violation.message);
+    }
+
+    #[test]
+    fn upcoming_lists_instants_in_order() {
+        let schedule = CronSchedule::parse("0 * * * *", None).expect("valid");
+        let instants = schedule.upcoming(instant("2024-01-01T00:30:00Z"), 2);
+        assert_eq!(instants, vec![instant("2024-01-01T01:00:00Z"), instant("2024-01-01T02:00:00Z")]);
+    }
+}

@@ -1,0 +1,171 @@
+//! The flows of the integration binary, collected from `#[flow]` registrations and checked.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::definition::{Flow, FlowRegistration};
+use crate::integration::Integration;
+
+/// A rule that spans several flows is broken; the binary cannot start.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RegistryError {
+    /// Two flows share a stable key.
+    #[error("two flows have the stable key \"{key}\": {first} and {second}; give each flow its own `stable_key`")]
+    DuplicateStableKey {
+        /// The shared key.
+        key: String,
+        /// The first definition.
+        first: String,
+        /// The second definition.
+        second: String,
+    },
+    /// Two flows share a name.
+    #[error("two flows have the name \"{name}\": {first} and {second}; give each flow its own `name`")]
+    DuplicateName {
+        /// The shared name.
+        name: String,
+        /// The first definition.
+        first: String,
+        /// The second definition.
+        second: String,
+    },
+    /// More than one flow is marked `preprocess`.
+    #[error("only one flow may be the preprocess flow, but {first} and {second} both set `preprocess(...)`; keep one")]
+    SeveralPreprocessFlows {
+        /// The first definition.
+        first: String,
+        /// The second definition.
+        second: String,
+    },
+    /// A flow breaks a rule of its own (only reachable for flows built by hand, not by `#[flow]`).
+    #[error("flow {flow} is invalid: {message}")]
+    InvalidFlow {
+        /// The flow's source location.
+        flow: String,
+        /// Every violation, joined.
+        message: String,
+    },
+}
+
+/// Every flow of the integration, ordered by stable key.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    integration: Integration,
+    flows: Vec<Flow>,
+}
+
+impl Registry {
+    /// Collects every flow registered with `#[flow]` in the binary.
+    ///
+    /// # Errors
+    ///
+    /// Returns the first [`RegistryError`]: a repeated stable key or name, or several
+    /// preprocess flows.
+    pub fn from_inventory(integration: Integration) -> Result<Self, RegistryError> {
+        let flows = inventory::iter::<FlowRegistration>
+            .into_iter()
+            .map(|registration| (registration.definition)())
+            .collect();
+        Self::new(integration, flows)
+    }
+
+    /// Builds a registry from the given flows, checking the rules that span flows.
+    ///
+    /// # Errors
+    ///
+    /// Returns the first [`RegistryError`].
+    pub fn new(integration: Integration, mut flows: Vec<Flow>) -> Result<Self, RegistryError> {
+        flows.sort_by(|a, b| {
+            (a.stable_key(), a.source.file, a.source.line).cmp(&(b.stable_key(), b.source.file, b.source.line))
+        });
+
+        for flow in &flows {
+            let violations = flow.config.validate();
+            if !violations.is_empty() {
+                let messages: Vec<String> = violations.iter().map(ToString::to_string).collect();
+                return Err(RegistryError::InvalidFlow {
+                    flow: flow.source.to_string(),
+                    message: messages.join("; "),
+                });
+            }
+        }
+
+        let mut by_key: BTreeMap<&str, &Flow> = BTreeMap::new();
+        let mut by_name: BTreeMap<&str, &Flow> = BTreeMap::new();
+        let mut preprocess: Option<&Flow> = None;
+        for flow in &flows {
+            if let Some(first) = by_key.insert(flow.stable_key(), flow) {
+                return Err(RegistryError::DuplicateStableKey {
+                    key: flow.stable_key().to_owned(),
+                    first: first.source.to_string(),
+                    second: flow.source.to_string(),
+                });
+            }
+            if let Some(first) = by_name.insert(flow.name(), flow) {
+                return Err(RegistryError::DuplicateName {
+                    name: flow.name().to_owned(),
+                    first: first.source.to_string(),
+                    second: flow.source.to_string(),
+                });
+            }
+            if flow.config.preprocess.is_some() {
+                if let Some(first) = preprocess {
+                    return Err(RegistryError::SeveralPreprocessFlows {
+                        first: first.source.to_string(),
+                        second: flow.source.to_string(),
+                    });
+                }
+                preprocess = Some(flow);
+            }
+        }
+
+        Ok(Self { integration, flows })
+    }
+
+    /// Returns the integration settings.
+    pub fn integration(&self) -> &Integration {
+        &self.integration
+    }
+
+    /// Returns every flow, ordered by stable key.
+    pub fn flows(&self) -> &[Flow] {
+        &self.flows
+    }
+
+    /// Returns the flow with this stable key.
+    pub fn get(&self, stable_key: &str) -> Option<&Flow> {
+        self.flows.iter().find(|flow| flow.stable_key() == stable_key)
+    }
+
+    /// Returns the flow with this stable key or, failing that, this name.
+    pub fn find(&self, key_or_name: &str) -> Option<&Flow> {
+        self.get(key_or_name)
+            .or_else(|| self.flows.iter().find(|flow| flow.name() == key_or_name))
+    }
+
+    /// Returns the integration definition as JSON: the integration, its config variables
+    /// (secret defaults hidden) and every flow with all its settings.
+    pub fn manifest(&self) -> Value {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Manifest<'a> {
+            integration: &'a Integration,
+            flows: Vec<&'a flow_core::FlowConfig>,
+        }
+
+        let mut integration = self.integration.clone();
+        for var in &mut integration.config_vars {
+            if var.secret && var.default.is_some() {
+                var.default = Some(Value::String("<secret>".to_owned()));
+            }
+        }
+        let flows = self.flows.iter().map(|flow| &flow.config).collect();
+        serde_json::to_value(Manifest {
+            integration: &integration,
+            flows,
+        })
+        .unwrap_or(Value::Null)
+    }
+}
