@@ -36,8 +36,11 @@ pub enum Segment {
 /// A parsed path into the trigger payload: dot-separated keys, each optionally followed by
 /// array indices (`body.items[0].sku`).
 ///
-/// The first key must be a payload field from [`PAYLOAD_ROOTS`]. Keys under `headers` are
-/// matched in lowercase because the runtime stores header names in lowercase.
+/// The first key must be a payload field from [`PAYLOAD_ROOTS`]. Paths resolve against
+/// [`TriggerPayload::field_source`](crate::TriggerPayload::field_source), where `body` is the
+/// parsed request body: for a JSON request `{"data":{"requestId":"r1"}}`, the path
+/// `body.data.requestId` gives `"r1"`. Keys under `headers` are matched in lowercase because
+/// the runtime stores header names in lowercase.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldPath {
     text: String,

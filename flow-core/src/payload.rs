@@ -332,9 +332,21 @@ impl TriggerPayload {
         self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
     }
 
-    /// Returns the payload as JSON, the value that field paths resolve against.
+    /// Returns the payload as JSON, with the field names of its serialized form.
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// Returns the JSON that [`FieldPath`](crate::FieldPath)s resolve against: the serialized
+    /// payload with `body` standing for the parsed request body itself. For a JSON request
+    /// `{"data":{"requestId":"r1"}}`, `body.data.requestId` is `"r1"`.
+    pub fn field_source(&self) -> Value {
+        let mut value = self.to_value();
+        if let Some(object) = value.as_object_mut() {
+            object.insert("body".to_owned(), self.body.to_value());
+            object.remove("rawBody");
+        }
+        value
     }
 }
 
@@ -353,6 +365,13 @@ mod tests {
         }
         assert_eq!(value["body"]["data"], json!({ "a": 1 }));
         assert_eq!(value["body"]["contentType"], json!("application/json"));
+    }
+
+    #[test]
+    fn field_source_reads_body_as_the_parsed_request() {
+        let payload = TriggerPayload::from_json(json!({ "data": { "requestId": "req-42" } }));
+        let path = crate::FieldPath::parse("body.data.requestId").expect("valid path");
+        assert_eq!(path.resolve_id(&payload.field_source()).as_deref(), Some("req-42"));
     }
 
     #[test]

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::definition::{Flow, FlowRegistration};
@@ -145,27 +144,37 @@ impl Registry {
             .or_else(|| self.flows.iter().find(|flow| flow.name() == key_or_name))
     }
 
-    /// Returns the integration definition as JSON: the integration, its config variables
-    /// (secret defaults hidden) and every flow with all its settings.
-    pub fn manifest(&self) -> Value {
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Manifest<'a> {
-            integration: &'a Integration,
-            flows: Vec<&'a flow_core::FlowConfig>,
-        }
+    /// Returns every flow's settings as JSON, with literal organization keys hidden.
+    pub fn flows_json(&self) -> Value {
+        let flows: Vec<flow_core::FlowConfig> = self
+            .flows
+            .iter()
+            .map(|flow| {
+                let mut config = flow.config.clone();
+                for key in &mut config.organization_api_keys {
+                    if let flow_core::ApiKeySource::Literal(value) = key {
+                        *value = "<secret>".to_owned();
+                    }
+                }
+                config
+            })
+            .collect();
+        serde_json::to_value(flows).unwrap_or(Value::Null)
+    }
 
+    /// Returns the integration definition as JSON: the integration, its config variables
+    /// (secret defaults hidden) and every flow with all its settings (literal organization
+    /// keys hidden).
+    pub fn manifest(&self) -> Value {
         let mut integration = self.integration.clone();
         for var in &mut integration.config_vars {
             if var.secret && var.default.is_some() {
                 var.default = Some(Value::String("<secret>".to_owned()));
             }
         }
-        let flows = self.flows.iter().map(|flow| &flow.config).collect();
-        serde_json::to_value(Manifest {
-            integration: &integration,
-            flows,
+        serde_json::json!({
+            "integration": integration,
+            "flows": self.flows_json(),
         })
-        .unwrap_or(Value::Null)
     }
 }

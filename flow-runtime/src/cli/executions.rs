@@ -1,0 +1,85 @@
+//! `executions list` and `executions show`: read the store.
+
+use std::path::PathBuf;
+
+use super::{CliError, load_settings, open_store};
+use crate::config::Overrides;
+use crate::store::{ExecutionFilter, ExecutionStatus, Store};
+
+#[derive(Debug, clap::Subcommand)]
+pub(super) enum ExecutionsCommand {
+    /// Lists executions, newest first.
+    List {
+        /// Only this flow (stable key).
+        #[arg(long)]
+        flow: Option<String>,
+        /// Only this status: queued, running, succeeded, failed or cancelled.
+        #[arg(long)]
+        status: Option<ExecutionStatus>,
+        /// Only this instance.
+        #[arg(long)]
+        instance: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Prints JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows one execution as JSON: status, result, error, attempts and logs.
+    Show {
+        /// Execution id.
+        id: String,
+    },
+}
+
+pub(super) async fn run(config: Option<PathBuf>, overrides: Overrides, command: ExecutionsCommand) -> Result<(), CliError> {
+    let settings = load_settings(config, &overrides)?;
+    let store = open_store(&settings)?;
+    match command {
+        ExecutionsCommand::List {
+            flow,
+            status,
+            instance,
+            limit,
+            json,
+        } => {
+            let executions = store
+                .list(ExecutionFilter {
+                    flow,
+                    instance,
+                    status,
+                    limit,
+                })
+                .await
+                .map_err(|error| CliError::failed(error.to_string()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&executions).unwrap_or_default());
+                return Ok(());
+            }
+            println!("{:<38} {:<24} {:<12} {:<10} {:>8}  {}", "ID", "FLOW", "INSTANCE", "STATUS", "ATTEMPTS", "CREATED");
+            for execution in executions {
+                println!(
+                    "{:<38} {:<24} {:<12} {:<10} {:>8}  {}",
+                    execution.id,
+                    execution.flow,
+                    execution.instance,
+                    execution.status,
+                    execution.attempts,
+                    execution.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                );
+            }
+            Ok(())
+        }
+        ExecutionsCommand::Show { id } => {
+            let record = store.get(&id).await.map_err(|error| CliError::failed(error.to_string()))?;
+            match record {
+                Some(record) => {
+                    println!("{}", serde_json::to_string_pretty(&record).unwrap_or_default());
+                    Ok(())
+                }
+                None => Err(CliError::failed(format!("execution \"{id}\" not found"))),
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! `invoke`: runs one flow in this process and prints its result.
+
+use std::path::PathBuf;
+
+use flow_core::{FlowOutput, RawBody, TriggerPayload};
+
+use super::{CliError, build_runtime, load_settings};
+use crate::config::Overrides;
+use crate::engine::{Completion, Source};
+use crate::http::request::{parse_body, query_parameters};
+use crate::registry::Registry;
+
+#[derive(Debug, clap::Args)]
+pub(super) struct InvokeArgs {
+    /// Stable key of the flow to run.
+    stable_key: String,
+
+    /// Request body: JSON text, or @FILE to read it from a file.
+    #[arg(long)]
+    data: Option<String>,
+
+    /// A request header as 'Name: value'; repeat for more.
+    #[arg(long = "header", value_name = "'NAME: VALUE'")]
+    headers: Vec<String>,
+
+    /// Query string without the leading '?', such as 'page=2&tag=a'.
+    #[arg(long)]
+    query: Option<String>,
+
+    /// Instance to run in; the only instance, or `default`, when omitted.
+    #[arg(long)]
+    instance: Option<String>,
+}
+
+pub(super) async fn invoke(
+    registry: Registry,
+    config: Option<PathBuf>,
+    overrides: Overrides,
+    args: InvokeArgs,
+) -> Result<(), CliError> {
+    let settings = load_settings(config, &overrides)?;
+    let (runtime, _) = build_runtime(registry, &settings)?;
+
+    let Some(flow) = runtime.registry().get(&args.stable_key) else {
+        let keys: Vec<&str> = runtime.registry().flows().iter().map(|flow| flow.stable_key()).collect();
+        return Err(CliError::config(format!(
+            "flow \"{}\" not found; stable keys: {}",
+            args.stable_key,
+            keys.join(", ")
+        )));
+    };
+    let instance_id = match &args.instance {
+        Some(id) => id.clone(),
+        None => runtime.instances().next().map(|instance| instance.id.clone()).unwrap_or_default(),
+    };
+    let Some(instance) = runtime.instance(&instance_id).cloned() else {
+        return Err(CliError::config(format!("instance \"{instance_id}\" not found in the configuration")));
+    };
+
+    let body = read_data(args.data.as_deref())?;
+    let mut headers = std::collections::BTreeMap::new();
+    for header in &args.headers {
+        let Some((name, value)) = header.split_once(':') else {
+            return Err(CliError::config(format!("--header \"{header}\" is not 'Name: value'")));
+        };
+        headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+    }
+    let content_type = headers
+        .get("content-type")
+        .cloned()
+        .or_else(|| (!body.is_empty()).then(|| "application/json".to_owned()));
+    let bytes = bytes::Bytes::from(body);
+    let data = parse_body(content_type.as_deref(), &bytes)
+        .await
+        .map_err(|error| CliError::config(format!("--data: {error}")))?;
+
+    let execution_id = uuid::Uuid::now_v7().to_string();
+    let mut payload = TriggerPayload {
+        headers,
+        query_parameters: query_parameters(args.query.as_deref()),
+        raw_body: RawBody {
+            data: bytes.to_vec(),
+            content_type: content_type.clone(),
+        },
+        body: flow_core::Body { data, content_type },
+        ..TriggerPayload::default()
+    };
+    runtime.describe_payload(&mut payload, flow, &instance, &execution_id);
+
+    let trigger = runtime
+        .run_trigger(flow, &instance, payload)
+        .await
+        .map_err(|rejection| CliError::failed(format!("the trigger rejected the request: {rejection}")))?;
+    if let Some(response) = &trigger.response {
+        eprintln!("trigger response: {}", serde_json::to_string(response).unwrap_or_default());
+    }
+
+    let (execution_id, completion) = runtime
+        .run_now(flow.stable_key(), &instance.id, trigger.payload, Source::Cli)
+        .await
+        .map_err(|error| CliError::failed(error.to_string()))?;
+    eprintln!("execution {execution_id}");
+    match completion {
+        Completion::Succeeded(FlowOutput::Data(value)) => {
+            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            Ok(())
+        }
+        Completion::Succeeded(FlowOutput::Response(response)) => {
+            println!("{}", serde_json::to_string_pretty(&response).unwrap_or_default());
+            Ok(())
+        }
+        Completion::Failed { error, retrying } => {
+            let retry_note = if retrying { "; a retry is scheduled and runs under `serve`" } else { "" };
+            Err(CliError::failed(format!("execution {execution_id} failed: {error}{retry_note}")))
+        }
+    }
+}
+
+/// Reads `--data`: JSON text as given, or the bytes of the file after `@`.
+fn read_data(data: Option<&str>) -> Result<Vec<u8>, CliError> {
+    match data {
+        None => Ok(Vec::new()),
+        Some(text) => match text.strip_prefix('@') {
+            Some(path) => {
+                std::fs::read(path).map_err(|error| CliError::config(format!("cannot read --data file {path}: {error}")))
+            }
+            None => Ok(text.as_bytes().to_vec()),
+        },
+    }
+}

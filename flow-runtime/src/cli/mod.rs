@@ -1,0 +1,236 @@
+//! The command-line interface that `flow_runtime::main!()` gives an integration binary.
+
+mod executions;
+mod invoke;
+mod serve;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use flow_core::EndpointSecurity;
+
+use crate::clock::SystemClock;
+use crate::config::{FileConfig, Overrides, RuntimeSettings, build_instances};
+use crate::engine::{EngineSettings, Runtime};
+use crate::integration::Integration;
+use crate::registry::Registry;
+use crate::store::SqliteStore;
+
+/// Exit code for a configuration or usage error.
+const EXIT_CONFIG: u8 = 2;
+/// Exit code for a flow that failed.
+const EXIT_FAILED: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(about = "Serves and runs the flows of this integration", version)]
+struct Cli {
+    /// Configuration file (TOML); `FLOW_CONFIG` sets it too.
+    #[arg(long, global = true, env = "FLOW_CONFIG")]
+    config: Option<PathBuf>,
+
+    /// Store URL, such as sqlite://flows.db; overrides the config file and `FLOW_STORE`.
+    #[arg(long, global = true)]
+    store: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serves every flow over HTTP.
+    Serve {
+        /// Listen address, such as 127.0.0.1:8080.
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+    },
+    /// Lists the flows and their settings.
+    Flows {
+        /// Prints JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs one flow in this process (trigger, then execution) and prints its result.
+    Invoke(invoke::InvokeArgs),
+    /// Reads stored executions.
+    Executions {
+        #[command(subcommand)]
+        command: executions::ExecutionsCommand,
+    },
+    /// Prints the integration definition as JSON.
+    Manifest,
+}
+
+/// Parses the command line and runs the command; the body of the `main` that
+/// [`main!`](crate::main) generates.
+pub fn run(integration: Integration) -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+
+    let registry = match Registry::from_inventory(integration) {
+        Ok(registry) => registry,
+        Err(error) => return fail(EXIT_CONFIG, &error.to_string()),
+    };
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(EXIT_CONFIG, &format!("cannot start the async runtime: {error}")),
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Flows { json } => {
+                print_flows(&registry, json);
+                Ok(())
+            }
+            Command::Manifest => {
+                println!("{}", serde_json::to_string_pretty(&registry.manifest()).unwrap_or_default());
+                Ok(())
+            }
+            Command::Serve { addr } => {
+                let overrides = Overrides { addr, store: cli.store };
+                serve::serve(registry, cli.config, overrides).await
+            }
+            Command::Invoke(args) => {
+                let overrides = Overrides { addr: None, store: cli.store };
+                invoke::invoke(registry, cli.config, overrides, args).await
+            }
+            Command::Executions { command } => {
+                let overrides = Overrides { addr: None, store: cli.store };
+                executions::run(cli.config, overrides, command).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError { code, message }) => fail(code, &message),
+    }
+}
+
+/// A command's failure: the exit code and the message for standard error.
+#[derive(Debug)]
+pub(crate) struct CliError {
+    code: u8,
+    message: String,
+}
+
+impl CliError {
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Self {
+            code: EXIT_CONFIG,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn failed(message: impl Into<String>) -> Self {
+        Self {
+            code: EXIT_FAILED,
+            message: message.into(),
+        }
+    }
+}
+
+fn fail(code: u8, message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(code)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Reads the config file (when given) and merges environment and command-line overrides.
+pub(crate) fn load_settings(config: Option<PathBuf>, overrides: &Overrides) -> Result<RuntimeSettings, CliError> {
+    let file = match &config {
+        Some(path) => FileConfig::load(path).map_err(|error| CliError::config(error.to_string()))?,
+        None => FileConfig::default(),
+    };
+    RuntimeSettings::resolve(file, overrides, env_var).map_err(|error| CliError::config(error.to_string()))
+}
+
+/// Opens the store named by the settings.
+pub(crate) fn open_store(settings: &RuntimeSettings) -> Result<Arc<SqliteStore>, CliError> {
+    SqliteStore::open(&settings.store_path, settings.durability)
+        .map(Arc::new)
+        .map_err(|error| CliError::config(error.to_string()))
+}
+
+/// Builds instances and the engine, and resolves organization keys from the environment.
+pub(crate) fn build_runtime(
+    registry: Registry,
+    settings: &RuntimeSettings,
+) -> Result<(Runtime, HashMap<String, Vec<String>>), CliError> {
+    let instances = build_instances(settings, &registry, env_var).map_err(|error| CliError::config(error.to_string()))?;
+
+    let mut organization_keys = HashMap::new();
+    for flow in registry.flows() {
+        if flow.config.endpoint_security != EndpointSecurity::Organization {
+            continue;
+        }
+        let mut keys = Vec::new();
+        for source in &flow.config.organization_api_keys {
+            let key = source
+                .resolve(env_var)
+                .map_err(|reason| CliError::config(format!("flow \"{}\": {reason}", flow.stable_key())))?;
+            keys.push(key);
+        }
+        organization_keys.insert(flow.stable_key().to_owned(), keys);
+    }
+
+    let store = open_store(settings)?;
+    let runtime = Runtime::new(
+        registry,
+        instances,
+        store,
+        Arc::new(SystemClock),
+        EngineSettings {
+            workers: settings.workers,
+            ..EngineSettings::default()
+        },
+    );
+    Ok((runtime, organization_keys))
+}
+
+fn print_flows(registry: &Registry, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&registry.flows_json()).unwrap_or_default());
+        return;
+    }
+    println!("{:<28} {:<28} {:<12} {:<18} {:<18} {}", "STABLE KEY", "NAME", "MODE", "QUEUE", "SECURITY", "SCHEDULE");
+    for flow in registry.flows() {
+        let config = &flow.config;
+        let mode = if config.synchronous { "synchronous" } else { "asynchronous" };
+        let queue = match config.queue_mode() {
+            flow_core::QueueMode::Parallel => "parallel".to_owned(),
+            flow_core::QueueMode::Throttled { concurrency_limit } => format!("throttled({concurrency_limit})"),
+            flow_core::QueueMode::Sequential => "sequential".to_owned(),
+        };
+        let security = serde_json::to_value(config.endpoint_security)
+            .ok()
+            .and_then(|value| value.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let schedule = match &config.schedule {
+            Some(schedule) => {
+                let source = match &schedule.source {
+                    flow_core::ScheduleSource::Cron(cron) => cron.clone(),
+                    flow_core::ScheduleSource::ConfigVar(name) => format!("config var \"{name}\""),
+                };
+                format!("{source} ({})", schedule.timezone.as_deref().unwrap_or("UTC"))
+            }
+            None => "-".to_owned(),
+        };
+        println!(
+            "{:<28} {:<28} {:<12} {:<18} {:<18} {}",
+            config.stable_key, config.name, mode, queue, security, schedule
+        );
+    }
+}

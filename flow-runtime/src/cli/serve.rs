@@ -1,0 +1,67 @@
+//! `serve`: the HTTP server over the engine, with graceful shutdown.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{CliError, build_runtime, load_settings};
+use crate::config::Overrides;
+use crate::http::{HttpSettings, router};
+use crate::registry::Registry;
+
+/// How long running executions may finish after SIGTERM or Ctrl-C.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+pub(super) async fn serve(registry: Registry, config: Option<PathBuf>, overrides: Overrides) -> Result<(), CliError> {
+    let settings = load_settings(config, &overrides)?;
+    let (runtime, organization_keys) = build_runtime(registry, &settings)?;
+    runtime
+        .start()
+        .await
+        .map_err(|error| CliError::config(format!("cannot recover stored executions: {error}")))?;
+
+    let listener = tokio::net::TcpListener::bind(settings.addr)
+        .await
+        .map_err(|error| CliError::config(format!("cannot listen on {}: {error}; choose another --addr", settings.addr)))?;
+    let local = listener.local_addr().map_err(|error| CliError::config(error.to_string()))?;
+    tracing::info!(addr = %local, store = %settings.store_path.display(), "serving flows");
+    for instance in runtime.instances() {
+        for (flow, url) in &instance.webhook_urls {
+            tracing::info!(instance = %instance.id, flow = %flow, url = %url, "webhook");
+        }
+    }
+
+    let app = router(
+        runtime.clone(),
+        HttpSettings {
+            body_limit: settings.body_limit,
+            sync_timeout: settings.sync_timeout,
+            admin_token: settings.admin_token.clone(),
+        },
+        organization_keys,
+    );
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
+    tracing::info!("stopped accepting requests; finishing running executions");
+    runtime.shutdown(SHUTDOWN_GRACE).await;
+    served.map_err(|error| CliError::failed(format!("server error: {error}")))
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!(signal = "interrupt", "shutdown requested"),
+        () = terminate => tracing::info!(signal = "terminate", "shutdown requested"),
+    }
+}

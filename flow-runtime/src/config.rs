@@ -1,0 +1,397 @@
+//! Runtime configuration: a TOML file, environment overrides, and the instances it declares.
+//!
+//! ```toml
+//! [server]
+//! addr = "127.0.0.1:8080"            # FLOW_ADDR
+//! public_url = "https://flows.example.com"   # FLOW_PUBLIC_URL; default http://{addr}
+//! body_limit = 10485760              # bytes, FLOW_BODY_LIMIT
+//! sync_timeout_seconds = 30          # FLOW_SYNC_TIMEOUT_SECONDS
+//! admin_token = "..."                # FLOW_ADMIN_TOKEN; guards /executions when set
+//! workers = 64                       # FLOW_WORKERS: executions running at once
+//!
+//! [store]
+//! url = "sqlite://flows.db"          # FLOW_STORE
+//! durability = "full"                # or "normal"
+//!
+//! [[instances]]
+//! id = "acme"
+//! name = "Acme"
+//! customer = { id = "cus_1", name = "Acme Corp", external_id = "A-1" }
+//! config = { "API Base URL" = "https://erp.example.com", "ERP Token" = { env = "ACME_ERP_TOKEN" } }
+//! api_keys = { "process-order" = ["k_live_1"] }
+//! ```
+//!
+//! With no file and no instances, one instance named `default` is used.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use flow_core::Customer;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::instance::Instance;
+use crate::registry::Registry;
+
+/// Default body limit: 10 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
+/// Default wait for a synchronous answer.
+pub const DEFAULT_SYNC_TIMEOUT_SECONDS: u64 = 30;
+/// Default store location.
+pub const DEFAULT_STORE_URL: &str = "sqlite://flows.db";
+/// Default listen address.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+/// Default number of executions running at once.
+pub const DEFAULT_WORKERS: usize = 64;
+
+/// A configuration that cannot be used; the message names the setting and the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Listen address.
+    pub addr: Option<SocketAddr>,
+    /// Base of the webhook URLs handed to flows.
+    pub public_url: Option<String>,
+    /// Request body limit in bytes, checked on the decoded size.
+    pub body_limit: Option<usize>,
+    /// Longest wait for a synchronous answer before 504.
+    pub sync_timeout_seconds: Option<u64>,
+    /// Bearer token for the executions API.
+    pub admin_token: Option<String>,
+    /// Executions running at once.
+    pub workers: Option<usize>,
+}
+
+/// Store settings.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `sqlite://PATH` or a plain file path.
+    pub url: Option<String>,
+    /// `full` (default) or `normal`.
+    pub durability: Option<String>,
+}
+
+/// An instance as written in the config file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSettings {
+    /// Id used in URLs.
+    pub id: String,
+    /// Display name; the id when absent.
+    pub name: Option<String>,
+    /// The customer.
+    #[serde(default)]
+    pub customer: CustomerSettings,
+    /// Config variable values; `{ env = "NAME" }` reads an environment variable.
+    #[serde(default)]
+    pub config: BTreeMap<String, toml::Value>,
+    /// API keys per flow stable key.
+    #[serde(default)]
+    pub api_keys: BTreeMap<String, Vec<String>>,
+}
+
+/// The customer of an instance.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerSettings {
+    /// Id.
+    pub id: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Id in the customer's systems.
+    pub external_id: Option<String>,
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// HTTP server settings.
+    #[serde(default)]
+    pub server: ServerSettings,
+    /// Store settings.
+    #[serde(default)]
+    pub store: StoreSettings,
+    /// Instances.
+    #[serde(default)]
+    pub instances: Vec<InstanceSettings>,
+}
+
+/// Settings after the file, the environment and the command line are merged.
+#[derive(Debug, Clone)]
+pub struct RuntimeSettings {
+    /// Listen address.
+    pub addr: SocketAddr,
+    /// Base of webhook URLs, without a trailing slash.
+    pub public_url: String,
+    /// Body limit in bytes.
+    pub body_limit: usize,
+    /// Wait for synchronous answers.
+    pub sync_timeout: std::time::Duration,
+    /// Token for the executions API.
+    pub admin_token: Option<String>,
+    /// Executions running at once.
+    pub workers: usize,
+    /// Path of the SQLite file.
+    pub store_path: PathBuf,
+    /// Whether commits are fsynced fully.
+    pub durability: crate::store::Durability,
+    /// Instances as written.
+    pub instances: Vec<InstanceSettings>,
+}
+
+/// Overrides from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--addr`.
+    pub addr: Option<SocketAddr>,
+    /// `--store`.
+    pub store: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads and parses a TOML file.
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`ConfigError`] naming the file and TOML's reason.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| ConfigError(format!("cannot read config file {}: {error}", path.display())))?;
+        toml::from_str(&text).map_err(|error| ConfigError(format!("invalid config file {}: {error}", path.display())))
+    }
+}
+
+impl RuntimeSettings {
+    /// Merges the file (if any), environment variables (`FLOW_*`, read through `env`) and
+    /// command-line overrides, in rising priority.
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`ConfigError`] naming the setting that does not parse.
+    pub fn resolve(
+        file: FileConfig,
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let parse_env = |name: &str| -> Result<Option<u64>, ConfigError> {
+            env(name)
+                .map(|text| {
+                    text.parse::<u64>()
+                        .map_err(|_| ConfigError(format!("environment variable {name}=\"{text}\" is not a whole number")))
+                })
+                .transpose()
+        };
+
+        let addr = match (overrides.addr, env("FLOW_ADDR")) {
+            (Some(addr), _) => addr,
+            (None, Some(text)) => text
+                .parse()
+                .map_err(|_| ConfigError(format!("FLOW_ADDR=\"{text}\" is not a socket address such as 127.0.0.1:8080")))?,
+            (None, None) => file.server.addr.unwrap_or_else(|| DEFAULT_ADDR.parse().expect("the default address parses")),
+        };
+        let public_url = env("FLOW_PUBLIC_URL")
+            .or(file.server.public_url)
+            .unwrap_or_else(|| format!("http://{addr}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let body_limit = match parse_env("FLOW_BODY_LIMIT")? {
+            Some(limit) => usize::try_from(limit).unwrap_or(usize::MAX),
+            None => file.server.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
+        };
+        let sync_timeout_seconds = parse_env("FLOW_SYNC_TIMEOUT_SECONDS")?
+            .or(file.server.sync_timeout_seconds)
+            .unwrap_or(DEFAULT_SYNC_TIMEOUT_SECONDS);
+        let workers = match parse_env("FLOW_WORKERS")? {
+            Some(count) => usize::try_from(count).unwrap_or(usize::MAX),
+            None => file.server.workers.unwrap_or(DEFAULT_WORKERS),
+        };
+        if workers == 0 {
+            return Err(ConfigError("`workers` must be at least 1".to_owned()));
+        }
+        let admin_token = env("FLOW_ADMIN_TOKEN").or(file.server.admin_token).filter(|token| !token.is_empty());
+
+        let store_url = overrides
+            .store
+            .clone()
+            .or_else(|| env("FLOW_STORE"))
+            .or(file.store.url)
+            .unwrap_or_else(|| DEFAULT_STORE_URL.to_owned());
+        let store_path = parse_store_url(&store_url)?;
+        let durability = match file.store.durability.as_deref() {
+            None | Some("full") => crate::store::Durability::Full,
+            Some("normal") => crate::store::Durability::Normal,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "store durability \"{other}\" is invalid; use \"full\" or \"normal\""
+                )));
+            }
+        };
+
+        Ok(Self {
+            addr,
+            public_url,
+            body_limit,
+            sync_timeout: std::time::Duration::from_secs(sync_timeout_seconds),
+            admin_token,
+            workers,
+            store_path,
+            durability,
+            instances: file.instances,
+        })
+    }
+}
+
+/// Parses `sqlite://PATH`, `sqlite:PATH` or a plain path.
+///
+/// # Errors
+///
+/// Returns a [`ConfigError`] for other schemes or an empty path.
+pub fn parse_store_url(url: &str) -> Result<PathBuf, ConfigError> {
+    let path = if let Some(path) = url.strip_prefix("sqlite://") {
+        path
+    } else if let Some(path) = url.strip_prefix("sqlite:") {
+        path
+    } else if url.contains("://") {
+        return Err(ConfigError(format!(
+            "store URL \"{url}\" has an unsupported scheme; use sqlite://PATH, e.g. sqlite://flows.db"
+        )));
+    } else {
+        url
+    };
+    if path.is_empty() {
+        return Err(ConfigError(format!("store URL \"{url}\" has no file path; e.g. sqlite://flows.db")));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// Builds the runtime's instances: applies config defaults, checks required variables, and
+/// computes webhook URLs. With no instance declared, one named `default` is created.
+///
+/// # Errors
+///
+/// Returns a [`ConfigError`] naming the variable and the instance for a missing required
+/// variable, an unset environment variable, a repeated instance id, or API keys for an
+/// unknown flow.
+pub fn build_instances(
+    settings: &RuntimeSettings,
+    registry: &Registry,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<Instance>, ConfigError> {
+    let declared = if settings.instances.is_empty() {
+        vec![InstanceSettings {
+            id: "default".to_owned(),
+            ..InstanceSettings::default()
+        }]
+    } else {
+        settings.instances.clone()
+    };
+
+    let mut instances: Vec<Instance> = Vec::with_capacity(declared.len());
+    for entry in declared {
+        if entry.id.is_empty() || entry.id.contains('/') {
+            return Err(ConfigError(format!(
+                "instance id \"{}\" is invalid; use a non-empty id without '/', e.g. \"acme\"",
+                entry.id
+            )));
+        }
+        if instances.iter().any(|instance| instance.id == entry.id) {
+            return Err(ConfigError(format!("instance id \"{}\" is declared twice; ids must be unique", entry.id)));
+        }
+        instances.push(build_instance(entry, settings, registry, &env)?);
+    }
+    Ok(instances)
+}
+
+fn build_instance(
+    entry: InstanceSettings,
+    settings: &RuntimeSettings,
+    registry: &Registry,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Instance, ConfigError> {
+    let id = entry.id.clone();
+
+    let mut config: BTreeMap<String, Value> = BTreeMap::new();
+    for (name, value) in entry.config {
+        if registry.integration().find_config_var(&name).is_none() {
+            let known: Vec<&str> = registry.integration().config_vars.iter().map(|var| var.name.as_str()).collect();
+            return Err(ConfigError(format!(
+                "instance \"{id}\" sets config variable \"{name}\", which the integration does not declare; \
+                 declared: {}",
+                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            )));
+        }
+        config.insert(name.clone(), config_value(&id, &name, value, env)?);
+    }
+    for var in &registry.integration().config_vars {
+        if !config.contains_key(&var.name) {
+            if let Some(default) = &var.default {
+                config.insert(var.name.clone(), default.clone());
+            } else if var.required {
+                return Err(ConfigError(format!(
+                    "instance \"{id}\" has no value for the required config variable \"{}\"; \
+                     set it under [instances.config] in the config file",
+                    var.name
+                )));
+            }
+        }
+    }
+
+    for key in entry.api_keys.keys() {
+        if registry.get(key).is_none() {
+            return Err(ConfigError(format!(
+                "instance \"{id}\" sets API keys for \"{key}\", which is not a flow's stable key"
+            )));
+        }
+    }
+
+    let mut webhook_urls = BTreeMap::new();
+    let mut keys_by_name = BTreeMap::new();
+    for flow in registry.flows() {
+        let url = format!("{}/webhooks/{}/{}", settings.public_url, id, flow.stable_key());
+        webhook_urls.insert(flow.name().to_owned(), url);
+        let keys = entry.api_keys.get(flow.stable_key()).cloned().unwrap_or_default();
+        keys_by_name.insert(flow.name().to_owned(), keys);
+    }
+
+    Ok(Instance {
+        name: entry.name.unwrap_or_else(|| id.clone()),
+        customer: Customer {
+            id: entry.customer.id,
+            name: entry.customer.name,
+            external_id: entry.customer.external_id,
+        },
+        config,
+        api_keys: entry.api_keys,
+        webhook_urls,
+        webhook_api_keys_by_name: keys_by_name,
+        id,
+    })
+}
+
+fn config_value(
+    instance: &str,
+    name: &str,
+    value: toml::Value,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Value, ConfigError> {
+    if let toml::Value::Table(table) = &value {
+        if let (1, Some(toml::Value::String(variable))) = (table.len(), table.get("env")) {
+            return env(variable).map(Value::String).ok_or_else(|| {
+                ConfigError(format!(
+                    "config variable \"{name}\" of instance \"{instance}\" reads environment variable \
+                     {variable}, which is unset"
+                ))
+            });
+        }
+    }
+    serde_json::to_value(value)
+        .map_err(|error| ConfigError(format!("config variable \"{name}\" of instance \"{instance}\": {error}")))
+}

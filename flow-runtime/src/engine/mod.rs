@@ -1,0 +1,509 @@
+//! The execution engine: accepts executions durably, runs them on workers, records outcomes
+//! and schedules retries.
+//!
+//! A submitted execution is inserted into the store before its id is returned. When its flow
+//! runs in parallel and a worker is free, it is inserted already claimed by this process and
+//! runs at once; otherwise it is inserted `queued` and the dispatcher claims it when a worker
+//! frees up or its retry is due.
+
+mod dispatch;
+mod run;
+mod waiters;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use std::panic::AssertUnwindSafe;
+
+use flow_core::{FlowRef, IntegrationRef, QueueMode, TriggerError, TriggerPayload, TriggerResult};
+use futures::FutureExt as _;
+use serde_json::Value;
+use tokio::sync::{Notify, Semaphore, oneshot};
+
+pub use waiters::Completion;
+
+use crate::clock::Clock;
+use crate::context::{Context, RunInfo, States};
+use crate::logger::Logger;
+use crate::definition::Flow;
+use crate::instance::Instance;
+use crate::registry::Registry;
+use crate::store::{InsertOutcome, Lease, NewExecution, StateScope, Store, StoreError};
+use waiters::Waiters;
+
+/// How long a worker holds a claimed execution before another may take it over.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Executions running at once in this process.
+    pub workers: usize,
+    /// Lease length of a claimed execution.
+    pub lease: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            workers: crate::config::DEFAULT_WORKERS,
+            lease: DEFAULT_LEASE,
+        }
+    }
+}
+
+/// What started an execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A webhook request.
+    Webhook,
+    /// The `invoke` command.
+    Cli,
+    /// `invoke_flow` from another execution, whose id is given.
+    Invoke(String),
+    /// A schedule tick.
+    Schedule,
+}
+
+impl Source {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Cli => "cli",
+            Self::Invoke(_) => "invoke",
+            Self::Schedule => "schedule",
+        }
+    }
+
+    fn parent_id(&self) -> Option<String> {
+        match self {
+            Self::Invoke(parent) => Some(parent.clone()),
+            Self::Webhook | Self::Cli | Self::Schedule => None,
+        }
+    }
+}
+
+/// The result of [`Runtime::submit`].
+#[derive(Debug)]
+pub struct Submitted {
+    /// The stored execution's id, or the id of the execution a duplicate matched.
+    pub execution_id: String,
+    /// Whether the request matched a queued or running execution and will not run.
+    pub deduplicated: bool,
+    /// Resolves with the first attempt's outcome, when the caller asked to wait.
+    pub completion: Option<oneshot::Receiver<Completion>>,
+}
+
+/// Why an execution could not be accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// No instance has this id.
+    #[error("instance \"{0}\" not found")]
+    UnknownInstance(String),
+    /// No flow has this stable key or name.
+    #[error("flow \"{0}\" not found")]
+    UnknownFlow(String),
+    /// The request matched a queued or running execution, whose id is given.
+    #[error("deduplicated into execution {0}")]
+    Deduplicated(String),
+    /// The store did not commit the execution; nothing was accepted.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub(crate) struct Inner {
+    pub(crate) registry: Registry,
+    pub(crate) instances: BTreeMap<String, Arc<Instance>>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: EngineSettings,
+    pub(crate) worker_id: String,
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) wake: Notify,
+    pub(crate) waiters: Waiters,
+    pub(crate) state_cache: Mutex<HashMap<String, Arc<BTreeMap<String, Value>>>>,
+    pub(crate) stopping: tokio::sync::watch::Sender<bool>,
+    self_ref: std::sync::Weak<Inner>,
+}
+
+/// The engine; cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("worker_id", &self.inner.worker_id).finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Creates an engine over a registry, its instances and a store. Call [`Runtime::start`]
+    /// to recover stored work and run the dispatcher.
+    pub fn new(
+        registry: Registry,
+        instances: Vec<Instance>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: EngineSettings,
+    ) -> Self {
+        let instances = instances
+            .into_iter()
+            .map(|instance| (instance.id.clone(), Arc::new(instance)))
+            .collect();
+        let (stopping, _) = tokio::sync::watch::channel(false);
+        Self {
+            inner: Arc::new_cyclic(|self_ref| Inner {
+                self_ref: self_ref.clone(),
+                registry,
+                instances,
+                store,
+                clock,
+                permits: Arc::new(Semaphore::new(settings.workers)),
+                settings,
+                worker_id: format!("worker-{}", uuid::Uuid::now_v7()),
+                wake: Notify::new(),
+                waiters: Waiters::default(),
+                state_cache: Mutex::default(),
+                stopping,
+            }),
+        }
+    }
+
+    /// Requeues work left running by a previous process and starts the dispatcher.
+    ///
+    /// # Errors
+    ///
+    /// Returns the store's error when recovery fails.
+    pub async fn start(&self) -> Result<(), StoreError> {
+        let recovered = self.inner.store.recover(self.inner.clock.now()).await?;
+        if recovered > 0 {
+            tracing::info!(count = recovered, "requeued executions left running by a previous process");
+        }
+        tokio::spawn(dispatch::run_dispatcher(Arc::clone(&self.inner)));
+        Ok(())
+    }
+
+    /// Returns the registry.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// Returns the store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Returns the clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Returns the instance with this id.
+    pub fn instance(&self, id: &str) -> Option<&Arc<Instance>> {
+        self.inner.instances.get(id)
+    }
+
+    /// Returns every instance, ordered by id.
+    pub fn instances(&self) -> impl Iterator<Item = &Arc<Instance>> {
+        self.inner.instances.values()
+    }
+
+    /// Returns the integration's id, name and version as payloads show them.
+    pub fn integration_ref(&self) -> IntegrationRef {
+        self.inner.integration_ref()
+    }
+
+    /// Fills the payload fields that describe where it runs: customer, instance, flow,
+    /// integration, webhook URLs and keys, invoke URL, execution id and start time.
+    pub fn describe_payload(&self, payload: &mut TriggerPayload, flow: &Flow, instance: &Instance, execution_id: &str) {
+        self.inner.describe_payload(payload, flow, instance, execution_id);
+    }
+
+    /// Runs the flow's custom trigger on `payload`, or passes the payload on when the flow has
+    /// none. A panicking trigger gives a 500 rejection.
+    ///
+    /// # Errors
+    ///
+    /// Returns the trigger's [`TriggerError`]: the status and message for the caller.
+    pub async fn run_trigger(
+        &self,
+        flow: &Flow,
+        instance: &Arc<Instance>,
+        payload: TriggerPayload,
+    ) -> Result<TriggerResult, TriggerError> {
+        let Some(trigger) = flow.handlers.on_trigger else {
+            return Ok(TriggerResult::new(payload));
+        };
+
+        let context = Context::new(
+            RunInfo {
+                execution_id: payload.execution_id.clone(),
+                flow: payload.flow.clone(),
+                attempt: 0,
+                started_at: payload.started_at.unwrap_or_else(|| self.inner.clock.now()),
+            },
+            Arc::clone(instance),
+            self.inner.integration_ref(),
+            Logger::new(&payload.execution_id, flow.stable_key(), &instance.id),
+            Arc::new(States::default()),
+            None,
+        );
+        let result = match AssertUnwindSafe(trigger(&context, payload)).catch_unwind().await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::error!(flow = flow.stable_key(), instance = %instance.id, "trigger panicked");
+                Err(TriggerError::internal("the flow's trigger panicked; see the runtime log"))
+            }
+        };
+        if let Err(rejection) = &result {
+            tracing::info!(flow = flow.stable_key(), instance = %instance.id, status = rejection.status, "trigger rejected the request");
+        }
+        result
+    }
+
+    /// Stores a new execution and returns its id once the insert is committed.
+    ///
+    /// When `wait` is set, [`Submitted::completion`] resolves with the first attempt's outcome.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`SubmitError`] for an unknown flow or instance, or when the store fails.
+    pub async fn submit(
+        &self,
+        flow_key: &str,
+        instance_id: &str,
+        payload: TriggerPayload,
+        source: Source,
+        wait: bool,
+    ) -> Result<Submitted, SubmitError> {
+        self.inner.submit(flow_key, instance_id, payload, source, wait, false).await
+    }
+
+    /// Stores a new execution claimed by this process and runs it at once, outside the flow's
+    /// queue, waiting for a free worker; returns its id and first outcome. The `invoke`
+    /// command uses it, so it works beside a server that shares the store.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`SubmitError`] for an unknown flow or instance, when the store fails, or when
+    /// the request was deduplicated into another execution (as `Deduplicated`).
+    pub async fn run_now(
+        &self,
+        flow_key: &str,
+        instance_id: &str,
+        payload: TriggerPayload,
+        source: Source,
+    ) -> Result<(String, Completion), SubmitError> {
+        let submitted = self.inner.submit(flow_key, instance_id, payload, source, true, true).await?;
+        let Some(completion) = submitted.completion else {
+            return Err(SubmitError::Deduplicated(submitted.execution_id));
+        };
+        let completion = completion
+            .await
+            .map_err(|_| SubmitError::Store(StoreError::Closed("the engine stopped before the execution finished".to_owned())))?;
+        Ok((submitted.execution_id, completion))
+    }
+
+    /// Stops claiming work, waits up to `grace` for running executions, and returns the ones
+    /// still running to the queue for the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        let _ = self.inner.stopping.send(true);
+        self.inner.wake.notify_waiters();
+
+        let all = u32::try_from(self.inner.settings.workers).unwrap_or(u32::MAX);
+        let drained = tokio::time::timeout(grace, self.inner.permits.acquire_many(all)).await;
+        match drained {
+            Ok(_) => tracing::info!("every running execution finished before shutdown"),
+            Err(_) => {
+                let running = self.inner.settings.workers - self.inner.permits.available_permits();
+                tracing::warn!(running, grace_seconds = grace.as_secs(), "grace period over; executions still running are left queued");
+            }
+        }
+        match self.inner.store.release_worker(&self.inner.worker_id).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "requeued unfinished executions for the next start"),
+            Err(error) => tracing::error!(%error, "could not requeue unfinished executions; they are recovered at the next start"),
+        }
+    }
+}
+
+impl Inner {
+    /// Returns an owning handle to this engine, which lives as long as any `Runtime` or task.
+    pub(crate) fn self_arc(&self) -> Arc<Self> {
+        self.self_ref.upgrade().expect("the engine is alive while one of its methods runs")
+    }
+
+    pub(crate) fn integration_ref(&self) -> IntegrationRef {
+        let integration = self.registry.integration();
+        IntegrationRef {
+            id: Some(integration.id.clone()),
+            name: Some(integration.name.clone()),
+            version: Some(integration.version.clone()),
+        }
+    }
+
+    pub(crate) fn describe_payload(
+        &self,
+        payload: &mut TriggerPayload,
+        flow: &Flow,
+        instance: &Instance,
+        execution_id: &str,
+    ) {
+        payload.customer = instance.customer.clone();
+        payload.instance = flow_core::InstanceRef {
+            id: Some(instance.id.clone()),
+            name: Some(instance.name.clone()),
+        };
+        payload.flow = FlowRef {
+            stable_key: Some(flow.stable_key().to_owned()),
+            name: Some(flow.name().to_owned()),
+        };
+        payload.integration = self.integration_ref();
+        payload.webhook_urls = instance.webhook_urls.clone();
+        payload.webhook_api_keys = instance.webhook_api_keys_by_name.clone();
+        payload.invoke_url = instance.webhook_urls.get(flow.name()).cloned().unwrap_or_default();
+        payload.execution_id = execution_id.to_owned();
+        if payload.started_at.is_none() {
+            payload.started_at = Some(self.clock.now());
+        }
+    }
+
+    pub(crate) async fn submit(
+        self: &Arc<Self>,
+        flow_key: &str,
+        instance_id: &str,
+        mut payload: TriggerPayload,
+        source: Source,
+        wait: bool,
+        run_now: bool,
+    ) -> Result<Submitted, SubmitError> {
+        let flow = self
+            .registry
+            .find(flow_key)
+            .ok_or_else(|| SubmitError::UnknownFlow(flow_key.to_owned()))?;
+        let instance = self
+            .instances
+            .get(instance_id)
+            .ok_or_else(|| SubmitError::UnknownInstance(instance_id.to_owned()))?;
+
+        let execution_id = if payload.execution_id.is_empty() {
+            uuid::Uuid::now_v7().to_string()
+        } else {
+            payload.execution_id.clone()
+        };
+        self.describe_payload(&mut payload, flow, instance, &execution_id);
+
+        let fields = payload.field_source();
+        let dedupe_key = flow
+            .config
+            .queue
+            .as_ref()
+            .and_then(|queue| queue.dedupe_id_field.as_ref())
+            .and_then(|path| path.resolve_id(&fields));
+        let unique_request_id = flow
+            .config
+            .retry
+            .as_ref()
+            .and_then(|retry| retry.unique_request_id_field.as_ref())
+            .and_then(|path| path.resolve_id(&fields));
+
+        // API keys are not stored: the worker fills them in again from the instance.
+        let mut stored = payload.to_value();
+        if let Some(object) = stored.as_object_mut() {
+            object.insert("webhookApiKeys".to_owned(), Value::Object(serde_json::Map::new()));
+        }
+
+        let now = self.clock.now();
+        let permit = match (run_now, flow.config.queue_mode()) {
+            (true, _) => Arc::clone(&self.permits).acquire_owned().await.ok(),
+            (false, QueueMode::Parallel) => Arc::clone(&self.permits).try_acquire_owned().ok(),
+            (false, QueueMode::Throttled { .. } | QueueMode::Sequential) => None,
+        };
+        let claimed_by = permit.as_ref().map(|_| Lease {
+            worker: self.worker_id.clone(),
+            until: now + self.settings.lease,
+        });
+
+        let completion = wait.then(|| self.waiters.register(&execution_id));
+        let inserted = self
+            .store
+            .insert(NewExecution {
+                id: execution_id.clone(),
+                flow: flow.stable_key().to_owned(),
+                instance: instance.id.clone(),
+                payload: stored.to_string(),
+                created_at: now,
+                dedupe_key,
+                unique_request_id,
+                parent_id: source.parent_id(),
+                source: source.name().to_owned(),
+                claimed_by,
+            })
+            .await;
+
+        let outcome = match inserted {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                self.waiters.forget(&execution_id);
+                return Err(error.into());
+            }
+        };
+        match outcome {
+            InsertOutcome::Inserted => {
+                tracing::debug!(execution_id = %execution_id, flow = flow.stable_key(), instance = %instance.id, "execution accepted");
+                match permit {
+                    Some(permit) => {
+                        let claimed = crate::store::ClaimedExecution {
+                            id: execution_id.clone(),
+                            flow: flow.stable_key().to_owned(),
+                            instance: instance.id.clone(),
+                            payload: String::new(),
+                            attempt: 1,
+                            created_at: now,
+                            parent_id: source.parent_id(),
+                        };
+                        let inner = Arc::clone(self);
+                        tokio::spawn(async move {
+                            run::run_attempt(&inner, claimed, Some(payload)).await;
+                            drop(permit);
+                            inner.wake.notify_one();
+                        });
+                    }
+                    None => self.wake.notify_one(),
+                }
+                Ok(Submitted {
+                    execution_id,
+                    deduplicated: false,
+                    completion,
+                })
+            }
+            InsertOutcome::Deduplicated { existing_id } => {
+                self.waiters.forget(&execution_id);
+                tracing::info!(execution_id = %execution_id, matched = %existing_id, flow = flow.stable_key(), "request deduplicated");
+                Ok(Submitted {
+                    execution_id: existing_id,
+                    deduplicated: true,
+                    completion: None,
+                })
+            }
+        }
+    }
+
+    /// Returns a state map from the cache, loading it from the store on first use.
+    pub(crate) async fn state(&self, scope: StateScope) -> Result<Arc<BTreeMap<String, Value>>, StoreError> {
+        let key = scope.storage_key();
+        if let Some(values) = self.state_cache.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+            return Ok(Arc::clone(values));
+        }
+        let values = Arc::new(self.store.load_state(scope).await?);
+        self.state_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key)
+            .or_insert_with(|| Arc::clone(&values));
+        Ok(values)
+    }
+}

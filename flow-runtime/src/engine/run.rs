@@ -1,0 +1,276 @@
+//! One attempt of one execution: build the context, run the flow, record the outcome.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, PoisonError};
+
+use futures::FutureExt as _;
+use flow_core::{ExecutionParams, FlowError, FlowOutput, FlowRef, TriggerPayload};
+use serde_json::Value;
+use tracing::Instrument as _;
+
+use super::waiters::Completion;
+use super::{Inner, Source};
+use crate::context::{Context, FlowInvoker, RunInfo, StateStore, States};
+use crate::definition::{BoxFuture, Flow};
+use crate::instance::Instance;
+use crate::logger::Logger;
+use crate::store::{AttemptOutcome, AttemptRecord, ClaimedExecution, StateScope, StateWrite};
+
+/// Runs one attempt and records it. `payload` is the submitted payload when the submitting
+/// process runs the execution at once; otherwise the stored one is read.
+pub(super) async fn run_attempt(inner: &Arc<Inner>, claimed: ClaimedExecution, payload: Option<TriggerPayload>) {
+    let span = tracing::info_span!(
+        "execution",
+        execution_id = %claimed.id,
+        flow = %claimed.flow,
+        instance = %claimed.instance,
+        attempt = claimed.attempt,
+    );
+    async move {
+        let started_at = inner.clock.now();
+        let outcome = match prepare(inner, &claimed, payload) {
+            Ok((flow, instance, payload)) => execute(inner, &claimed, flow, instance, payload).await,
+            Err(error) => Attempt {
+                result: Err(FlowError::terminal(error)),
+                logs: Vec::new(),
+                state_writes: Vec::new(),
+            },
+        };
+        record(inner, &claimed, started_at, outcome).await;
+    }
+    .instrument(span)
+    .await;
+}
+
+struct Attempt {
+    result: Result<FlowOutput, FlowError>,
+    logs: Vec<crate::logger::LogEntry>,
+    state_writes: Vec<StateWrite>,
+}
+
+fn prepare<'a>(
+    inner: &'a Inner,
+    claimed: &ClaimedExecution,
+    payload: Option<TriggerPayload>,
+) -> Result<(&'a Flow, &'a Arc<Instance>, TriggerPayload), String> {
+    let flow = inner.registry.get(&claimed.flow).ok_or_else(|| {
+        format!("flow \"{}\" is not in this binary any more; deploy a binary that has it, or cancel the execution", claimed.flow)
+    })?;
+    let instance = inner.instances.get(&claimed.instance).ok_or_else(|| {
+        format!("instance \"{}\" is not configured any more; add it to the config file, or cancel the execution", claimed.instance)
+    })?;
+    let mut payload = match payload {
+        Some(payload) => payload,
+        None => serde_json::from_str(&claimed.payload).map_err(|error| format!("stored payload is unreadable: {error}"))?,
+    };
+    payload.webhook_api_keys = instance.webhook_api_keys_by_name.clone();
+    Ok((flow, instance, payload))
+}
+
+async fn execute(
+    inner: &Arc<Inner>,
+    claimed: &ClaimedExecution,
+    flow: &Flow,
+    instance: &Arc<Instance>,
+    payload: TriggerPayload,
+) -> Attempt {
+    let scopes = [
+        StateScope::Flow {
+            instance: instance.id.clone(),
+            flow: flow.stable_key().to_owned(),
+        },
+        StateScope::CrossFlow {
+            instance: instance.id.clone(),
+        },
+        StateScope::Integration,
+    ];
+    let mut loaded = Vec::with_capacity(scopes.len());
+    for scope in &scopes {
+        match inner.state(scope.clone()).await {
+            Ok(values) => loaded.push((*values).clone()),
+            Err(error) => {
+                return Attempt {
+                    result: Err(FlowError::new(format!("could not load state: {error}"))),
+                    logs: Vec::new(),
+                    state_writes: Vec::new(),
+                };
+            }
+        }
+    }
+    let mut loaded = loaded.into_iter();
+    let states = Arc::new(States {
+        instance: StateStore::new(loaded.next().unwrap_or_default()),
+        cross_flow: StateStore::new(loaded.next().unwrap_or_default()),
+        integration: StateStore::new(loaded.next().unwrap_or_default()),
+        execution: StateStore::default(),
+    });
+
+    let logger = Logger::new(&claimed.id, flow.stable_key(), &instance.id);
+    let context = Context::new(
+        RunInfo {
+            execution_id: claimed.id.clone(),
+            flow: FlowRef {
+                stable_key: Some(flow.stable_key().to_owned()),
+                name: Some(flow.name().to_owned()),
+            },
+            attempt: claimed.attempt,
+            started_at: payload.started_at.unwrap_or(claimed.created_at),
+        },
+        Arc::clone(instance),
+        inner.integration_ref(),
+        logger.clone(),
+        Arc::clone(&states),
+        Some(Arc::clone(inner) as Arc<dyn FlowInvoker>),
+    );
+
+    let params = ExecutionParams { trigger: payload };
+    let result = match AssertUnwindSafe((flow.execute)(&context, params)).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => Err(FlowError::new(format!("flow panicked: {}", panic_message(&*panic)))),
+    };
+
+    let state_writes = if result.is_ok() {
+        let stores = [&states.instance, &states.cross_flow, &states.integration];
+        scopes
+            .into_iter()
+            .zip(stores)
+            .filter(|(_, store)| store.is_changed())
+            .map(|(scope, store)| StateWrite {
+                scope,
+                values: store.snapshot(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Attempt {
+        result,
+        logs: logger.entries(),
+        state_writes,
+    }
+}
+
+async fn record(inner: &Arc<Inner>, claimed: &ClaimedExecution, started_at: chrono::DateTime<chrono::Utc>, attempt: Attempt) {
+    let finished_at = inner.clock.now();
+    let retry = inner.registry.get(&claimed.flow).and_then(|flow| flow.config.retry.clone());
+
+    let (outcome, completion) = match attempt.result {
+        Ok(output) => {
+            let result = serde_json::to_value(&output).unwrap_or(Value::Null);
+            tracing::info!("execution succeeded");
+            (AttemptOutcome::Succeeded { result }, Completion::Succeeded(output))
+        }
+        Err(error) => {
+            let message = error.message().to_owned();
+            let retries_left = retry
+                .as_ref()
+                .is_some_and(|retry| !error.is_terminal() && claimed.attempt <= retry.max_attempts);
+            if let (true, Some(retry)) = (retries_left, &retry) {
+                let delay = retry.delay_before_retry(claimed.attempt);
+                let retry_at = finished_at + delay;
+                tracing::warn!(error = %message, retry_at = %retry_at, "attempt failed; retry scheduled");
+                (
+                    AttemptOutcome::Retrying {
+                        error: message.clone(),
+                        retry_at,
+                    },
+                    Completion::Failed {
+                        error: message,
+                        retrying: true,
+                    },
+                )
+            } else {
+                tracing::error!(error = %message, terminal = error.is_terminal(), "execution failed");
+                (
+                    AttemptOutcome::Failed { error: message.clone() },
+                    Completion::Failed {
+                        error: message,
+                        retrying: false,
+                    },
+                )
+            }
+        }
+    };
+
+    let state_writes = attempt.state_writes;
+    let written = inner
+        .store
+        .finish_attempt(AttemptRecord {
+            execution_id: claimed.id.clone(),
+            attempt: claimed.attempt,
+            worker: inner.worker_id.clone(),
+            started_at,
+            finished_at,
+            outcome,
+            logs: attempt.logs,
+            state_writes: state_writes.clone(),
+        })
+        .await;
+    match written {
+        Ok(()) => {
+            let mut cache = inner.state_cache.lock().unwrap_or_else(PoisonError::into_inner);
+            for write in state_writes {
+                cache.insert(write.scope.storage_key(), Arc::new(write.values));
+            }
+        }
+        Err(error) => {
+            // The execution stays running under this lease and is requeued at the next start
+            // or when the lease expires.
+            tracing::error!(%error, "could not record the attempt; the execution will run again");
+        }
+    }
+    inner.waiters.complete(&claimed.id, &completion);
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "non-text panic payload".to_owned()
+    }
+}
+
+impl FlowInvoker for Inner {
+    fn invoke<'a>(&'a self, parent: &'a Context, flow: &'a str, data: Value) -> BoxFuture<'a, Result<FlowOutput, FlowError>> {
+        Box::pin(async move {
+            let Some(instance_id) = parent.instance().id else {
+                return Err(FlowError::new("cannot invoke a flow outside an instance"));
+            };
+            let target = self
+                .registry
+                .find(flow)
+                .ok_or_else(|| FlowError::new(format!("cannot invoke flow \"{flow}\": no flow has that name or stable key")))?;
+            let inner = self.self_arc();
+            let submitted = inner
+                .submit(
+                    target.stable_key(),
+                    &instance_id,
+                    TriggerPayload::from_json(data),
+                    Source::Invoke(parent.execution_id().to_owned()),
+                    true,
+                    false,
+                )
+                .await
+                .map_err(|error| FlowError::new(format!("cannot invoke flow \"{flow}\": {error}")))?;
+            let Some(completion) = submitted.completion else {
+                return Err(FlowError::new(format!(
+                    "invoked flow \"{flow}\" was deduplicated into execution {}",
+                    submitted.execution_id
+                )));
+            };
+            match completion.await {
+                Ok(Completion::Succeeded(output)) => Ok(output),
+                Ok(Completion::Failed { error, .. }) => Err(FlowError::new(format!(
+                    "invoked flow \"{flow}\" failed (execution {}): {error}",
+                    submitted.execution_id
+                ))),
+                Err(_) => Err(FlowError::new(format!(
+                    "invoked flow \"{flow}\" (execution {}) did not finish before shutdown",
+                    submitted.execution_id
+                ))),
+            }
+        })
+    }
+}

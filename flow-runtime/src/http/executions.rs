@@ -1,0 +1,77 @@
+//! The executions API: list and show stored executions.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{AppState, error_response};
+use crate::store::{ExecutionFilter, ExecutionStatus};
+
+/// Most executions one list request returns.
+const MAX_LIST_LIMIT: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ListQuery {
+    flow: Option<String>,
+    instance: Option<String>,
+    status: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /executions`: newest first, filtered by flow, instance and status.
+pub(super) async fn list(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<ListQuery>) -> Response {
+    if let Err(rejection) = authorize(&state, &headers) {
+        return rejection;
+    }
+    let status = match query.status.as_deref().map(str::parse::<ExecutionStatus>).transpose() {
+        Ok(status) => status,
+        Err(reason) => return error_response(StatusCode::BAD_REQUEST, reason),
+    };
+    let filter = ExecutionFilter {
+        flow: query.flow,
+        instance: query.instance,
+        status,
+        limit: query.limit.unwrap_or(100).clamp(1, MAX_LIST_LIMIT),
+    };
+    match state.runtime.store().list(filter).await {
+        Ok(executions) => axum::Json(json!({ "executions": executions })).into_response(),
+        Err(error) => error_response(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
+    }
+}
+
+/// `GET /executions/{id}`: status, result, error, logs and attempts.
+pub(super) async fn show(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(rejection) = authorize(&state, &headers) {
+        return rejection;
+    }
+    match state.runtime.store().get(&id).await {
+        Ok(Some(record)) => axum::Json(record).into_response(),
+        Ok(None) => error_response(StatusCode::NOT_FOUND, format!("execution \"{id}\" not found")),
+        Err(error) => error_response(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
+    }
+}
+
+/// Checks `Authorization: Bearer TOKEN` when an admin token is configured.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(token) = &state.settings.admin_token else {
+        return Ok(());
+    };
+    let sent = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let matches: bool = Sha256::digest(sent.as_bytes()).ct_eq(&Sha256::digest(token.as_bytes())).into();
+    if matches {
+        Ok(())
+    } else {
+        Err(error_response(
+            StatusCode::UNAUTHORIZED,
+            "the executions API needs `Authorization: Bearer <admin token>`",
+        ))
+    }
+}

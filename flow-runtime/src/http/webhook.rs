@@ -1,0 +1,241 @@
+//! The webhook handler: from an HTTP request to a durably stored execution and an answer.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use flow_core::{FlowOutput, HttpResponse, RawBody, TriggerPayload, TriggerResult};
+use serde_json::json;
+
+use super::request::{header_map, parse_body, query_parameters};
+use super::security::{API_KEY_HEADER, check_api_key};
+use super::{AppState, error_response};
+use crate::definition::Flow;
+use crate::engine::{Completion, Source, SubmitError};
+use crate::instance::Instance;
+
+/// Request header that makes an asynchronous flow answer with its result: `Flow-Synchronous: true`.
+pub const SYNCHRONOUS_HEADER: &str = "flow-synchronous";
+
+/// Handles `ANY /webhooks/{instance}/{stable_key}[/{*path}]`.
+pub(super) async fn handle(
+    State(state): State<AppState>,
+    Path(segments): Path<Vec<(String, String)>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let segment = |name: &str| {
+        segments
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_default()
+    };
+    let (instance_id, flow_key) = (segment("instance"), segment("stable_key"));
+
+    let Some(instance) = state.runtime.instance(&instance_id).cloned() else {
+        return error_response(StatusCode::NOT_FOUND, format!("instance \"{instance_id}\" not found"));
+    };
+    let Some(flow) = state.runtime.registry().get(&flow_key) else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            format!("flow \"{flow_key}\" not found in instance \"{instance_id}\""),
+        );
+    };
+
+    let organization_keys = state.organization_keys.get(flow.stable_key()).map_or(&[][..], Vec::as_slice);
+    if let Err(rejection) = check_api_key(flow, &instance, organization_keys, &headers) {
+        tracing::info!(flow = flow.stable_key(), instance = %instance.id, "webhook rejected: unauthorized");
+        return error_response(StatusCode::UNAUTHORIZED, rejection.0);
+    }
+
+    let bytes = match read_body(body, &headers, state.settings.body_limit).await {
+        Ok(bytes) => bytes,
+        Err(rejection) => return rejection,
+    };
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let data = match parse_body(content_type.as_deref(), &bytes).await {
+        Ok(data) => data,
+        Err(error) => return error_response(StatusCode::BAD_REQUEST, error.to_string()),
+    };
+
+    let execution_id = uuid::Uuid::now_v7().to_string();
+    let mut payload = TriggerPayload {
+        headers: header_map(&headers, &[API_KEY_HEADER]),
+        query_parameters: query_parameters(uri.query()),
+        raw_body: RawBody {
+            data: bytes.to_vec(),
+            content_type: content_type.clone(),
+        },
+        body: flow_core::Body { data, content_type },
+        path_fragment: path_fragment(uri.path()),
+        ..TriggerPayload::default()
+    };
+    state.runtime.describe_payload(&mut payload, flow, &instance, &execution_id);
+    tracing::debug!(flow = flow.stable_key(), instance = %instance.id, method = %method, "webhook received");
+
+    let trigger = match run_trigger(&state, flow, &instance, payload).await {
+        Ok(trigger) => trigger,
+        Err(rejection) => return rejection,
+    };
+
+    let wants_result = trigger.response.is_none() && (flow.config.synchronous || asks_synchronous(&headers));
+    let submitted = state
+        .runtime
+        .submit(flow.stable_key(), &instance.id, trigger.payload, Source::Webhook, wants_result)
+        .await;
+    let submitted = match submitted {
+        Ok(submitted) => submitted,
+        Err(SubmitError::Store(error)) => {
+            tracing::error!(%error, flow = flow.stable_key(), instance = %instance.id, "execution not stored");
+            return error_response(StatusCode::SERVICE_UNAVAILABLE, format!("the execution was not stored: {error}; retry the request"));
+        }
+        Err(error) => return error_response(StatusCode::NOT_FOUND, error.to_string()),
+    };
+
+    if let Some(response) = trigger.response {
+        return http_response(response);
+    }
+    if submitted.deduplicated {
+        return (
+            StatusCode::OK,
+            axum::Json(json!({ "executionId": submitted.execution_id, "deduplicated": true })),
+        )
+            .into_response();
+    }
+    let Some(completion) = submitted.completion else {
+        return axum::Json(json!({ "executionId": submitted.execution_id })).into_response();
+    };
+
+    match tokio::time::timeout(state.settings.sync_timeout, completion).await {
+        Ok(Ok(Completion::Succeeded(FlowOutput::Data(value)))) => axum::Json(value).into_response(),
+        Ok(Ok(Completion::Succeeded(FlowOutput::Response(response)))) => http_response(response),
+        Ok(Ok(Completion::Failed { error, retrying })) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({ "error": error, "executionId": submitted.execution_id, "retrying": retrying })),
+        )
+            .into_response(),
+        Ok(Err(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({
+                "error": "the runtime is shutting down; the execution stays queued and runs after the restart",
+                "executionId": submitted.execution_id,
+            })),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            axum::Json(json!({
+                "error": format!(
+                    "no result within {} seconds; the execution goes on, follow it at /executions/{}",
+                    state.settings.sync_timeout.as_secs(),
+                    submitted.execution_id
+                ),
+                "executionId": submitted.execution_id,
+            })),
+        )
+            .into_response(),
+    }
+}
+
+/// Reads the whole body, answering 413 when it is larger than `limit` bytes. A declared
+/// `Content-Length` over the limit is rejected before reading; a chunked body is cut off as
+/// soon as it passes the limit.
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<bytes::Bytes, Response> {
+    let too_large = || {
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the limit of {limit} bytes; send a smaller body or raise server.body_limit"),
+        )
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    // A compressed body's declared length is not its decoded length; the stream limit applies.
+    let encoded = headers.contains_key(axum::http::header::CONTENT_ENCODING);
+    if let (Some(length), false) = (declared, encoded) {
+        if length > limit as u64 {
+            return Err(too_large());
+        }
+    }
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(error) => {
+            let is_limit = std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            if is_limit {
+                Err(too_large())
+            } else {
+                Err(error_response(StatusCode::BAD_REQUEST, format!("could not read the request body: {error}")))
+            }
+        }
+    }
+}
+
+/// Returns the part of the path after `/webhooks/{instance}/{stable_key}/`, as sent.
+fn path_fragment(path: &str) -> String {
+    let rest = path.strip_prefix("/webhooks/").unwrap_or(path);
+    rest.splitn(3, '/').nth(2).unwrap_or_default().to_owned()
+}
+
+fn asks_synchronous(headers: &HeaderMap) -> bool {
+    headers
+        .get(SYNCHRONOUS_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"))
+}
+
+async fn run_trigger(
+    state: &AppState,
+    flow: &Flow,
+    instance: &Arc<Instance>,
+    payload: TriggerPayload,
+) -> Result<TriggerResult, Response> {
+    state.runtime.run_trigger(flow, instance, payload).await.map_err(|rejection| {
+        let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        error_response(status, rejection.message)
+    })
+}
+
+/// Turns a flow's or trigger's response into an HTTP response; invalid header names or values
+/// are dropped with a warning.
+fn http_response(response: HttpResponse) -> Response {
+    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut answer = (status, response.body).into_response();
+    let headers = answer.headers_mut();
+    if let Some(content_type) = response.content_type.and_then(|value| HeaderValue::from_str(&value).ok()) {
+        headers.insert(axum::http::header::CONTENT_TYPE, content_type);
+    }
+    for (name, value) in response.headers {
+        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
+            (Ok(name), Ok(value)) => {
+                headers.append(name, value);
+            }
+            _ => tracing::warn!(header = %name, "dropped an invalid response header"),
+        }
+    }
+    answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_fragment_is_empty_without_extra_path() {
+        assert_eq!(path_fragment("/webhooks/acme/orders"), "");
+    }
+
+    #[test]
+    fn path_fragment_keeps_the_rest_as_sent() {
+        assert_eq!(path_fragment("/webhooks/acme/orders/a/b%20c"), "a/b%20c");
+    }
+}

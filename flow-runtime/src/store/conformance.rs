@@ -1,0 +1,298 @@
+//! One test suite that every [`Store`] implementation must pass.
+//!
+//! Each test takes a fresh, empty store. `store_conformance_tests!` instantiates the suite for
+//! an implementation.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::json;
+
+use super::{
+    AttemptOutcome, AttemptRecord, ExecutionFilter, ExecutionStatus, InsertOutcome, Lease, NewExecution, StateScope,
+    StateWrite, Store,
+};
+
+pub(super) fn at(minute: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 10, 0, 0).single().expect("valid instant") + Duration::minutes(minute)
+}
+
+pub(super) fn new_execution(id: &str) -> NewExecution {
+    NewExecution {
+        id: id.to_owned(),
+        flow: "orders".to_owned(),
+        instance: "acme".to_owned(),
+        payload: json!({ "body": { "data": { "id": id } } }).to_string(),
+        created_at: at(0),
+        dedupe_key: None,
+        unique_request_id: None,
+        parent_id: None,
+        source: "webhook".to_owned(),
+        claimed_by: None,
+    }
+}
+
+fn finish(id: &str, attempt: u32, worker: &str, outcome: AttemptOutcome) -> AttemptRecord {
+    AttemptRecord {
+        execution_id: id.to_owned(),
+        attempt,
+        worker: worker.to_owned(),
+        started_at: at(1),
+        finished_at: at(2),
+        outcome,
+        logs: Vec::new(),
+        state_writes: Vec::new(),
+    }
+}
+
+async fn status(store: &Arc<dyn Store>, id: &str) -> ExecutionStatus {
+    store.get(id).await.expect("reads").expect("exists").summary.status
+}
+
+pub(super) async fn insert_then_get_returns_a_queued_execution(store: Arc<dyn Store>) {
+    let outcome = store.insert(new_execution("e1")).await.expect("inserts");
+    assert_eq!(outcome, InsertOutcome::Inserted);
+    let record = store.get("e1").await.expect("reads").expect("exists");
+    assert_eq!(record.summary.status, ExecutionStatus::Queued);
+    assert_eq!(record.payload["body"]["data"]["id"], json!("e1"));
+}
+
+pub(super) async fn claim_marks_running_and_counts_the_attempt(store: Arc<dyn Store>) {
+    store.insert(new_execution("e1")).await.expect("inserts");
+    let claimed = store.claim("w1", 10, at(0), at(5)).await.expect("claims");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].attempt, 1);
+    assert_eq!(status(&store, "e1").await, ExecutionStatus::Running);
+}
+
+pub(super) async fn claim_takes_each_execution_once(store: Arc<dyn Store>) {
+    store.insert(new_execution("e1")).await.expect("inserts");
+    let first = store.claim("w1", 10, at(0), at(5)).await.expect("claims");
+    let second = store.claim("w2", 10, at(0), at(5)).await.expect("claims");
+    assert_eq!(first.len(), 1);
+    assert!(second.is_empty());
+}
+
+pub(super) async fn claim_returns_executions_in_arrival_order(store: Arc<dyn Store>) {
+    for id in ["e1", "e2", "e3"] {
+        store.insert(new_execution(id)).await.expect("inserts");
+    }
+    let claimed = store.claim("w1", 2, at(0), at(5)).await.expect("claims");
+    let ids: Vec<&str> = claimed.iter().map(|execution| execution.id.as_str()).collect();
+    assert_eq!(ids, vec!["e1", "e2"]);
+}
+
+pub(super) async fn success_stores_result_attempt_and_state(store: Arc<dyn Store>) {
+    store.insert(new_execution("e1")).await.expect("inserts");
+    store.claim("w1", 1, at(0), at(5)).await.expect("claims");
+    let scope = StateScope::Flow {
+        instance: "acme".into(),
+        flow: "orders".into(),
+    };
+    let mut record = finish("e1", 1, "w1", AttemptOutcome::Succeeded { result: json!({ "ok": true }) });
+    record.state_writes.push(StateWrite {
+        scope: scope.clone(),
+        values: [("cursor".to_owned(), json!(7))].into_iter().collect(),
+    });
+    store.finish_attempt(record).await.expect("finishes");
+
+    let stored = store.get("e1").await.expect("reads").expect("exists");
+    assert_eq!(stored.summary.status, ExecutionStatus::Succeeded);
+    assert_eq!(stored.result, Some(json!({ "ok": true })));
+    assert_eq!(stored.attempt_history.len(), 1);
+    assert_eq!(store.load_state(scope).await.expect("loads")["cursor"], json!(7));
+}
+
+pub(super) async fn failure_keeps_state_unchanged(store: Arc<dyn Store>) {
+    store.insert(new_execution("e1")).await.expect("inserts");
+    store.claim("w1", 1, at(0), at(5)).await.expect("claims");
+    let mut record = finish("e1", 1, "w1", AttemptOutcome::Failed { error: "boom".into() });
+    record.state_writes.push(StateWrite {
+        scope: StateScope::Integration,
+        values: [("x".to_owned(), json!(1))].into_iter().collect(),
+    });
+    store.finish_attempt(record).await.expect("finishes");
+    assert!(store.load_state(StateScope::Integration).await.expect("loads").is_empty());
+    assert_eq!(status(&store, "e1").await, ExecutionStatus::Failed);
+}
+
+pub(super) async fn retry_requeues_until_its_due_time(store: Arc<dyn Store>) {
+    store.insert(new_execution("e1")).await.expect("inserts");
+    store.claim("w1", 1, at(0), at(5)).await.expect("claims");
+    let outcome = AttemptOutcome::Retrying {
+        error: "erp down".into(),
+        retry_at: at(10),
+    };
+    store.finish_attempt(finish("e1", 1, "w1", outcome)).await.expect("finishes");
+
+    assert!(store.claim("w1", 1, at(9), at(15)).await.expect("claims").is_empty());
+    let claimed = store.claim("w1", 1, at(10), at(15)).await.expect("claims");
+    assert_eq!(claimed[0].attempt, 2);
+    assert_eq!(store.next_due().await.expect("reads"), None);
+}
+
+pub(super) async fn outcome_from_a_worker_without_the_lease_is_ignored(store: Arc<dyn Store>) {
+    store.insert(new_execution("e1")).await.expect("inserts");
+    store.claim("w1", 1, at(0), at(5)).await.expect("claims");
+    let outcome = AttemptOutcome::Succeeded { result: json!(1) };
+    store.finish_attempt(finish("e1", 1, "w2", outcome)).await.expect("finishes");
+    assert_eq!(status(&store, "e1").await, ExecutionStatus::Running);
+}
+
+pub(super) async fn dedupe_key_matches_a_queued_execution(store: Arc<dyn Store>) {
+    let mut first = new_execution("e1");
+    first.dedupe_key = Some("req-42".into());
+    let mut second = new_execution("e2");
+    second.dedupe_key = Some("req-42".into());
+    store.insert(first).await.expect("inserts");
+    let outcome = store.insert(second).await.expect("inserts");
+    assert_eq!(outcome, InsertOutcome::Deduplicated { existing_id: "e1".into() });
+
+    let duplicate = store.get("e2").await.expect("reads").expect("recorded");
+    assert_eq!(duplicate.summary.status, ExecutionStatus::Cancelled);
+    assert_eq!(duplicate.related_id.as_deref(), Some("e1"));
+}
+
+pub(super) async fn dedupe_key_of_a_finished_execution_does_not_match(store: Arc<dyn Store>) {
+    let mut first = new_execution("e1");
+    first.dedupe_key = Some("req-42".into());
+    store.insert(first).await.expect("inserts");
+    store.claim("w1", 1, at(0), at(5)).await.expect("claims");
+    let outcome = AttemptOutcome::Succeeded { result: json!(1) };
+    store.finish_attempt(finish("e1", 1, "w1", outcome)).await.expect("finishes");
+
+    let mut second = new_execution("e2");
+    second.dedupe_key = Some("req-42".into());
+    assert_eq!(store.insert(second).await.expect("inserts"), InsertOutcome::Inserted);
+}
+
+pub(super) async fn unique_request_id_cancels_a_pending_retry(store: Arc<dyn Store>) {
+    let mut first = new_execution("a");
+    first.unique_request_id = Some("req-42".into());
+    store.insert(first).await.expect("inserts");
+    store.claim("w1", 1, at(0), at(5)).await.expect("claims");
+    let outcome = AttemptOutcome::Retrying {
+        error: "down".into(),
+        retry_at: at(5),
+    };
+    store.finish_attempt(finish("a", 1, "w1", outcome)).await.expect("finishes");
+
+    let mut second = new_execution("b");
+    second.unique_request_id = Some("req-42".into());
+    store.insert(second).await.expect("inserts");
+
+    let cancelled = store.get("a").await.expect("reads").expect("exists");
+    assert_eq!(cancelled.summary.status, ExecutionStatus::Cancelled);
+    assert_eq!(cancelled.related_id.as_deref(), Some("b"));
+    assert!(cancelled.error.as_deref().unwrap_or_default().contains("b"));
+}
+
+pub(super) async fn other_unique_request_id_cancels_nothing(store: Arc<dyn Store>) {
+    let mut first = new_execution("a");
+    first.unique_request_id = Some("req-42".into());
+    store.insert(first).await.expect("inserts");
+    store.claim("w1", 1, at(0), at(5)).await.expect("claims");
+    let outcome = AttemptOutcome::Retrying {
+        error: "down".into(),
+        retry_at: at(5),
+    };
+    store.finish_attempt(finish("a", 1, "w1", outcome)).await.expect("finishes");
+
+    let mut second = new_execution("b");
+    second.unique_request_id = Some("req-43".into());
+    store.insert(second).await.expect("inserts");
+    assert_eq!(status(&store, "a").await, ExecutionStatus::Queued);
+}
+
+pub(super) async fn insert_claimed_starts_running(store: Arc<dyn Store>) {
+    let mut execution = new_execution("e1");
+    execution.claimed_by = Some(Lease {
+        worker: "w1".into(),
+        until: at(5),
+    });
+    store.insert(execution).await.expect("inserts");
+    assert_eq!(status(&store, "e1").await, ExecutionStatus::Running);
+    assert!(store.claim("w2", 1, at(0), at(5)).await.expect("claims").is_empty());
+    let outcome = AttemptOutcome::Succeeded { result: json!(1) };
+    store.finish_attempt(finish("e1", 1, "w1", outcome)).await.expect("finishes");
+    assert_eq!(status(&store, "e1").await, ExecutionStatus::Succeeded);
+}
+
+pub(super) async fn reclaim_requeues_only_expired_leases(store: Arc<dyn Store>) {
+    store.insert(new_execution("short")).await.expect("inserts");
+    store.claim("w1", 1, at(0), at(5)).await.expect("claims");
+    store.insert(new_execution("long")).await.expect("inserts");
+    store.claim("w1", 1, at(0), at(50)).await.expect("claims");
+
+    assert_eq!(store.reclaim_expired(at(10)).await.expect("reclaims"), 1);
+    assert_eq!(status(&store, "short").await, ExecutionStatus::Queued);
+    assert_eq!(status(&store, "long").await, ExecutionStatus::Running);
+}
+
+pub(super) async fn release_requeues_the_workers_executions(store: Arc<dyn Store>) {
+    store.insert(new_execution("e1")).await.expect("inserts");
+    store.claim("w1", 1, at(0), at(5)).await.expect("claims");
+    assert_eq!(store.release_worker("w2").await.expect("releases"), 0);
+    assert_eq!(store.release_worker("w1").await.expect("releases"), 1);
+    assert_eq!(status(&store, "e1").await, ExecutionStatus::Queued);
+}
+
+pub(super) async fn list_filters_by_status_and_flow(store: Arc<dyn Store>) {
+    store.insert(new_execution("e1")).await.expect("inserts");
+    let mut other = new_execution("e2");
+    other.flow = "invoices".into();
+    store.insert(other).await.expect("inserts");
+    store.claim("w1", 1, at(0), at(5)).await.expect("claims");
+
+    let queued = store
+        .list(ExecutionFilter {
+            status: Some(ExecutionStatus::Queued),
+            ..ExecutionFilter::default()
+        })
+        .await
+        .expect("lists");
+    assert_eq!(queued.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["e2"]);
+    let orders = store
+        .list(ExecutionFilter {
+            flow: Some("orders".into()),
+            ..ExecutionFilter::default()
+        })
+        .await
+        .expect("lists");
+    assert_eq!(orders.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["e1"]);
+}
+
+/// Instantiates every conformance test for a store; `$make` is an async expression giving a
+/// fresh `Arc<dyn Store>`.
+macro_rules! store_conformance_tests {
+    ($make:expr) => {
+        $crate::store::conformance::store_conformance_tests!(@tests $make;
+            insert_then_get_returns_a_queued_execution,
+            claim_marks_running_and_counts_the_attempt,
+            claim_takes_each_execution_once,
+            claim_returns_executions_in_arrival_order,
+            success_stores_result_attempt_and_state,
+            failure_keeps_state_unchanged,
+            retry_requeues_until_its_due_time,
+            outcome_from_a_worker_without_the_lease_is_ignored,
+            dedupe_key_matches_a_queued_execution,
+            dedupe_key_of_a_finished_execution_does_not_match,
+            unique_request_id_cancels_a_pending_retry,
+            other_unique_request_id_cancels_nothing,
+            insert_claimed_starts_running,
+            reclaim_requeues_only_expired_leases,
+            release_requeues_the_workers_executions,
+            list_filters_by_status_and_flow,
+        );
+    };
+    (@tests $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let (store, _guard) = $make;
+                $crate::store::conformance::$name(store).await;
+            }
+        )*
+    };
+}
+pub(super) use store_conformance_tests;

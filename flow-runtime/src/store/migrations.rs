@@ -1,0 +1,109 @@
+//! Versioned schema of the SQLite store, applied in order on open.
+//!
+//! `PRAGMA user_version` holds the number of applied migrations. A migration is never edited
+//! once released; a change is a new entry at the end.
+
+use rusqlite::Connection;
+
+/// Every migration, in order.
+const MIGRATIONS: &[&str] = &[
+    // 1: executions, attempts and state.
+    r"
+    CREATE TABLE executions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        flow TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        due_at INTEGER NOT NULL,
+        lease_owner TEXT,
+        lease_until INTEGER,
+        dedupe_key TEXT,
+        unique_request_id TEXT,
+        parent_id TEXT,
+        related_id TEXT,
+        source TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        result TEXT,
+        error TEXT
+    );
+    CREATE INDEX executions_due ON executions (due_at, seq) WHERE status = 'queued';
+    CREATE INDEX executions_running ON executions (lease_until) WHERE status = 'running';
+    CREATE INDEX executions_flow ON executions (flow, instance, seq);
+    CREATE INDEX executions_status ON executions (status, seq);
+    CREATE INDEX executions_dedupe ON executions (flow, instance, dedupe_key) WHERE dedupe_key IS NOT NULL;
+    CREATE INDEX executions_unique_request ON executions (flow, instance, unique_request_id)
+        WHERE unique_request_id IS NOT NULL;
+
+    CREATE TABLE attempts (
+        execution_id TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER NOT NULL,
+        error TEXT,
+        logs TEXT NOT NULL,
+        PRIMARY KEY (execution_id, number)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE state (
+        scope TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
+];
+
+/// Applies every migration the database has not seen yet, each in its own transaction.
+///
+/// # Errors
+///
+/// Returns SQLite's error, or a message when the database is newer than this binary.
+pub(super) fn migrate(connection: &mut Connection) -> Result<(), String> {
+    let applied: usize = connection
+        .query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
+        .map_err(|error| error.to_string())?
+        .try_into()
+        .map_err(|_| "negative schema version".to_owned())?;
+    if applied > MIGRATIONS.len() {
+        return Err(format!(
+            "the database has schema version {applied}, newer than this binary's {}; upgrade the binary",
+            MIGRATIONS.len()
+        ));
+    }
+
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let transaction = connection.transaction().map_err(|error| error.to_string())?;
+        transaction.execute_batch(sql).map_err(|error| format!("migration {}: {error}", index + 1))?;
+        transaction
+            .pragma_update(None, "user_version", (index + 1) as i64)
+            .map_err(|error| error.to_string())?;
+        transaction.commit().map_err(|error| error.to_string())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrate_is_idempotent() {
+        let mut connection = Connection::open_in_memory().expect("opens");
+        migrate(&mut connection).expect("first run");
+        migrate(&mut connection).expect("second run");
+        let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).expect("reads");
+        assert_eq!(version, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn newer_database_is_rejected() {
+        let mut connection = Connection::open_in_memory().expect("opens");
+        connection.pragma_update(None, "user_version", 99).expect("sets");
+        let error = migrate(&mut connection).expect_err("too new");
+        assert!(error.contains("schema version 99"), "{error}");
+    }
+}

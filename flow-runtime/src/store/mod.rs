@@ -1,0 +1,90 @@
+//! Durable storage of executions, attempts, logs and state.
+//!
+//! [`Store`] is the interface the engine and the HTTP layer use. [`SqliteStore`] is the
+//! embedded default. The interface is shaped for a shared PostgreSQL store as well: work is
+//! taken with [`Store::claim`], which marks executions `running` under a lease held by one
+//! worker, and [`Store::reclaim_expired`] returns executions whose worker died.
+
+#[cfg(test)]
+mod conformance;
+mod migrations;
+mod records;
+mod sqlite;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+pub use records::{
+    AttemptOutcome, AttemptRecord, AttemptSummary, ClaimedExecution, ExecutionFilter, ExecutionRecord, ExecutionStatus,
+    ExecutionSummary, InsertOutcome, Lease, NewExecution, StateScope, StateWrite,
+};
+pub use sqlite::{Durability, SqliteStore};
+
+/// A failure of the store itself: the database could not be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database reported an error.
+    #[error("store error: {0}")]
+    Database(String),
+    /// The store's writer stopped; the process is shutting down or the database failed.
+    #[error("store is closed: {0}")]
+    Closed(String),
+    /// A stored value could not be decoded.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Durable storage for the runtime.
+///
+/// Every method that changes data returns only after the change is committed.
+pub trait Store: Send + Sync + 'static {
+    /// Inserts a queued execution, or, when `dedupe_key` matches a queued or running
+    /// execution of the same flow and instance, records the request as deduplicated and returns
+    /// the matched execution's id.
+    fn insert(&self, execution: NewExecution) -> BoxFuture<'_, StoreResult<InsertOutcome>>;
+
+    /// Marks up to `limit` due executions `running` under a lease owned by `worker` until
+    /// `lease_until`, and returns them with their new attempt number.
+    fn claim(
+        &self,
+        worker: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<Vec<ClaimedExecution>>>;
+
+    /// Records the end of an attempt: its outcome, logs and, on success, state writes.
+    fn finish_attempt(&self, record: AttemptRecord) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// Called once when a runtime process starts: returns executions left `running` by a
+    /// process that no longer runs to `queued`, and returns how many it moved. A store used by
+    /// one process (SQLite) requeues every running execution; a shared store requeues only
+    /// those whose lease ended before `now`.
+    fn recover(&self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>>;
+
+    /// Returns `running` executions whose lease ended before `now` to `queued`, and returns
+    /// how many it moved.
+    fn reclaim_expired(&self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>>;
+
+    /// Returns every `running` execution owned by `worker` to `queued` (for shutdown or restart
+    /// of a single node), and returns how many it moved.
+    fn release_worker(&self, worker: &str) -> BoxFuture<'_, StoreResult<usize>>;
+
+    /// Returns one execution with its attempts and logs.
+    fn get(&self, id: &str) -> BoxFuture<'_, StoreResult<Option<ExecutionRecord>>>;
+
+    /// Lists executions, newest first.
+    fn list(&self, filter: ExecutionFilter) -> BoxFuture<'_, StoreResult<Vec<ExecutionSummary>>>;
+
+    /// Returns the earliest due time of a queued execution, if any.
+    fn next_due(&self) -> BoxFuture<'_, StoreResult<Option<DateTime<Utc>>>>;
+
+    /// Loads the state map of a scope (empty when never written).
+    fn load_state(&self, scope: StateScope) -> BoxFuture<'_, StoreResult<BTreeMap<String, Value>>>;
+}

@@ -1,0 +1,290 @@
+//! The records the store reads and writes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::logger::LogEntry;
+
+/// Where an execution is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionStatus {
+    /// Waiting for a worker, for its turn in the queue, or for a retry's due time.
+    Queued,
+    /// A worker holds it.
+    Running,
+    /// Finished with a result.
+    Succeeded,
+    /// Finished with an error after its last attempt.
+    Failed,
+    /// Will not run: deduplicated, superseded or cancelled by a user.
+    Cancelled,
+}
+
+impl ExecutionStatus {
+    /// Every status, in life-cycle order.
+    pub const ALL: [Self; 5] = [Self::Queued, Self::Running, Self::Succeeded, Self::Failed, Self::Cancelled];
+
+    /// Returns the lowercase name used in the API and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Returns whether the execution will not change any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+}
+
+impl fmt::Display for ExecutionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ExecutionStatus {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+            .ok_or_else(|| format!("unknown status \"{text}\"; use one of queued, running, succeeded, failed, cancelled"))
+    }
+}
+
+/// An execution to insert.
+#[derive(Debug, Clone)]
+pub struct NewExecution {
+    /// Id, assigned by the caller (a UUIDv7).
+    pub id: String,
+    /// Stable key of the flow.
+    pub flow: String,
+    /// Instance id.
+    pub instance: String,
+    /// Serialized trigger payload.
+    pub payload: String,
+    /// When it was accepted.
+    pub created_at: DateTime<Utc>,
+    /// Value of the flow's dedupe field, when it has one and the payload carries it.
+    pub dedupe_key: Option<String>,
+    /// Value of the flow's unique request id field.
+    pub unique_request_id: Option<String>,
+    /// The execution that started this one (`invoke_flow`).
+    pub parent_id: Option<String>,
+    /// What started it: `webhook`, `invoke`, `cli`, `schedule`.
+    pub source: String,
+    /// When set, the execution is stored as `running` (attempt 1) under this lease, so the
+    /// inserting worker runs it at once without a separate claim.
+    pub claimed_by: Option<Lease>,
+}
+
+/// A worker's hold on a running execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// Worker id.
+    pub worker: String,
+    /// When the hold ends unless renewed.
+    pub until: DateTime<Utc>,
+}
+
+/// What [`Store::insert`](super::Store::insert) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// Stored as queued.
+    Inserted,
+    /// A queued or running execution has the same dedupe key; the request was recorded as a
+    /// cancelled execution pointing at it.
+    Deduplicated {
+        /// Id of the execution the request matched.
+        existing_id: String,
+    },
+}
+
+/// An execution a worker claimed.
+#[derive(Debug, Clone)]
+pub struct ClaimedExecution {
+    /// Id.
+    pub id: String,
+    /// Stable key of the flow.
+    pub flow: String,
+    /// Instance id.
+    pub instance: String,
+    /// Serialized trigger payload.
+    pub payload: String,
+    /// Attempt number this run is, 1 for the first.
+    pub attempt: u32,
+    /// When the execution was accepted.
+    pub created_at: DateTime<Utc>,
+    /// The parent execution, for flows started by `invoke_flow`.
+    pub parent_id: Option<String>,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptOutcome {
+    /// The flow returned a result; the execution succeeded.
+    Succeeded {
+        /// The serialized `FlowOutput`.
+        result: Value,
+    },
+    /// The flow failed and will run again at `retry_at`.
+    Retrying {
+        /// The error message.
+        error: String,
+        /// When the next attempt is due.
+        retry_at: DateTime<Utc>,
+    },
+    /// The flow failed for the last time.
+    Failed {
+        /// The error message.
+        error: String,
+    },
+}
+
+/// A state scope: whose key-value map.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StateScope {
+    /// One flow in one instance.
+    Flow {
+        /// Instance id.
+        instance: String,
+        /// Stable key.
+        flow: String,
+    },
+    /// Every flow of one instance.
+    CrossFlow {
+        /// Instance id.
+        instance: String,
+    },
+    /// Every instance.
+    Integration,
+}
+
+impl StateScope {
+    /// Returns the key the scope is stored under.
+    pub fn storage_key(&self) -> String {
+        match self {
+            Self::Flow { instance, flow } => format!("flow/{instance}/{flow}"),
+            Self::CrossFlow { instance } => format!("cross-flow/{instance}"),
+            Self::Integration => "integration".to_owned(),
+        }
+    }
+}
+
+/// A whole state map to save for a scope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateWrite {
+    /// The scope.
+    pub scope: StateScope,
+    /// The complete map after the run.
+    pub values: BTreeMap<String, Value>,
+}
+
+/// The end of one attempt, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// Execution id.
+    pub execution_id: String,
+    /// Attempt number.
+    pub attempt: u32,
+    /// Worker that ran it; the write is ignored when another worker holds the lease now.
+    pub worker: String,
+    /// When the attempt started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+    /// Log lines written during the attempt.
+    pub logs: Vec<LogEntry>,
+    /// State to save; applied only when the attempt succeeded.
+    pub state_writes: Vec<StateWrite>,
+}
+
+/// One attempt as the executions API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptSummary {
+    /// Attempt number, 1 for the first run.
+    pub number: u32,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+    /// The error of a failed attempt.
+    pub error: Option<String>,
+}
+
+/// An execution as listings show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionSummary {
+    /// Id.
+    pub id: String,
+    /// Stable key of the flow.
+    pub flow: String,
+    /// Instance id.
+    pub instance: String,
+    /// Status.
+    pub status: ExecutionStatus,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// When it was accepted.
+    pub created_at: DateTime<Utc>,
+    /// When the last change happened.
+    pub updated_at: DateTime<Utc>,
+    /// When the next attempt is due, for queued executions.
+    pub due_at: Option<DateTime<Utc>>,
+    /// What started it.
+    pub source: String,
+}
+
+/// An execution with everything the store keeps about it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionRecord {
+    /// Id, flow, instance, status, times.
+    #[serde(flatten)]
+    pub summary: ExecutionSummary,
+    /// The trigger payload.
+    pub payload: Value,
+    /// The result of a succeeded execution.
+    pub result: Option<Value>,
+    /// The error of the last failed attempt, or why it was cancelled.
+    pub error: Option<String>,
+    /// The execution a deduplicated request matched, or that superseded this one.
+    pub related_id: Option<String>,
+    /// The execution that started this one.
+    pub parent_id: Option<String>,
+    /// Every attempt, in order.
+    pub attempt_history: Vec<AttemptSummary>,
+    /// Log lines of every attempt, in order.
+    pub logs: Vec<LogEntry>,
+}
+
+/// Which executions to list.
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionFilter {
+    /// Only this flow.
+    pub flow: Option<String>,
+    /// Only this instance.
+    pub instance: Option<String>,
+    /// Only this status.
+    pub status: Option<ExecutionStatus>,
+    /// At most this many (newest first).
+    pub limit: usize,
+}

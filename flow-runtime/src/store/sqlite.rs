@@ -1,0 +1,707 @@
+//! The embedded default store: one SQLite file in WAL mode.
+//!
+//! Writes go through one writer thread that batches every command waiting in its channel into
+//! one transaction, so many concurrent inserts share one commit (and one fsync). Each command
+//! runs under its own savepoint, so a failing command does not undo its neighbours. Replies are
+//! sent only after the commit, which is what makes an acknowledged execution durable. Reads
+//! use a separate connection, which WAL lets run beside the writer.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::{DateTime, TimeZone, Utc};
+use futures::future::BoxFuture;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::migrations::migrate;
+use super::records::{
+    AttemptOutcome, AttemptRecord, AttemptSummary, ClaimedExecution, ExecutionFilter, ExecutionRecord, ExecutionStatus,
+    ExecutionSummary, InsertOutcome, NewExecution, StateScope,
+};
+use super::{Store, StoreError, StoreResult};
+use crate::logger::LogEntry;
+
+/// Most commands committed in one transaction.
+const MAX_BATCH: usize = 2048;
+
+/// How commits reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous = FULL`: a commit survives a power loss. The default.
+    Full,
+    /// `synchronous = NORMAL`: a commit survives a process crash; the last commits may be lost
+    /// on a power loss.
+    Normal,
+}
+
+type Reply<T> = oneshot::Sender<StoreResult<T>>;
+
+enum Command {
+    Insert(NewExecution, Reply<InsertOutcome>),
+    Claim {
+        worker: String,
+        limit: usize,
+        now: i64,
+        lease_until: i64,
+        reply: Reply<Vec<ClaimedExecution>>,
+    },
+    Finish(AttemptRecord, Reply<()>),
+    /// Requeue running executions whose lease ends before the first value; the second is now.
+    Reclaim(i64, i64, Reply<usize>),
+    Release(String, Reply<usize>),
+}
+
+/// The SQLite store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: mpsc::Sender<Command>,
+    reader: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating when absent) the database file at `path` and applies migrations.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`StoreError::Database`] naming the path when the file cannot be opened,
+    /// its folder cannot be created, or a migration fails.
+    pub fn open(path: impl AsRef<Path>, durability: Durability) -> StoreResult<Self> {
+        let path = path.as_ref().to_path_buf();
+        let fail = |what: &str, error: &dyn std::fmt::Display| {
+            StoreError::Database(format!("cannot {what} SQLite store at {}: {error}", path.display()))
+        };
+        if let Some(folder) = path.parent().filter(|folder| !folder.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder).map_err(|error| fail("create the folder of the", &error))?;
+        }
+
+        let mut writer = Connection::open(&path).map_err(|error| fail("open", &error))?;
+        let synchronous = match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        writer
+            .execute_batch(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000;"
+            ))
+            .map_err(|error| fail("configure", &error))?;
+        migrate(&mut writer).map_err(|error| fail("migrate", &error))?;
+
+        let reader = Connection::open(&path).map_err(|error| fail("open", &error))?;
+        reader
+            .execute_batch("PRAGMA busy_timeout = 5000;")
+            .map_err(|error| fail("configure", &error))?;
+
+        let (sender, receiver) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("flow-store-writer".to_owned())
+            .spawn(move || run_writer(writer, receiver))
+            .map_err(|error| fail("start the writer of the", &error))?;
+
+        Ok(Self {
+            writer: sender,
+            reader: Arc::new(Mutex::new(reader)),
+            path,
+        })
+    }
+
+    /// Returns the database file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn send<T: Send + 'static>(
+        &self,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> BoxFuture<'static, StoreResult<T>> {
+        let (reply, receive) = oneshot::channel();
+        let sent = self.writer.send(command(reply));
+        Box::pin(async move {
+            sent.map_err(|_| StoreError::Closed("the writer thread stopped".to_owned()))?;
+            receive
+                .await
+                .map_err(|_| StoreError::Closed("the writer thread stopped before replying".to_owned()))?
+        })
+    }
+
+    fn read<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> BoxFuture<'static, StoreResult<T>> {
+        let reader = Arc::clone(&self.reader);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let connection = reader.lock().unwrap_or_else(PoisonError::into_inner);
+                query(&connection)
+            })
+            .await
+            .map_err(|error| StoreError::Closed(format!("read task failed: {error}")))?
+        })
+    }
+}
+
+impl Store for SqliteStore {
+    fn insert(&self, execution: NewExecution) -> BoxFuture<'_, StoreResult<InsertOutcome>> {
+        self.send(|reply| Command::Insert(execution, reply))
+    }
+
+    fn claim(
+        &self,
+        worker: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<Vec<ClaimedExecution>>> {
+        let worker = worker.to_owned();
+        self.send(|reply| Command::Claim {
+            worker,
+            limit,
+            now: now.timestamp_millis(),
+            lease_until: lease_until.timestamp_millis(),
+            reply,
+        })
+    }
+
+    fn finish_attempt(&self, record: AttemptRecord) -> BoxFuture<'_, StoreResult<()>> {
+        self.send(|reply| Command::Finish(record, reply))
+    }
+
+    fn recover(&self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
+        // One process owns the file, so every running execution belongs to a process that died.
+        self.send(|reply| Command::Reclaim(i64::MAX, now.timestamp_millis(), reply))
+    }
+
+    fn reclaim_expired(&self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
+        self.send(|reply| Command::Reclaim(now.timestamp_millis(), now.timestamp_millis(), reply))
+    }
+
+    fn release_worker(&self, worker: &str) -> BoxFuture<'_, StoreResult<usize>> {
+        let worker = worker.to_owned();
+        self.send(|reply| Command::Release(worker, reply))
+    }
+
+    fn get(&self, id: &str) -> BoxFuture<'_, StoreResult<Option<ExecutionRecord>>> {
+        let id = id.to_owned();
+        self.read(move |connection| read_execution(connection, &id))
+    }
+
+    fn list(&self, filter: ExecutionFilter) -> BoxFuture<'_, StoreResult<Vec<ExecutionSummary>>> {
+        self.read(move |connection| list_executions(connection, &filter))
+    }
+
+    fn next_due(&self) -> BoxFuture<'_, StoreResult<Option<DateTime<Utc>>>> {
+        self.read(|connection| {
+            let due: Option<i64> = connection
+                .query_row("SELECT MIN(due_at) FROM executions WHERE status = 'queued'", [], |row| row.get(0))
+                .map_err(database)?;
+            Ok(due.map(from_millis))
+        })
+    }
+
+    fn load_state(&self, scope: StateScope) -> BoxFuture<'_, StoreResult<BTreeMap<String, Value>>> {
+        self.read(move |connection| {
+            let text: Option<String> = connection
+                .query_row("SELECT value FROM state WHERE scope = ?1", [scope.storage_key()], |row| row.get(0))
+                .optional()
+                .map_err(database)?;
+            match text {
+                Some(text) => serde_json::from_str(&text).map_err(|error| StoreError::Corrupt(error.to_string())),
+                None => Ok(BTreeMap::new()),
+            }
+        })
+    }
+}
+
+fn database(error: rusqlite::Error) -> StoreError {
+    StoreError::Database(error.to_string())
+}
+
+fn from_millis(millis: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(millis).single().unwrap_or_default()
+}
+
+/// Receives commands until every sender is gone, committing each batch before replying.
+fn run_writer(mut connection: Connection, receiver: mpsc::Receiver<Command>) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(command) => batch.push(command),
+                Err(_) => break,
+            }
+        }
+
+        let mut replies: Vec<Box<dyn FnOnce(Option<&str>)>> = Vec::with_capacity(batch.len());
+        let committed = apply_batch(&mut connection, batch, &mut replies);
+        let failure = committed.err();
+        for reply in replies {
+            reply(failure.as_deref());
+        }
+    }
+}
+
+/// Runs a batch in one transaction; each command's reply waits in `replies` until the commit.
+fn apply_batch(
+    connection: &mut Connection,
+    batch: Vec<Command>,
+    replies: &mut Vec<Box<dyn FnOnce(Option<&str>)>>,
+) -> Result<(), String> {
+    let mut transaction = connection.transaction().map_err(|error| error.to_string())?;
+    for command in batch {
+        match command {
+            Command::Insert(execution, reply) => {
+                let result = in_savepoint(&mut transaction, |tx| insert_execution(tx, &execution));
+                replies.push(deferred(reply, result));
+            }
+            Command::Claim {
+                worker,
+                limit,
+                now,
+                lease_until,
+                reply,
+            } => {
+                let result = in_savepoint(&mut transaction, |tx| claim(tx, &worker, limit, now, lease_until));
+                replies.push(deferred(reply, result));
+            }
+            Command::Finish(record, reply) => {
+                let result = in_savepoint(&mut transaction, |tx| finish_attempt(tx, &record));
+                replies.push(deferred(reply, result));
+            }
+            Command::Reclaim(before, now, reply) => {
+                let result = in_savepoint(&mut transaction, |tx| {
+                    tx.execute(
+                        "UPDATE executions SET status = 'queued', lease_owner = NULL, lease_until = NULL, \
+                         updated_at = ?2 WHERE status = 'running' AND lease_until < ?1",
+                        [before, now],
+                    )
+                    .map_err(database)
+                });
+                replies.push(deferred(reply, result));
+            }
+            Command::Release(worker, reply) => {
+                let result = in_savepoint(&mut transaction, |tx| {
+                    tx.execute(
+                        "UPDATE executions SET status = 'queued', lease_owner = NULL, lease_until = NULL \
+                         WHERE status = 'running' AND lease_owner = ?1",
+                        [worker],
+                    )
+                    .map_err(database)
+                });
+                replies.push(deferred(reply, result));
+            }
+        }
+    }
+    transaction.commit().map_err(|error| error.to_string())
+}
+
+/// Wraps a reply so it is sent after the commit: the result when the commit succeeded, the
+/// commit's error otherwise.
+fn deferred<T: Send + 'static>(reply: Reply<T>, result: StoreResult<T>) -> Box<dyn FnOnce(Option<&str>)> {
+    Box::new(move |commit_failure| {
+        let outcome = match commit_failure {
+            Some(reason) => Err(StoreError::Database(format!("commit failed: {reason}"))),
+            None => result,
+        };
+        let _ = reply.send(outcome);
+    })
+}
+
+fn in_savepoint<T>(
+    transaction: &mut Transaction<'_>,
+    operation: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let savepoint = transaction.savepoint().map_err(database)?;
+    let result = operation(&savepoint);
+    match result {
+        Ok(value) => {
+            savepoint.commit().map_err(database)?;
+            Ok(value)
+        }
+        Err(error) => {
+            drop(savepoint);
+            Err(error)
+        }
+    }
+}
+
+fn insert_execution(tx: &Connection, execution: &NewExecution) -> StoreResult<InsertOutcome> {
+    let now = execution.created_at.timestamp_millis();
+
+    if let Some(key) = &execution.dedupe_key {
+        let existing: Option<String> = tx
+            .prepare_cached(
+                "SELECT id FROM executions WHERE flow = ?1 AND instance = ?2 AND dedupe_key = ?3 \
+                 AND status IN ('queued', 'running') ORDER BY seq LIMIT 1",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![execution.flow, execution.instance, key], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(database)?;
+        if let Some(existing_id) = existing {
+            tx.prepare_cached(
+                "INSERT INTO executions (id, flow, instance, status, created_at, updated_at, due_at, dedupe_key, \
+                 parent_id, related_id, source, payload, error) \
+                 VALUES (?1, ?2, ?3, 'cancelled', ?4, ?4, ?4, NULL, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    execution.id,
+                    execution.flow,
+                    execution.instance,
+                    now,
+                    execution.parent_id,
+                    existing_id,
+                    execution.source,
+                    execution.payload,
+                    format!("deduplicated: dedupe id \"{key}\" matches execution {existing_id}"),
+                ])
+            })
+            .map_err(database)?;
+            return Ok(InsertOutcome::Deduplicated { existing_id });
+        }
+    }
+
+    if let Some(request_id) = &execution.unique_request_id {
+        tx.prepare_cached(
+            "UPDATE executions SET status = 'cancelled', updated_at = ?4, related_id = ?5, \
+             error = 'superseded: execution ' || ?5 || ' has the same unique request id' \
+             WHERE flow = ?1 AND instance = ?2 AND unique_request_id = ?3 AND status = 'queued' AND attempt > 0",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![execution.flow, execution.instance, request_id, now, execution.id])
+        })
+        .map_err(database)?;
+    }
+
+    let (status, attempt, lease_owner, lease_until) = match &execution.claimed_by {
+        Some(lease) => ("running", 1, Some(lease.worker.as_str()), Some(lease.until.timestamp_millis())),
+        None => ("queued", 0, None, None),
+    };
+    tx.prepare_cached(
+        "INSERT INTO executions (id, flow, instance, status, attempt, lease_owner, lease_until, created_at, \
+         updated_at, due_at, dedupe_key, unique_request_id, parent_id, source, payload) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )
+    .and_then(|mut statement| {
+        statement.execute(params![
+            execution.id,
+            execution.flow,
+            execution.instance,
+            status,
+            attempt,
+            lease_owner,
+            lease_until,
+            now,
+            execution.dedupe_key,
+            execution.unique_request_id,
+            execution.parent_id,
+            execution.source,
+            execution.payload,
+        ])
+    })
+    .map_err(database)?;
+    Ok(InsertOutcome::Inserted)
+}
+
+fn claim(
+    tx: &Connection,
+    worker: &str,
+    limit: usize,
+    now: i64,
+    lease_until: i64,
+) -> StoreResult<Vec<ClaimedExecution>> {
+    let mut claimed = Vec::new();
+    {
+        let mut select = tx
+            .prepare_cached(
+                "SELECT seq, id, flow, instance, payload, attempt, created_at, parent_id FROM executions \
+                 WHERE status = 'queued' AND due_at <= ?1 ORDER BY due_at, seq LIMIT ?2",
+            )
+            .map_err(database)?;
+        let rows = select
+            .query_map(params![now, limit as i64], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    ClaimedExecution {
+                        id: row.get(1)?,
+                        flow: row.get(2)?,
+                        instance: row.get(3)?,
+                        payload: row.get(4)?,
+                        attempt: row.get::<_, u32>(5)? + 1,
+                        created_at: from_millis(row.get(6)?),
+                        parent_id: row.get(7)?,
+                    },
+                ))
+            })
+            .map_err(database)?;
+        for row in rows {
+            claimed.push(row.map_err(database)?);
+        }
+    }
+
+    let mut update = tx
+        .prepare_cached(
+            "UPDATE executions SET status = 'running', attempt = attempt + 1, lease_owner = ?2, lease_until = ?3, \
+             updated_at = ?4 WHERE seq = ?1",
+        )
+        .map_err(database)?;
+    for (seq, _) in &claimed {
+        update.execute(params![seq, worker, lease_until, now]).map_err(database)?;
+    }
+    Ok(claimed.into_iter().map(|(_, execution)| execution).collect())
+}
+
+fn finish_attempt(tx: &Connection, record: &AttemptRecord) -> StoreResult<()> {
+    let finished = record.finished_at.timestamp_millis();
+    let (status, error, result, due_at) = match &record.outcome {
+        AttemptOutcome::Succeeded { result } => (ExecutionStatus::Succeeded, None, Some(result.to_string()), finished),
+        AttemptOutcome::Retrying { error, retry_at } => {
+            (ExecutionStatus::Queued, Some(error.as_str()), None, retry_at.timestamp_millis())
+        }
+        AttemptOutcome::Failed { error } => (ExecutionStatus::Failed, Some(error.as_str()), None, finished),
+    };
+
+    let updated = tx
+        .prepare_cached(
+            "UPDATE executions SET status = ?1, error = ?2, result = ?3, due_at = ?4, updated_at = ?5, \
+             lease_owner = NULL, lease_until = NULL \
+             WHERE id = ?6 AND status = 'running' AND lease_owner = ?7 AND attempt = ?8",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                status.as_str(),
+                error,
+                result,
+                due_at,
+                finished,
+                record.execution_id,
+                record.worker,
+                record.attempt,
+            ])
+        })
+        .map_err(database)?;
+    if updated == 0 {
+        // The lease expired and another worker took the execution, or a user cancelled it;
+        // that worker's record wins, so this attempt's outcome and state are dropped.
+        tracing::warn!(execution_id = %record.execution_id, attempt = record.attempt, "attempt outcome dropped: lease lost");
+        return Ok(());
+    }
+
+    let attempt_status = match record.outcome {
+        AttemptOutcome::Succeeded { .. } => "succeeded",
+        AttemptOutcome::Retrying { .. } | AttemptOutcome::Failed { .. } => "failed",
+    };
+    let logs = serde_json::to_string(&record.logs).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO attempts (execution_id, number, status, started_at, finished_at, error, logs) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut statement| {
+        statement.execute(params![
+            record.execution_id,
+            record.attempt,
+            attempt_status,
+            record.started_at.timestamp_millis(),
+            finished,
+            error,
+            logs,
+        ])
+    })
+    .map_err(database)?;
+
+    if status == ExecutionStatus::Succeeded {
+        for write in &record.state_writes {
+            let value = serde_json::to_string(&write.values).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+            tx.prepare_cached("INSERT OR REPLACE INTO state (scope, value, updated_at) VALUES (?1, ?2, ?3)")
+                .and_then(|mut statement| statement.execute(params![write.scope.storage_key(), value, finished]))
+                .map_err(database)?;
+        }
+    }
+    Ok(())
+}
+
+const SUMMARY_COLUMNS: &str = "id, flow, instance, status, attempt, created_at, updated_at, due_at, source";
+
+fn summary_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionSummary> {
+    let status_text: String = row.get(3)?;
+    let status = status_text.parse::<ExecutionStatus>().map_err(|reason| {
+        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, reason.into())
+    })?;
+    Ok(ExecutionSummary {
+        id: row.get(0)?,
+        flow: row.get(1)?,
+        instance: row.get(2)?,
+        status,
+        attempts: row.get(4)?,
+        created_at: from_millis(row.get(5)?),
+        updated_at: from_millis(row.get(6)?),
+        due_at: (status == ExecutionStatus::Queued).then(|| from_millis(row.get(7).unwrap_or_default())),
+        source: row.get(8)?,
+    })
+}
+
+fn list_executions(connection: &Connection, filter: &ExecutionFilter) -> StoreResult<Vec<ExecutionSummary>> {
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS} FROM executions \
+         WHERE (?1 IS NULL OR flow = ?1) AND (?2 IS NULL OR instance = ?2) AND (?3 IS NULL OR status = ?3) \
+         ORDER BY seq DESC LIMIT ?4"
+    );
+    let mut statement = connection.prepare_cached(&sql).map_err(database)?;
+    let limit = if filter.limit == 0 { 100 } else { filter.limit };
+    let rows = statement
+        .query_map(
+            params![
+                filter.flow,
+                filter.instance,
+                filter.status.map(ExecutionStatus::as_str),
+                limit as i64
+            ],
+            summary_from_row,
+        )
+        .map_err(database)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(database)
+}
+
+fn read_execution(connection: &Connection, id: &str) -> StoreResult<Option<ExecutionRecord>> {
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS}, payload, result, error, related_id, parent_id FROM executions WHERE id = ?1"
+    );
+    let row = connection
+        .prepare_cached(&sql)
+        .and_then(|mut statement| {
+            statement
+                .query_row([id], |row| {
+                    Ok((
+                        summary_from_row(row)?,
+                        row.get::<_, String>(9)?,
+                        row.get::<_, Option<String>>(10)?,
+                        row.get::<_, Option<String>>(11)?,
+                        row.get::<_, Option<String>>(12)?,
+                        row.get::<_, Option<String>>(13)?,
+                    ))
+                })
+                .optional()
+        })
+        .map_err(database)?;
+    let Some((summary, payload, result, error, related_id, parent_id)) = row else {
+        return Ok(None);
+    };
+
+    let corrupt = |error: serde_json::Error| StoreError::Corrupt(format!("execution {id}: {error}"));
+    let mut attempt_history = Vec::new();
+    let mut logs = Vec::new();
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT number, status, started_at, finished_at, error, logs FROM attempts \
+             WHERE execution_id = ?1 ORDER BY number",
+        )
+        .map_err(database)?;
+    let rows = statement
+        .query_map([id], |row| {
+            Ok((
+                AttemptSummary {
+                    number: row.get(0)?,
+                    status: row.get(1)?,
+                    started_at: from_millis(row.get(2)?),
+                    finished_at: from_millis(row.get(3)?),
+                    error: row.get(4)?,
+                },
+                row.get::<_, String>(5)?,
+            ))
+        })
+        .map_err(database)?;
+    for row in rows {
+        let (attempt, attempt_logs) = row.map_err(database)?;
+        let entries: Vec<LogEntry> = serde_json::from_str(&attempt_logs).map_err(corrupt)?;
+        logs.extend(entries);
+        attempt_history.push(attempt);
+    }
+
+    Ok(Some(ExecutionRecord {
+        summary,
+        payload: serde_json::from_str(&payload).map_err(corrupt)?,
+        result: result.map(|text| serde_json::from_str(&text)).transpose().map_err(corrupt)?,
+        error,
+        related_id,
+        parent_id,
+        attempt_history,
+        logs,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::conformance::{new_execution, store_conformance_tests};
+
+    fn fresh() -> (Arc<dyn Store>, tempfile::TempDir) {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(folder.path().join("flows.db"), Durability::Normal).expect("opens");
+        (Arc::new(store), folder)
+    }
+
+    store_conformance_tests!(fresh());
+
+    #[tokio::test]
+    async fn accepted_execution_survives_reopening_the_file() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let path = folder.path().join("flows.db");
+        {
+            let store = SqliteStore::open(&path, Durability::Full).expect("opens");
+            store.insert(new_execution("e1")).await.expect("inserts");
+        }
+        let reopened = SqliteStore::open(&path, Durability::Full).expect("reopens");
+        assert!(reopened.get("e1").await.expect("reads").is_some());
+    }
+
+    #[tokio::test]
+    async fn open_creates_missing_folders() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let path = folder.path().join("nested/deeper/flows.db");
+        SqliteStore::open(&path, Durability::Normal).expect("opens");
+        assert!(path.exists());
+    }
+
+    #[tokio::test]
+    async fn concurrent_inserts_are_all_committed() {
+        let (store, _folder) = fresh();
+        let inserts = (0..200).map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.insert(new_execution(&format!("e{n}"))).await })
+        });
+        for insert in futures::future::join_all(inserts).await {
+            assert_eq!(insert.expect("joins").expect("inserts"), InsertOutcome::Inserted);
+        }
+        let all = store
+            .list(ExecutionFilter {
+                limit: 1000,
+                ..ExecutionFilter::default()
+            })
+            .await
+            .expect("lists");
+        assert_eq!(all.len(), 200);
+    }
+
+    #[tokio::test]
+    async fn duplicate_id_fails_only_its_own_insert() {
+        let (store, _folder) = fresh();
+        store.insert(new_execution("e1")).await.expect("inserts");
+        let (again, other) = tokio::join!(store.insert(new_execution("e1")), store.insert(new_execution("e2")));
+        assert!(again.is_err());
+        assert_eq!(other.expect("inserts"), InsertOutcome::Inserted);
+    }
+}

@@ -1,0 +1,555 @@
+//! Webhook requests end to end: parsing, answers, limits and API keys, over real HTTP.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use common::{Options, config, echo, flow, json_of, start};
+use flow_runtime::config::InstanceSettings;
+use flow_runtime::core::{EndpointSecurity, FlowError, HttpResponse, QueueConfig, TriggerError, TriggerResult};
+use flow_runtime::store::ExecutionStatus;
+use serde_json::json;
+
+fn synchronous(key: &str) -> flow_runtime::core::FlowConfig {
+    let mut config = config(key);
+    config.synchronous = true;
+    config
+}
+
+#[tokio::test]
+async fn async_webhook_answers_with_a_stored_execution_id() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/orders"))
+        .json(&json!({ "id": 7 }))
+        .send()
+        .await
+        .expect("sends");
+    assert_eq!(response.status(), 200);
+    let id = json_of(response).await["executionId"].as_str().expect("id").to_owned();
+
+    let record = server.finished(&id).await;
+    assert_eq!(record.summary.status, ExecutionStatus::Succeeded);
+    assert_eq!(record.result.expect("result")["data"]["body"]["data"], json!({ "id": 7 }));
+}
+
+#[tokio::test]
+async fn synchronous_flow_answers_with_its_result() {
+    let server = start(vec![flow(synchronous("echo"), echo)], Options::default()).await;
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/echo"))
+        .json(&json!({ "n": 1 }))
+        .send()
+        .await
+        .expect("sends");
+    assert_eq!(response.status(), 200);
+    assert_eq!(json_of(response).await["body"]["data"], json!({ "n": 1 }));
+}
+
+#[tokio::test]
+async fn synchronous_flow_can_answer_a_full_http_response() {
+    let respond = flow(synchronous("png"), |_, _| {
+        Box::pin(async {
+            Ok(HttpResponse::new(201)
+                .header("X-Order", "7")
+                .body("image/png", vec![0x89, 0x50, 0x4e, 0x47])
+                .into())
+        })
+    });
+    let server = start(vec![respond], Options::default()).await;
+    let response = server.client.post(server.url("/webhooks/acme/png")).send().await.expect("sends");
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["x-order"], "7");
+    assert_eq!(response.headers()["content-type"], "image/png");
+    assert_eq!(response.bytes().await.expect("body").as_ref(), &[0x89, 0x50, 0x4e, 0x47]);
+}
+
+#[tokio::test]
+async fn failed_synchronous_execution_answers_500_with_its_id() {
+    let failing = flow(synchronous("fails"), |_, _| Box::pin(async { Err(FlowError::new("ERP is down")) }));
+    let server = start(vec![failing], Options::default()).await;
+    let response = server.client.post(server.url("/webhooks/acme/fails")).send().await.expect("sends");
+    assert_eq!(response.status(), 500);
+    let body = json_of(response).await;
+    assert_eq!(body["error"], json!("ERP is down"));
+    let id = body["executionId"].as_str().expect("id");
+    assert_eq!(server.finished(id).await.summary.status, ExecutionStatus::Failed);
+}
+
+#[tokio::test]
+async fn slow_synchronous_execution_answers_504_and_goes_on() {
+    let slow = flow(synchronous("slow"), |_, _| {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            Ok(json!("done").into())
+        })
+    });
+    let options = Options {
+        sync_timeout: Duration::from_millis(50),
+        ..Options::default()
+    };
+    let server = start(vec![slow], options).await;
+    let response = server.client.post(server.url("/webhooks/acme/slow")).send().await.expect("sends");
+    assert_eq!(response.status(), 504);
+    let id = json_of(response).await["executionId"].as_str().expect("id").to_owned();
+    let record = server.finished(&id).await;
+    assert_eq!(record.summary.status, ExecutionStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn synchronous_header_makes_an_async_flow_answer_its_result() {
+    let server = start(vec![flow(config("echo"), echo)], Options::default()).await;
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/echo"))
+        .header("Flow-Synchronous", "true")
+        .json(&json!({ "n": 2 }))
+        .send()
+        .await
+        .expect("sends");
+    assert_eq!(json_of(response).await["body"]["data"], json!({ "n": 2 }));
+}
+
+#[tokio::test]
+async fn unknown_instance_answers_404_naming_it() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+    let response = server.client.post(server.url("/webhooks/nobody/orders")).send().await.expect("sends");
+    assert_eq!(response.status(), 404);
+    assert_eq!(json_of(response).await["error"], json!("instance \"nobody\" not found"));
+}
+
+#[tokio::test]
+async fn unknown_flow_answers_404_naming_it() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+    let response = server.client.post(server.url("/webhooks/acme/nothing")).send().await.expect("sends");
+    assert_eq!(response.status(), 404);
+    assert!(json_of(response).await["error"].as_str().expect("text").contains("\"nothing\""));
+}
+
+#[tokio::test]
+async fn json_body_with_byte_order_mark_parses_and_keeps_raw_bytes() {
+    let server = start(vec![flow(synchronous("echo"), echo)], Options::default()).await;
+    let bytes = BASE64.decode("77u/eyJhIjoxLCJuYW1lIjoiWm/DqyJ9").expect("base64");
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/echo"))
+        .header("Content-Type", "application/json")
+        .body(bytes.clone())
+        .send()
+        .await
+        .expect("sends");
+    let payload = json_of(response).await;
+    assert_eq!(payload["body"]["data"], json!({ "a": 1, "name": "Zoë" }));
+    assert_eq!(payload["rawBody"]["data"], json!(BASE64.encode(&bytes)));
+}
+
+#[tokio::test]
+async fn form_body_with_byte_order_mark_parses() {
+    let server = start(vec![flow(synchronous("echo"), echo)], Options::default()).await;
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/echo"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(BASE64.decode("77u/YT0xJmI9Mg==").expect("base64"))
+        .send()
+        .await
+        .expect("sends");
+    assert_eq!(json_of(response).await["body"]["data"], json!({ "a": "1", "b": "2" }));
+}
+
+#[tokio::test]
+async fn empty_json_body_is_accepted_as_null() {
+    let server = start(vec![flow(synchronous("echo"), echo)], Options::default()).await;
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/echo"))
+        .header("Content-Type", "application/json")
+        .header("Content-Length", "0")
+        .send()
+        .await
+        .expect("sends");
+    assert_eq!(response.status(), 200);
+    let payload = json_of(response).await;
+    assert_eq!(payload["body"]["data"], json!(null));
+    assert_eq!(payload["rawBody"]["data"], json!(""));
+}
+
+#[tokio::test]
+async fn truncated_json_answers_400_and_creates_nothing() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/orders"))
+        .header("Content-Type", "application/json")
+        .body(BASE64.decode("eyJhIjo=").expect("base64"))
+        .send()
+        .await
+        .expect("sends");
+    assert_eq!(response.status(), 400);
+    assert!(json_of(response).await["error"].as_str().expect("text").contains("JSON"));
+    assert_eq!(server.execution_count().await, 0);
+}
+
+#[tokio::test]
+async fn form_body_keeps_plus_percent_and_repeated_keys() {
+    let server = start(vec![flow(synchronous("echo"), echo)], Options::default()).await;
+    let body = BASE64
+        .decode("bWVzc2FnZT1oZWxsbyt3b3JsZCZleHByPVRoaXMrJTJCK2lzK2ErcGx1cyZ0YWc9YSZ0YWc9YiZlbXB0eT0mZmxhZw==")
+        .expect("base64");
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/echo"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("sends");
+    assert_eq!(
+        json_of(response).await["body"]["data"],
+        json!({ "message": "hello world", "expr": "This + is a plus", "tag": ["a", "b"], "empty": "", "flag": "" })
+    );
+}
+
+const TWO_MIB: usize = 2_097_152;
+
+fn oversized_body() -> Vec<u8> {
+    let mut body = b"{\"pad\":\"".to_vec();
+    body.extend(std::iter::repeat_n(b'a', 3_000_000));
+    body.extend(b"\"}");
+    body
+}
+
+#[tokio::test]
+async fn body_over_the_limit_with_content_length_answers_413() {
+    let options = Options {
+        body_limit: TWO_MIB,
+        ..Options::default()
+    };
+    let server = start(vec![flow(config("orders"), echo)], options).await;
+    let body = oversized_body();
+    assert_eq!(body.len(), 3_000_010);
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/orders"))
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("sends");
+    assert_eq!(response.status(), 413);
+    assert_eq!(server.execution_count().await, 0);
+}
+
+#[tokio::test]
+async fn chunked_body_over_the_limit_answers_413() {
+    let options = Options {
+        body_limit: TWO_MIB,
+        ..Options::default()
+    };
+    let server = start(vec![flow(config("orders"), echo)], options).await;
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        oversized_body().chunks(64 * 1024).map(|chunk| Ok(chunk.to_vec())).collect();
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/orders"))
+        .header("Content-Type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .expect("sends");
+    assert_eq!(response.status(), 413);
+    assert_eq!(server.execution_count().await, 0);
+}
+
+#[tokio::test]
+async fn body_exactly_at_the_limit_is_accepted() {
+    let options = Options {
+        body_limit: TWO_MIB,
+        ..Options::default()
+    };
+    let server = start(vec![flow(config("orders"), echo)], options).await;
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/orders"))
+        .header("Content-Type", "application/octet-stream")
+        .body(vec![7_u8; TWO_MIB])
+        .send()
+        .await
+        .expect("sends");
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn gzip_body_is_limited_by_its_decoded_size() {
+    use std::io::Write as _;
+    let options = Options {
+        body_limit: TWO_MIB,
+        ..Options::default()
+    };
+    let server = start(vec![flow(config("orders"), echo)], options).await;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(&oversized_body()).expect("compresses");
+    let compressed = encoder.finish().expect("compresses");
+    assert!(compressed.len() < TWO_MIB);
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/orders"))
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip")
+        .body(compressed)
+        .send()
+        .await
+        .expect("sends");
+    assert_eq!(response.status(), 413);
+    assert_eq!(server.execution_count().await, 0);
+}
+
+fn keyed_instance() -> Vec<InstanceSettings> {
+    vec![InstanceSettings {
+        id: "acme".into(),
+        api_keys: [("orders".to_owned(), vec!["k_test_abc123".to_owned()])].into_iter().collect(),
+        ..InstanceSettings::default()
+    }]
+}
+
+async fn keyed_server() -> common::TestServer {
+    let mut secured = synchronous("orders");
+    secured.endpoint_security = EndpointSecurity::CustomerRequired;
+    let options = Options {
+        instances: keyed_instance(),
+        ..Options::default()
+    };
+    start(vec![flow(secured, echo)], options).await
+}
+
+#[tokio::test]
+async fn api_key_rejections_answer_401_and_queue_nothing() {
+    let server = keyed_server().await;
+    let cases: [&[&str]; 4] = [&[], &["k_test_abc124"], &["wrong"], &["wrong", "k_test_abc123"]];
+    for keys in cases {
+        let mut request = server.client.post(server.url("/webhooks/acme/orders"));
+        for key in keys {
+            request = request.header("Api-Key", *key);
+        }
+        let response = request.send().await.expect("sends");
+        assert_eq!(response.status(), 401, "keys {keys:?}");
+    }
+    assert_eq!(server.execution_count().await, 0);
+}
+
+#[tokio::test]
+async fn api_key_in_lowercase_header_is_accepted_and_hidden_from_the_flow() {
+    let server = keyed_server().await;
+    for name in ["api-key", "Api-Key"] {
+        let response = server
+            .client
+            .post(server.url("/webhooks/acme/orders"))
+            .header(name, "k_test_abc123")
+            .send()
+            .await
+            .expect("sends");
+        assert_eq!(response.status(), 200);
+        let payload = json_of(response).await;
+        assert!(payload["headers"].get("api-key").is_none());
+    }
+}
+
+#[tokio::test]
+async fn api_key_is_not_stored_with_the_execution() {
+    let server = keyed_server().await;
+    server
+        .client
+        .post(server.url("/webhooks/acme/orders"))
+        .header("Api-Key", "k_test_abc123")
+        .send()
+        .await
+        .expect("sends");
+    let stored = server.executions(ExecutionStatus::Succeeded).await;
+    let text = serde_json::to_string(&stored[0].payload).expect("serializes");
+    assert!(!text.contains("k_test_abc123"));
+}
+
+#[tokio::test]
+async fn custom_trigger_response_is_returned_and_the_execution_runs() {
+    let mut triggered = flow(config("challenge"), echo);
+    triggered.config.handlers.on_trigger = true;
+    triggered.handlers.on_trigger = Some(|_, payload| {
+        Box::pin(async move {
+            let challenge = payload.body.to_value()["challenge"].clone();
+            Ok(TriggerResult::new(payload).with_response(HttpResponse::json(200, &json!({ "challenge": challenge }))))
+        })
+    });
+    let server = start(vec![triggered], Options::default()).await;
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/challenge"))
+        .json(&json!({ "challenge": "abc" }))
+        .send()
+        .await
+        .expect("sends");
+    assert_eq!(json_of(response).await, json!({ "challenge": "abc" }));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let succeeded = server.executions(ExecutionStatus::Succeeded).await;
+    let queued_or_done = succeeded.len() + server.executions(ExecutionStatus::Running).await.len();
+    assert_eq!(queued_or_done + server.executions(ExecutionStatus::Queued).await.len(), 1);
+}
+
+#[tokio::test]
+async fn trigger_rejection_answers_its_status_and_runs_nothing() {
+    let mut triggered = flow(config("signed"), echo);
+    triggered.handlers.on_trigger = Some(|_, _| Box::pin(async { Err(TriggerError::unauthorized("bad signature")) }));
+    let server = start(vec![triggered], Options::default()).await;
+    let response = server.client.post(server.url("/webhooks/acme/signed")).send().await.expect("sends");
+    assert_eq!(response.status(), 401);
+    assert_eq!(json_of(response).await["error"], json!("bad signature"));
+    assert_eq!(server.execution_count().await, 0);
+}
+
+#[tokio::test]
+async fn duplicate_requests_are_acknowledged_with_the_matched_execution() {
+    let mut deduped = config("orders");
+    deduped.queue = Some(QueueConfig {
+        dedupe_id_field: Some("body.data.requestId".parse().expect("valid path")),
+        ..QueueConfig::default()
+    });
+    let slow = flow(deduped, |_, params| {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(params.trigger.body.to_value().into())
+        })
+    });
+    let server = start(vec![slow], Options::default()).await;
+
+    let mut answers = Vec::new();
+    for body in [
+        json!({ "data": { "requestId": "req-42", "n": 1 } }),
+        json!({ "data": { "requestId": "req-42", "n": 2 } }),
+        json!({ "data": { "requestId": "req-42", "n": 3 } }),
+        json!({ "data": { "requestId": "req-43", "n": 4 } }),
+        json!({ "data": {} }),
+    ] {
+        let response = server.client.post(server.url("/webhooks/acme/orders")).json(&body).send().await.expect("sends");
+        assert_eq!(response.status(), 200);
+        answers.push(json_of(response).await);
+    }
+
+    let first = answers[0]["executionId"].clone();
+    assert_eq!(answers[1]["executionId"], first);
+    assert_eq!(answers[1]["deduplicated"], json!(true));
+    assert_eq!(answers[2]["executionId"], first);
+    assert!(answers[3].get("deduplicated").is_none());
+    assert!(answers[4].get("deduplicated").is_none());
+
+    for answer in [&answers[0], &answers[3], &answers[4]] {
+        server.finished(answer["executionId"].as_str().expect("id")).await;
+    }
+    let ran: Vec<serde_json::Value> = server
+        .executions(ExecutionStatus::Succeeded)
+        .await
+        .into_iter()
+        .map(|record| record.result.expect("result")["data"]["data"]["n"].clone())
+        .collect();
+    assert_eq!(ran.len(), 3);
+    assert!(ran.contains(&json!(1)) && ran.contains(&json!(4)));
+    assert_eq!(server.executions(ExecutionStatus::Cancelled).await.len(), 2);
+}
+
+#[tokio::test]
+async fn path_fragment_and_repeated_query_parameters_reach_the_flow() {
+    let server = start(vec![flow(synchronous("echo"), echo)], Options::default()).await;
+    let response = server
+        .client
+        .get(server.url("/webhooks/acme/echo/orders/7?tag=a&tag=b&page=2"))
+        .send()
+        .await
+        .expect("sends");
+    let payload = json_of(response).await;
+    assert_eq!(payload["pathFragment"], json!("orders/7"));
+    assert_eq!(payload["queryParameters"], json!({ "tag": ["a", "b"], "page": "2" }));
+}
+
+#[tokio::test]
+async fn payload_describes_instance_flow_and_webhook_urls() {
+    let mut named = synchronous("echo");
+    named.name = "Event Listener".into();
+    let server = start(vec![flow(named, echo)], Options::default()).await;
+    let response = server.client.post(server.url("/webhooks/acme/echo")).send().await.expect("sends");
+    let payload = json_of(response).await;
+    assert_eq!(payload["instance"]["id"], json!("acme"));
+    assert_eq!(payload["flow"]["name"], json!("Event Listener"));
+    assert!(payload["webhookUrls"]["Event Listener"].as_str().expect("url").ends_with("/webhooks/acme/echo"));
+    assert!(payload["executionId"].as_str().is_some_and(|id| !id.is_empty()));
+}
+
+#[tokio::test]
+async fn panicking_flow_fails_its_attempt_and_the_server_keeps_serving() {
+    let panicking = flow(synchronous("panics"), |_, _| Box::pin(async { panic!("unexpected order shape") }));
+    let server = start(vec![panicking, flow(synchronous("echo"), echo)], Options::default()).await;
+    let response = server.client.post(server.url("/webhooks/acme/panics")).send().await.expect("sends");
+    assert_eq!(response.status(), 500);
+    assert!(json_of(response).await["error"].as_str().expect("text").contains("unexpected order shape"));
+    let response = server.client.post(server.url("/webhooks/acme/echo")).send().await.expect("sends");
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn executions_api_requires_the_admin_token_when_set() {
+    let options = Options {
+        admin_token: Some("admin-secret".into()),
+        ..Options::default()
+    };
+    let server = start(vec![flow(config("orders"), echo)], options).await;
+    let denied = server.client.get(server.url("/executions")).send().await.expect("sends");
+    assert_eq!(denied.status(), 401);
+    let allowed = server
+        .client
+        .get(server.url("/executions"))
+        .bearer_auth("admin-secret")
+        .send()
+        .await
+        .expect("sends");
+    assert_eq!(allowed.status(), 200);
+}
+
+#[tokio::test]
+async fn executions_api_shows_status_attempts_and_logs() {
+    let logging = flow(config("logs"), |ctx, _| {
+        Box::pin(async move {
+            ctx.logger().info("sending order 7");
+            Ok(json!({ "ok": true }).into())
+        })
+    });
+    let server = start(vec![logging], Options::default()).await;
+    let response = server.client.post(server.url("/webhooks/acme/logs")).send().await.expect("sends");
+    let id = json_of(response).await["executionId"].as_str().expect("id").to_owned();
+    server.finished(&id).await;
+
+    let shown = json_of(server.client.get(server.url(&format!("/executions/{id}"))).send().await.expect("sends")).await;
+    assert_eq!(shown["status"], json!("succeeded"));
+    assert_eq!(shown["attemptHistory"][0]["number"], json!(1));
+    assert_eq!(shown["logs"][0]["message"], json!("sending order 7"));
+    assert_eq!(shown["result"], json!({ "data": { "ok": true } }));
+
+    let listed = json_of(
+        server
+            .client
+            .get(server.url("/executions?flow=logs&status=succeeded"))
+            .send()
+            .await
+            .expect("sends"),
+    )
+    .await;
+    assert_eq!(listed["executions"][0]["id"], json!(id));
+}
+
+#[tokio::test]
+async fn unknown_execution_answers_404() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+    let response = server.client.get(server.url("/executions/nope")).send().await.expect("sends");
+    assert_eq!(response.status(), 404);
+}
