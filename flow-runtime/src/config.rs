@@ -395,3 +395,96 @@ fn config_value(
     serde_json::to_value(value)
         .map_err(|error| ConfigError(format!("config variable \"{name}\" of instance \"{instance}\": {error}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integration::{ConfigVar, Integration};
+
+    fn registry(vars: Vec<ConfigVar>) -> Registry {
+        let mut integration = Integration::new("test", "Test", "0");
+        integration.config_vars = vars;
+        Registry::new(integration, Vec::new()).expect("empty registry")
+    }
+
+    fn settings(text: &str, env: &[(&str, &str)]) -> Result<RuntimeSettings, ConfigError> {
+        let file: FileConfig = toml::from_str(text).expect("valid TOML");
+        let lookup = |name: &str| env.iter().find(|(key, _)| *key == name).map(|(_, value)| (*value).to_owned());
+        RuntimeSettings::resolve(file, &Overrides::default(), lookup)
+    }
+
+    #[test]
+    fn no_file_gives_defaults_and_a_default_instance() {
+        let settings = settings("", &[]).expect("valid");
+        assert_eq!(settings.addr.to_string(), DEFAULT_ADDR);
+        assert_eq!(settings.body_limit, DEFAULT_BODY_LIMIT);
+        let instances = build_instances(&settings, &registry(Vec::new()), |_| None).expect("valid");
+        assert_eq!(instances.len(), 1);
+        assert_eq!(instances[0].id, "default");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let settings = settings("[server]\nbody_limit = 100\n", &[("FLOW_BODY_LIMIT", "200")]).expect("valid");
+        assert_eq!(settings.body_limit, 200);
+    }
+
+    #[test]
+    fn invalid_environment_number_names_the_variable() {
+        let error = settings("", &[("FLOW_BODY_LIMIT", "ten")]).expect_err("invalid");
+        assert!(error.0.contains("FLOW_BODY_LIMIT=\"ten\""), "{}", error.0);
+    }
+
+    #[test]
+    fn unknown_setting_is_rejected() {
+        let result: Result<FileConfig, _> = toml::from_str("[server]\nport = 8080\n");
+        assert!(result.is_err());
+    }
+
+    #[test]
+    fn missing_required_variable_names_it_and_the_instance() {
+        let settings = settings("[[instances]]\nid = \"acme\"\n", &[]).expect("valid");
+        let registry = registry(vec![ConfigVar::new("API Base URL").required()]);
+        let error = build_instances(&settings, &registry, |_| None).expect_err("missing");
+        assert!(error.0.contains("\"acme\"") && error.0.contains("\"API Base URL\""), "{}", error.0);
+    }
+
+    #[test]
+    fn default_fills_a_required_variable() {
+        let settings = settings("[[instances]]\nid = \"acme\"\n", &[]).expect("valid");
+        let registry = registry(vec![ConfigVar::new("Region").required().default_value("eu")]);
+        let instances = build_instances(&settings, &registry, |_| None).expect("valid");
+        assert_eq!(instances[0].config["Region"], Value::String("eu".into()));
+    }
+
+    #[test]
+    fn variable_reads_the_environment() {
+        let text = "[[instances]]\nid = \"acme\"\nconfig = { \"Token\" = { env = \"ACME_TOKEN\" } }\n";
+        let settings = settings(text, &[]).expect("valid");
+        let registry = registry(vec![ConfigVar::new("Token").secret()]);
+        let lookup = |name: &str| (name == "ACME_TOKEN").then(|| "t0k".to_owned());
+        let instances = build_instances(&settings, &registry, lookup).expect("valid");
+        assert_eq!(instances[0].config["Token"], Value::String("t0k".into()));
+    }
+
+    #[test]
+    fn undeclared_variable_is_rejected() {
+        let text = "[[instances]]\nid = \"acme\"\nconfig = { \"Regoin\" = \"eu\" }\n";
+        let settings = settings(text, &[]).expect("valid");
+        let error = build_instances(&settings, &registry(vec![ConfigVar::new("Region")]), |_| None).expect_err("undeclared");
+        assert!(error.0.contains("\"Regoin\"") && error.0.contains("Region"), "{}", error.0);
+    }
+
+    #[test]
+    fn repeated_instance_id_is_rejected() {
+        let settings = settings("[[instances]]\nid = \"a\"\n[[instances]]\nid = \"a\"\n", &[]).expect("valid");
+        assert!(build_instances(&settings, &registry(Vec::new()), |_| None).is_err());
+    }
+
+    #[test]
+    fn store_url_accepts_sqlite_scheme_and_plain_paths() {
+        assert_eq!(parse_store_url("sqlite://data/flows.db").expect("valid"), PathBuf::from("data/flows.db"));
+        assert_eq!(parse_store_url("flows.db").expect("valid"), PathBuf::from("flows.db"));
+        assert!(parse_store_url("postgres://localhost/test").is_err());
+    }
+}

@@ -54,12 +54,12 @@ pub(super) async fn run(config: Option<PathBuf>, overrides: Overrides, command: 
                 .await
                 .map_err(|error| CliError::failed(error.to_string()))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&executions).unwrap_or_default());
+                print_line!("{}", serde_json::to_string_pretty(&executions).unwrap_or_default());
                 return Ok(());
             }
-            println!("{:<38} {:<24} {:<12} {:<10} {:>8}  {}", "ID", "FLOW", "INSTANCE", "STATUS", "ATTEMPTS", "CREATED");
+            print_line!("{:<38} {:<24} {:<12} {:<10} {:>8}  {}", "ID", "FLOW", "INSTANCE", "STATUS", "ATTEMPTS", "CREATED");
             for execution in executions {
-                println!(
+                print_line!(
                     "{:<38} {:<24} {:<12} {:<10} {:>8}  {}",
                     execution.id,
                     execution.flow,
@@ -75,7 +75,7 @@ pub(super) async fn run(config: Option<PathBuf>, overrides: Overrides, command: 
             let record = store.get(&id).await.map_err(|error| CliError::failed(error.to_string()))?;
             match record {
                 Some(record) => {
-                    println!("{}", serde_json::to_string_pretty(&record).unwrap_or_default());
+                    print_line!("{}", serde_json::to_string_pretty(&record).unwrap_or_default());
                     Ok(())
                 }
                 None => Err(CliError::failed(format!("execution \"{id}\" not found"))),

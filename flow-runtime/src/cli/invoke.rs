@@ -102,11 +102,11 @@ pub(super) async fn invoke(
     eprintln!("execution {execution_id}");
     match completion {
         Completion::Succeeded(FlowOutput::Data(value)) => {
-            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            print_line!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
             Ok(())
         }
         Completion::Succeeded(FlowOutput::Response(response)) => {
-            println!("{}", serde_json::to_string_pretty(&response).unwrap_or_default());
+            print_line!("{}", serde_json::to_string_pretty(&response).unwrap_or_default());
             Ok(())
         }
         Completion::Failed { error, retrying } => {

@@ -1,5 +1,14 @@
 //! The command-line interface that `flow_runtime::main!()` gives an integration binary.
 
+/// Prints a line to standard output; a closed pipe (`| head`) ends the output quietly instead
+/// of panicking.
+macro_rules! print_line {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod executions;
 mod invoke;
 mod serve;
@@ -87,7 +96,7 @@ pub fn run(integration: Integration) -> ExitCode {
                 Ok(())
             }
             Command::Manifest => {
-                println!("{}", serde_json::to_string_pretty(&registry.manifest()).unwrap_or_default());
+                print_line!("{}", serde_json::to_string_pretty(&registry.manifest()).unwrap_or_default());
                 Ok(())
             }
             Command::Serve { addr } => {
@@ -202,10 +211,10 @@ pub(crate) fn build_runtime(
 
 fn print_flows(registry: &Registry, json: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(&registry.flows_json()).unwrap_or_default());
+        print_line!("{}", serde_json::to_string_pretty(&registry.flows_json()).unwrap_or_default());
         return;
     }
-    println!("{:<28} {:<28} {:<12} {:<18} {:<18} {}", "STABLE KEY", "NAME", "MODE", "QUEUE", "SECURITY", "SCHEDULE");
+    print_line!("{:<28} {:<28} {:<12} {:<18} {:<18} {}", "STABLE KEY", "NAME", "MODE", "QUEUE", "SECURITY", "SCHEDULE");
     for flow in registry.flows() {
         let config = &flow.config;
         let mode = if config.synchronous { "synchronous" } else { "asynchronous" };
@@ -228,7 +237,7 @@ fn print_flows(registry: &Registry, json: bool) {
             }
             None => "-".to_owned(),
         };
-        println!(
+        print_line!(
             "{:<28} {:<28} {:<12} {:<18} {:<18} {}",
             config.stable_key, config.name, mode, queue, security, schedule
         );

@@ -28,7 +28,7 @@ pub(super) async fn run_dispatcher(inner: Arc<Inner>) {
 
         let now = inner.clock.now();
         let lease_until = now + inner.settings.lease;
-        let claimed = match inner.store.claim(&inner.worker_id, permits.len(), now, lease_until).await {
+        let claimed = match inner.store.claim(&inner.worker_id, permits.len(), now, lease_until, Arc::clone(&inner.queues)).await {
             Ok(claimed) => claimed,
             Err(error) => {
                 tracing::error!(%error, "could not claim queued executions; retrying in a second");

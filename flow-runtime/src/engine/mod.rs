@@ -29,7 +29,7 @@ use crate::logger::Logger;
 use crate::definition::Flow;
 use crate::instance::Instance;
 use crate::registry::Registry;
-use crate::store::{InsertOutcome, Lease, NewExecution, StateScope, Store, StoreError};
+use crate::store::{InsertOutcome, Lease, NewExecution, QueuePolicies, StateScope, Store, StoreError};
 use waiters::Waiters;
 
 /// How long a worker holds a claimed execution before another may take it over.
@@ -120,6 +120,7 @@ pub(crate) struct Inner {
     pub(crate) settings: EngineSettings,
     pub(crate) worker_id: String,
     pub(crate) permits: Arc<Semaphore>,
+    pub(crate) queues: Arc<QueuePolicies>,
     pub(crate) wake: Notify,
     pub(crate) waiters: Waiters,
     pub(crate) state_cache: Mutex<HashMap<String, Arc<BTreeMap<String, Value>>>>,
@@ -154,6 +155,14 @@ impl Runtime {
             .map(|instance| (instance.id.clone(), Arc::new(instance)))
             .collect();
         let (stopping, _) = tokio::sync::watch::channel(false);
+        let queues = Arc::new(QueuePolicies {
+            modes: registry
+                .flows()
+                .iter()
+                .filter(|flow| flow.config.queue_mode() != QueueMode::Parallel)
+                .map(|flow| (flow.stable_key().to_owned(), flow.config.queue_mode()))
+                .collect(),
+        });
         Self {
             inner: Arc::new_cyclic(|self_ref| Inner {
                 self_ref: self_ref.clone(),
@@ -162,6 +171,7 @@ impl Runtime {
                 store,
                 clock,
                 permits: Arc::new(Semaphore::new(settings.workers)),
+                queues,
                 settings,
                 worker_id: format!("worker-{}", uuid::Uuid::now_v7()),
                 wake: Notify::new(),

@@ -9,6 +9,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;
 
 use super::{
+    QueuePolicies,
     AttemptOutcome, AttemptRecord, ExecutionFilter, ExecutionStatus, InsertOutcome, Lease, NewExecution, StateScope,
     StateWrite, Store,
 };
@@ -59,7 +60,7 @@ pub(super) async fn insert_then_get_returns_a_queued_execution(store: Arc<dyn St
 
 pub(super) async fn claim_marks_running_and_counts_the_attempt(store: Arc<dyn Store>) {
     store.insert(new_execution("e1")).await.expect("inserts");
-    let claimed = store.claim("w1", 10, at(0), at(5)).await.expect("claims");
+    let claimed = store.claim("w1", 10, at(0), at(5), Arc::default()).await.expect("claims");
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].attempt, 1);
     assert_eq!(status(&store, "e1").await, ExecutionStatus::Running);
@@ -67,8 +68,8 @@ pub(super) async fn claim_marks_running_and_counts_the_attempt(store: Arc<dyn St
 
 pub(super) async fn claim_takes_each_execution_once(store: Arc<dyn Store>) {
     store.insert(new_execution("e1")).await.expect("inserts");
-    let first = store.claim("w1", 10, at(0), at(5)).await.expect("claims");
-    let second = store.claim("w2", 10, at(0), at(5)).await.expect("claims");
+    let first = store.claim("w1", 10, at(0), at(5), Arc::default()).await.expect("claims");
+    let second = store.claim("w2", 10, at(0), at(5), Arc::default()).await.expect("claims");
     assert_eq!(first.len(), 1);
     assert!(second.is_empty());
 }
@@ -77,14 +78,14 @@ pub(super) async fn claim_returns_executions_in_arrival_order(store: Arc<dyn Sto
     for id in ["e1", "e2", "e3"] {
         store.insert(new_execution(id)).await.expect("inserts");
     }
-    let claimed = store.claim("w1", 2, at(0), at(5)).await.expect("claims");
+    let claimed = store.claim("w1", 2, at(0), at(5), Arc::default()).await.expect("claims");
     let ids: Vec<&str> = claimed.iter().map(|execution| execution.id.as_str()).collect();
     assert_eq!(ids, vec!["e1", "e2"]);
 }
 
 pub(super) async fn success_stores_result_attempt_and_state(store: Arc<dyn Store>) {
     store.insert(new_execution("e1")).await.expect("inserts");
-    store.claim("w1", 1, at(0), at(5)).await.expect("claims");
+    store.claim("w1", 1, at(0), at(5), Arc::default()).await.expect("claims");
     let scope = StateScope::Flow {
         instance: "acme".into(),
         flow: "orders".into(),
@@ -105,7 +106,7 @@ pub(super) async fn success_stores_result_attempt_and_state(store: Arc<dyn Store
 
 pub(super) async fn failure_keeps_state_unchanged(store: Arc<dyn Store>) {
     store.insert(new_execution("e1")).await.expect("inserts");
-    store.claim("w1", 1, at(0), at(5)).await.expect("claims");
+    store.claim("w1", 1, at(0), at(5), Arc::default()).await.expect("claims");
     let mut record = finish("e1", 1, "w1", AttemptOutcome::Failed { error: "boom".into() });
     record.state_writes.push(StateWrite {
         scope: StateScope::Integration,
@@ -118,22 +119,22 @@ pub(super) async fn failure_keeps_state_unchanged(store: Arc<dyn Store>) {
 
 pub(super) async fn retry_requeues_until_its_due_time(store: Arc<dyn Store>) {
     store.insert(new_execution("e1")).await.expect("inserts");
-    store.claim("w1", 1, at(0), at(5)).await.expect("claims");
+    store.claim("w1", 1, at(0), at(5), Arc::default()).await.expect("claims");
     let outcome = AttemptOutcome::Retrying {
         error: "erp down".into(),
         retry_at: at(10),
     };
     store.finish_attempt(finish("e1", 1, "w1", outcome)).await.expect("finishes");
 
-    assert!(store.claim("w1", 1, at(9), at(15)).await.expect("claims").is_empty());
-    let claimed = store.claim("w1", 1, at(10), at(15)).await.expect("claims");
+    assert!(store.claim("w1", 1, at(9), at(15), Arc::default()).await.expect("claims").is_empty());
+    let claimed = store.claim("w1", 1, at(10), at(15), Arc::default()).await.expect("claims");
     assert_eq!(claimed[0].attempt, 2);
     assert_eq!(store.next_due().await.expect("reads"), None);
 }
 
 pub(super) async fn outcome_from_a_worker_without_the_lease_is_ignored(store: Arc<dyn Store>) {
     store.insert(new_execution("e1")).await.expect("inserts");
-    store.claim("w1", 1, at(0), at(5)).await.expect("claims");
+    store.claim("w1", 1, at(0), at(5), Arc::default()).await.expect("claims");
     let outcome = AttemptOutcome::Succeeded { result: json!(1) };
     store.finish_attempt(finish("e1", 1, "w2", outcome)).await.expect("finishes");
     assert_eq!(status(&store, "e1").await, ExecutionStatus::Running);
@@ -157,7 +158,7 @@ pub(super) async fn dedupe_key_of_a_finished_execution_does_not_match(store: Arc
     let mut first = new_execution("e1");
     first.dedupe_key = Some("req-42".into());
     store.insert(first).await.expect("inserts");
-    store.claim("w1", 1, at(0), at(5)).await.expect("claims");
+    store.claim("w1", 1, at(0), at(5), Arc::default()).await.expect("claims");
     let outcome = AttemptOutcome::Succeeded { result: json!(1) };
     store.finish_attempt(finish("e1", 1, "w1", outcome)).await.expect("finishes");
 
@@ -170,7 +171,7 @@ pub(super) async fn unique_request_id_cancels_a_pending_retry(store: Arc<dyn Sto
     let mut first = new_execution("a");
     first.unique_request_id = Some("req-42".into());
     store.insert(first).await.expect("inserts");
-    store.claim("w1", 1, at(0), at(5)).await.expect("claims");
+    store.claim("w1", 1, at(0), at(5), Arc::default()).await.expect("claims");
     let outcome = AttemptOutcome::Retrying {
         error: "down".into(),
         retry_at: at(5),
@@ -191,7 +192,7 @@ pub(super) async fn other_unique_request_id_cancels_nothing(store: Arc<dyn Store
     let mut first = new_execution("a");
     first.unique_request_id = Some("req-42".into());
     store.insert(first).await.expect("inserts");
-    store.claim("w1", 1, at(0), at(5)).await.expect("claims");
+    store.claim("w1", 1, at(0), at(5), Arc::default()).await.expect("claims");
     let outcome = AttemptOutcome::Retrying {
         error: "down".into(),
         retry_at: at(5),
@@ -212,7 +213,7 @@ pub(super) async fn insert_claimed_starts_running(store: Arc<dyn Store>) {
     });
     store.insert(execution).await.expect("inserts");
     assert_eq!(status(&store, "e1").await, ExecutionStatus::Running);
-    assert!(store.claim("w2", 1, at(0), at(5)).await.expect("claims").is_empty());
+    assert!(store.claim("w2", 1, at(0), at(5), Arc::default()).await.expect("claims").is_empty());
     let outcome = AttemptOutcome::Succeeded { result: json!(1) };
     store.finish_attempt(finish("e1", 1, "w1", outcome)).await.expect("finishes");
     assert_eq!(status(&store, "e1").await, ExecutionStatus::Succeeded);
@@ -220,9 +221,9 @@ pub(super) async fn insert_claimed_starts_running(store: Arc<dyn Store>) {
 
 pub(super) async fn reclaim_requeues_only_expired_leases(store: Arc<dyn Store>) {
     store.insert(new_execution("short")).await.expect("inserts");
-    store.claim("w1", 1, at(0), at(5)).await.expect("claims");
+    store.claim("w1", 1, at(0), at(5), Arc::default()).await.expect("claims");
     store.insert(new_execution("long")).await.expect("inserts");
-    store.claim("w1", 1, at(0), at(50)).await.expect("claims");
+    store.claim("w1", 1, at(0), at(50), Arc::default()).await.expect("claims");
 
     assert_eq!(store.reclaim_expired(at(10)).await.expect("reclaims"), 1);
     assert_eq!(status(&store, "short").await, ExecutionStatus::Queued);
@@ -231,7 +232,7 @@ pub(super) async fn reclaim_requeues_only_expired_leases(store: Arc<dyn Store>) 
 
 pub(super) async fn release_requeues_the_workers_executions(store: Arc<dyn Store>) {
     store.insert(new_execution("e1")).await.expect("inserts");
-    store.claim("w1", 1, at(0), at(5)).await.expect("claims");
+    store.claim("w1", 1, at(0), at(5), Arc::default()).await.expect("claims");
     assert_eq!(store.release_worker("w2").await.expect("releases"), 0);
     assert_eq!(store.release_worker("w1").await.expect("releases"), 1);
     assert_eq!(status(&store, "e1").await, ExecutionStatus::Queued);
@@ -242,7 +243,7 @@ pub(super) async fn list_filters_by_status_and_flow(store: Arc<dyn Store>) {
     let mut other = new_execution("e2");
     other.flow = "invoices".into();
     store.insert(other).await.expect("inserts");
-    store.claim("w1", 1, at(0), at(5)).await.expect("claims");
+    store.claim("w1", 1, at(0), at(5), Arc::default()).await.expect("claims");
 
     let queued = store
         .list(ExecutionFilter {
@@ -260,6 +261,84 @@ pub(super) async fn list_filters_by_status_and_flow(store: Arc<dyn Store>) {
         .await
         .expect("lists");
     assert_eq!(orders.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["e1"]);
+}
+
+fn policies(flow: &str, mode: flow_core::QueueMode) -> Arc<QueuePolicies> {
+    Arc::new(QueuePolicies {
+        modes: [(flow.to_owned(), mode)].into_iter().collect(),
+    })
+}
+
+fn claimed_ids(claimed: &[super::ClaimedExecution]) -> Vec<&str> {
+    claimed.iter().map(|execution| execution.id.as_str()).collect()
+}
+
+pub(super) async fn sequential_queue_runs_one_at_a_time_in_order(store: Arc<dyn Store>) {
+    for id in ["e1", "e2", "e3"] {
+        store.insert(new_execution(id)).await.expect("inserts");
+    }
+    let sequential = policies("orders", flow_core::QueueMode::Sequential);
+
+    let first = store.claim("w1", 10, at(0), at(5), Arc::clone(&sequential)).await.expect("claims");
+    assert_eq!(claimed_ids(&first), vec!["e1"]);
+    assert!(store.claim("w1", 10, at(0), at(5), Arc::clone(&sequential)).await.expect("claims").is_empty());
+
+    let outcome = AttemptOutcome::Succeeded { result: json!(1) };
+    store.finish_attempt(finish("e1", 1, "w1", outcome)).await.expect("finishes");
+    let second = store.claim("w1", 10, at(0), at(5), sequential).await.expect("claims");
+    assert_eq!(claimed_ids(&second), vec!["e2"]);
+}
+
+pub(super) async fn sequential_retry_holds_back_later_executions(store: Arc<dyn Store>) {
+    for id in ["e1", "e2"] {
+        store.insert(new_execution(id)).await.expect("inserts");
+    }
+    let sequential = policies("orders", flow_core::QueueMode::Sequential);
+    store.claim("w1", 10, at(0), at(5), Arc::clone(&sequential)).await.expect("claims");
+    let outcome = AttemptOutcome::Retrying {
+        error: "down".into(),
+        retry_at: at(10),
+    };
+    store.finish_attempt(finish("e1", 1, "w1", outcome)).await.expect("finishes");
+
+    assert!(store.claim("w1", 10, at(5), at(9), Arc::clone(&sequential)).await.expect("claims").is_empty());
+    let retried = store.claim("w1", 10, at(10), at(15), sequential).await.expect("claims");
+    assert_eq!(claimed_ids(&retried), vec!["e1"]);
+}
+
+pub(super) async fn sequential_queues_of_two_instances_run_side_by_side(store: Arc<dyn Store>) {
+    store.insert(new_execution("a1")).await.expect("inserts");
+    let mut other = new_execution("b1");
+    other.instance = "globex".into();
+    store.insert(other).await.expect("inserts");
+    let claimed = store
+        .claim("w1", 10, at(0), at(5), policies("orders", flow_core::QueueMode::Sequential))
+        .await
+        .expect("claims");
+    assert_eq!(claimed.len(), 2);
+}
+
+pub(super) async fn throttled_queue_stops_at_its_limit(store: Arc<dyn Store>) {
+    for id in ["e1", "e2", "e3", "e4"] {
+        store.insert(new_execution(id)).await.expect("inserts");
+    }
+    let throttled = policies("orders", flow_core::QueueMode::Throttled { concurrency_limit: 3 });
+    let first = store.claim("w1", 10, at(0), at(5), Arc::clone(&throttled)).await.expect("claims");
+    assert_eq!(claimed_ids(&first), vec!["e1", "e2", "e3"]);
+    assert!(store.claim("w1", 10, at(0), at(5), throttled).await.expect("claims").is_empty());
+}
+
+pub(super) async fn parallel_flows_fill_room_beside_a_blocked_queue(store: Arc<dyn Store>) {
+    store.insert(new_execution("e1")).await.expect("inserts");
+    store.insert(new_execution("e2")).await.expect("inserts");
+    let mut parallel = new_execution("p1");
+    parallel.flow = "invoices".into();
+    store.insert(parallel).await.expect("inserts");
+    let claimed = store
+        .claim("w1", 10, at(0), at(5), policies("orders", flow_core::QueueMode::Sequential))
+        .await
+        .expect("claims");
+    assert_eq!(claimed_ids(&claimed), vec!["e1", "p1"]);
 }
 
 /// Instantiates every conformance test for a store; `$make` is an async expression giving a
@@ -283,6 +362,11 @@ macro_rules! store_conformance_tests {
             reclaim_requeues_only_expired_leases,
             release_requeues_the_workers_executions,
             list_filters_by_status_and_flow,
+            sequential_queue_runs_one_at_a_time_in_order,
+            sequential_retry_holds_back_later_executions,
+            sequential_queues_of_two_instances_run_side_by_side,
+            throttled_queue_stops_at_its_limit,
+            parallel_flows_fill_room_beside_a_blocked_queue,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

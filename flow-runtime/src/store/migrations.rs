@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX executions_due ON executions (due_at, seq) WHERE status = 'queued';
     CREATE INDEX executions_running ON executions (lease_until) WHERE status = 'running';
     CREATE INDEX executions_flow ON executions (flow, instance, seq);
+    CREATE INDEX executions_unfinished ON executions (flow, instance, seq) WHERE status IN ('queued', 'running');
     CREATE INDEX executions_status ON executions (status, seq);
     CREATE INDEX executions_dedupe ON executions (flow, instance, dedupe_key) WHERE dedupe_key IS NOT NULL;
     CREATE INDEX executions_unique_request ON executions (flow, instance, unique_request_id)

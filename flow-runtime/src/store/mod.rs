@@ -12,6 +12,7 @@ mod records;
 mod sqlite;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -19,7 +20,7 @@ use serde_json::Value;
 
 pub use records::{
     AttemptOutcome, AttemptRecord, AttemptSummary, ClaimedExecution, ExecutionFilter, ExecutionRecord, ExecutionStatus,
-    ExecutionSummary, InsertOutcome, Lease, NewExecution, StateScope, StateWrite,
+    ExecutionSummary, InsertOutcome, Lease, NewExecution, QueuePolicies, StateScope, StateWrite,
 };
 pub use sqlite::{Durability, SqliteStore};
 
@@ -50,13 +51,15 @@ pub trait Store: Send + Sync + 'static {
     fn insert(&self, execution: NewExecution) -> BoxFuture<'_, StoreResult<InsertOutcome>>;
 
     /// Marks up to `limit` due executions `running` under a lease owned by `worker` until
-    /// `lease_until`, and returns them with their new attempt number.
+    /// `lease_until`, and returns them with their new attempt number. Throttled and
+    /// sequential flows in `queues` are claimed within their limits, oldest first.
     fn claim(
         &self,
         worker: &str,
         limit: usize,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
+        queues: Arc<QueuePolicies>,
     ) -> BoxFuture<'_, StoreResult<Vec<ClaimedExecution>>>;
 
     /// Records the end of an attempt: its outcome, logs and, on success, state writes.

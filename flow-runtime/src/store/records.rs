@@ -112,6 +112,25 @@ pub enum InsertOutcome {
     },
 }
 
+/// The queue mode of every flow that is not parallel, by stable key.
+///
+/// Claims follow these modes: a throttled flow has at most its concurrency limit running per
+/// instance, and a sequential flow runs one execution at a time per instance in strict arrival
+/// order. A sequential execution waiting for a retry holds back the ones behind it, so order
+/// is kept even across failures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueuePolicies {
+    /// Modes of throttled and sequential flows.
+    pub modes: BTreeMap<String, flow_core::QueueMode>,
+}
+
+impl QueuePolicies {
+    /// Returns the mode of a flow, parallel when it is not listed.
+    pub fn mode(&self, flow: &str) -> flow_core::QueueMode {
+        self.modes.get(flow).copied().unwrap_or_default()
+    }
+}
+
 /// An execution a worker claimed.
 #[derive(Debug, Clone)]
 pub struct ClaimedExecution {

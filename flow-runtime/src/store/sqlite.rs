@@ -18,9 +18,11 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::migrations::migrate;
+use flow_core::QueueMode;
+
 use super::records::{
     AttemptOutcome, AttemptRecord, AttemptSummary, ClaimedExecution, ExecutionFilter, ExecutionRecord, ExecutionStatus,
-    ExecutionSummary, InsertOutcome, NewExecution, StateScope,
+    ExecutionSummary, InsertOutcome, NewExecution, QueuePolicies, StateScope,
 };
 use super::{Store, StoreError, StoreResult};
 use crate::logger::LogEntry;
@@ -47,6 +49,7 @@ enum Command {
         limit: usize,
         now: i64,
         lease_until: i64,
+        queues: Arc<QueuePolicies>,
         reply: Reply<Vec<ClaimedExecution>>,
     },
     Finish(AttemptRecord, Reply<()>),
@@ -161,6 +164,7 @@ impl Store for SqliteStore {
         limit: usize,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
+        queues: Arc<QueuePolicies>,
     ) -> BoxFuture<'_, StoreResult<Vec<ClaimedExecution>>> {
         let worker = worker.to_owned();
         self.send(|reply| Command::Claim {
@@ -168,6 +172,7 @@ impl Store for SqliteStore {
             limit,
             now: now.timestamp_millis(),
             lease_until: lease_until.timestamp_millis(),
+            queues,
             reply,
         })
     }
@@ -268,9 +273,10 @@ fn apply_batch(
                 limit,
                 now,
                 lease_until,
+                queues,
                 reply,
             } => {
-                let result = in_savepoint(&mut transaction, |tx| claim(tx, &worker, limit, now, lease_until));
+                let result = in_savepoint(&mut transaction, |tx| claim(tx, &worker, limit, now, lease_until, &queues));
                 replies.push(deferred(reply, result));
             }
             Command::Finish(record, reply) => {
@@ -415,39 +421,85 @@ fn insert_execution(tx: &Connection, execution: &NewExecution) -> StoreResult<In
     Ok(InsertOutcome::Inserted)
 }
 
+const CLAIM_COLUMNS: &str = "seq, id, flow, instance, payload, attempt, created_at, parent_id";
+
+fn claimed_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, ClaimedExecution)> {
+    Ok((
+        row.get(0)?,
+        ClaimedExecution {
+            id: row.get(1)?,
+            flow: row.get(2)?,
+            instance: row.get(3)?,
+            payload: row.get(4)?,
+            attempt: row.get::<_, u32>(5)? + 1,
+            created_at: from_millis(row.get(6)?),
+            parent_id: row.get(7)?,
+        },
+    ))
+}
+
+/// Picks due executions within their queues' limits and marks them running.
+///
+/// Throttled and sequential flows are read per instance from the unfinished rows' index, so a
+/// long backlog of one sequential queue costs one row read, not a scan. Parallel flows fill
+/// the remaining room, oldest due first.
 fn claim(
     tx: &Connection,
     worker: &str,
     limit: usize,
     now: i64,
     lease_until: i64,
+    queues: &QueuePolicies,
 ) -> StoreResult<Vec<ClaimedExecution>> {
-    let mut claimed = Vec::new();
-    {
-        let mut select = tx
-            .prepare_cached(
-                "SELECT seq, id, flow, instance, payload, attempt, created_at, parent_id FROM executions \
-                 WHERE status = 'queued' AND due_at <= ?1 ORDER BY due_at, seq LIMIT ?2",
-            )
-            .map_err(database)?;
-        let rows = select
-            .query_map(params![now, limit as i64], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    ClaimedExecution {
-                        id: row.get(1)?,
-                        flow: row.get(2)?,
-                        instance: row.get(3)?,
-                        payload: row.get(4)?,
-                        attempt: row.get::<_, u32>(5)? + 1,
-                        created_at: from_millis(row.get(6)?),
-                        parent_id: row.get(7)?,
-                    },
-                ))
-            })
+    let mut picked: Vec<(i64, ClaimedExecution)> = Vec::new();
+
+    for (flow, mode) in &queues.modes {
+        let instances: Vec<String> = {
+            let mut statement = tx
+                .prepare_cached("SELECT DISTINCT instance FROM executions WHERE flow = ?1 AND status = 'queued'")
+                .map_err(database)?;
+            let rows = statement.query_map([flow], |row| row.get(0)).map_err(database)?;
+            rows.collect::<Result<_, _>>().map_err(database)?
+        };
+        for instance in instances {
+            if picked.len() >= limit {
+                break;
+            }
+            let room = limit - picked.len();
+            picked.extend(claimable_in_queue(tx, flow, &instance, *mode, now, room)?);
+        }
+    }
+
+    if picked.len() < limit && !queues.modes.is_empty() {
+        let room = limit - picked.len();
+        let keyed: Vec<&str> = queues.modes.keys().map(String::as_str).collect();
+        let placeholders = vec!["?"; keyed.len()].join(", ");
+        let sql = format!(
+            "SELECT {CLAIM_COLUMNS} FROM executions WHERE status = 'queued' AND due_at <= ? \
+             AND flow NOT IN ({placeholders}) ORDER BY due_at, seq LIMIT ?"
+        );
+        let mut statement = tx.prepare_cached(&sql).map_err(database)?;
+        let mut values: Vec<rusqlite::types::Value> = vec![now.into()];
+        values.extend(keyed.iter().map(|flow| rusqlite::types::Value::Text((*flow).to_owned())));
+        values.push((room as i64).into());
+        let rows = statement
+            .query_map(rusqlite::params_from_iter(values), claimed_from_row)
             .map_err(database)?;
         for row in rows {
-            claimed.push(row.map_err(database)?);
+            picked.push(row.map_err(database)?);
+        }
+    } else if picked.len() < limit {
+        let mut statement = tx
+            .prepare_cached(&format!(
+                "SELECT {CLAIM_COLUMNS} FROM executions WHERE status = 'queued' AND due_at <= ?1 \
+                 ORDER BY due_at, seq LIMIT ?2"
+            ))
+            .map_err(database)?;
+        let rows = statement
+            .query_map(params![now, (limit - picked.len()) as i64], claimed_from_row)
+            .map_err(database)?;
+        for row in rows {
+            picked.push(row.map_err(database)?);
         }
     }
 
@@ -457,10 +509,69 @@ fn claim(
              updated_at = ?4 WHERE seq = ?1",
         )
         .map_err(database)?;
-    for (seq, _) in &claimed {
+    for (seq, _) in &picked {
         update.execute(params![seq, worker, lease_until, now]).map_err(database)?;
     }
-    Ok(claimed.into_iter().map(|(_, execution)| execution).collect())
+    Ok(picked.into_iter().map(|(_, execution)| execution).collect())
+}
+
+/// Returns the executions of one throttled or sequential queue that may start now.
+fn claimable_in_queue(
+    tx: &Connection,
+    flow: &str,
+    instance: &str,
+    mode: QueueMode,
+    now: i64,
+    room: usize,
+) -> StoreResult<Vec<(i64, ClaimedExecution)>> {
+    let running: usize = tx
+        .prepare_cached("SELECT COUNT(*) FROM executions WHERE flow = ?1 AND instance = ?2 AND status = 'running'")
+        .and_then(|mut statement| statement.query_row(params![flow, instance], |row| row.get::<_, i64>(0)))
+        .map_err(database)?
+        .try_into()
+        .unwrap_or(usize::MAX);
+
+    match mode {
+        QueueMode::Parallel => Ok(Vec::new()),
+        QueueMode::Sequential => {
+            if running > 0 {
+                return Ok(Vec::new());
+            }
+            // The oldest unfinished execution is next, even when its retry is not due yet.
+            let head = tx
+                .prepare_cached(&format!(
+                    "SELECT {CLAIM_COLUMNS}, due_at FROM executions WHERE flow = ?1 AND instance = ?2 \
+                     AND status = 'queued' ORDER BY seq LIMIT 1"
+                ))
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(params![flow, instance], |row| Ok((claimed_from_row(row)?, row.get::<_, i64>(8)?)))
+                        .optional()
+                })
+                .map_err(database)?;
+            Ok(head
+                .filter(|(_, due_at)| *due_at <= now)
+                .map(|(claimed, _)| claimed)
+                .into_iter()
+                .collect())
+        }
+        QueueMode::Throttled { concurrency_limit } => {
+            let allowed = usize::try_from(concurrency_limit).unwrap_or(usize::MAX).saturating_sub(running).min(room);
+            if allowed == 0 {
+                return Ok(Vec::new());
+            }
+            let mut statement = tx
+                .prepare_cached(&format!(
+                    "SELECT {CLAIM_COLUMNS} FROM executions WHERE flow = ?1 AND instance = ?2 \
+                     AND status = 'queued' AND due_at <= ?3 ORDER BY seq LIMIT ?4"
+                ))
+                .map_err(database)?;
+            let rows = statement
+                .query_map(params![flow, instance, now, allowed as i64], claimed_from_row)
+                .map_err(database)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(database)
+        }
+    }
 }
 
 fn finish_attempt(tx: &Connection, record: &AttemptRecord) -> StoreResult<()> {

@@ -12,7 +12,7 @@ use flow_runtime::core::{FlowConfig, FlowResult};
 use flow_runtime::definition::{BoxFuture, ExecuteFn, Handlers, SourceLocation};
 use flow_runtime::engine::{EngineSettings, Runtime};
 use flow_runtime::http::{HttpSettings, router};
-use flow_runtime::store::{Durability, ExecutionFilter, ExecutionRecord, ExecutionStatus, SqliteStore, Store};
+use flow_runtime::store::{Durability, ExecutionFilter, ExecutionRecord, ExecutionStatus, SqliteStore};
 use flow_runtime::{Context, Flow, Integration, Registry};
 use serde_json::Value;
 
