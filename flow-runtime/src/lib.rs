@@ -27,6 +27,7 @@ pub mod logger;
 pub mod registry;
 pub mod signature;
 pub mod store;
+pub mod testing;
 
 pub use context::{ConfigVarError, Context, StateStore, TriggerContext};
 pub use definition::{Flow, Handlers, SourceLocation};

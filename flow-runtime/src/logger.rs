@@ -3,6 +3,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
+
+use crate::clock::Clock;
 use serde::{Deserialize, Serialize};
 
 /// Severity of a log line.
@@ -47,6 +49,7 @@ pub struct LogEntry {
 /// events with `execution_id`, `flow` and `instance` fields.
 #[derive(Debug, Clone)]
 pub struct Logger {
+    clock: Arc<dyn Clock>,
     execution_id: Arc<str>,
     flow: Arc<str>,
     instance: Arc<str>,
@@ -54,9 +57,10 @@ pub struct Logger {
 }
 
 impl Logger {
-    /// Creates a logger for one execution.
-    pub fn new(execution_id: &str, flow: &str, instance: &str) -> Self {
+    /// Creates a logger for one execution; lines are stamped with `clock`'s time.
+    pub fn new(clock: Arc<dyn Clock>, execution_id: &str, flow: &str, instance: &str) -> Self {
         Self {
+            clock,
             execution_id: execution_id.into(),
             flow: flow.into(),
             instance: instance.into(),
@@ -101,7 +105,7 @@ impl Logger {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(LogEntry {
-                at: Utc::now(),
+                at: self.clock.now(),
                 level,
                 message,
             });

@@ -178,3 +178,88 @@ impl Registry {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use flow_core::{ApiKeySource, EndpointSecurity, FlowConfig, PreprocessConfig};
+
+    use super::*;
+    use crate::definition::{Handlers, SourceLocation};
+
+    fn flow(key: &str, name: &str, line: u32) -> Flow {
+        Flow {
+            config: FlowConfig {
+                name: name.to_owned(),
+                stable_key: key.to_owned(),
+                ..FlowConfig::default()
+            },
+            execute: |_, _| Box::pin(async { Ok(Value::Null.into()) }),
+            handlers: Handlers::default(),
+            source: SourceLocation {
+                file: "src/flows.rs",
+                line,
+                function: "handler",
+            },
+        }
+    }
+
+    fn integration() -> Integration {
+        Integration::new("test", "Test", "0")
+    }
+
+    #[test]
+    fn duplicate_stable_key_names_both_locations() {
+        let error = Registry::new(integration(), vec![flow("orders", "A", 10), flow("orders", "B", 20)])
+            .expect_err("duplicate key");
+        let message = error.to_string();
+        assert!(message.contains("src/flows.rs:10") && message.contains("src/flows.rs:20"), "{message}");
+        assert!(message.contains("\"orders\""), "{message}");
+    }
+
+    #[test]
+    fn duplicate_name_is_rejected() {
+        let error = Registry::new(integration(), vec![flow("a", "Orders", 1), flow("b", "Orders", 2)])
+            .expect_err("duplicate name");
+        assert!(matches!(error, RegistryError::DuplicateName { .. }));
+    }
+
+    #[test]
+    fn second_preprocess_flow_is_rejected() {
+        let mut first = flow("a", "A", 1);
+        let mut second = flow("b", "B", 2);
+        for preprocess in [&mut first, &mut second] {
+            preprocess.config.preprocess = Some(PreprocessConfig {
+                flow_name_field: Some("body.event".parse().expect("valid path")),
+                ..PreprocessConfig::default()
+            });
+        }
+        let error = Registry::new(integration(), vec![first, second]).expect_err("two preprocess flows");
+        assert!(matches!(error, RegistryError::SeveralPreprocessFlows { .. }));
+    }
+
+    #[test]
+    fn flows_are_ordered_by_stable_key() {
+        let registry = Registry::new(integration(), vec![flow("b", "B", 1), flow("a", "A", 2)]).expect("valid");
+        let keys: Vec<&str> = registry.flows().iter().map(Flow::stable_key).collect();
+        assert_eq!(keys, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn find_accepts_name_or_stable_key() {
+        let registry = Registry::new(integration(), vec![flow("orders", "Process Order", 1)]).expect("valid");
+        assert!(registry.find("orders").is_some());
+        assert!(registry.find("Process Order").is_some());
+        assert!(registry.find("nothing").is_none());
+    }
+
+    #[test]
+    fn manifest_hides_literal_organization_keys() {
+        let mut secured = flow("orders", "Orders", 1);
+        secured.config.endpoint_security = EndpointSecurity::Organization;
+        secured.config.organization_api_keys = vec![ApiKeySource::Literal("org_live_secret".into())];
+        let registry = Registry::new(integration(), vec![secured]).expect("valid");
+        let manifest = registry.manifest().to_string();
+        assert!(!manifest.contains("org_live_secret"), "{manifest}");
+        assert!(manifest.contains("\"stableKey\":\"orders\""), "{manifest}");
+    }
+}

@@ -188,12 +188,59 @@ impl Runtime {
     ///
     /// Returns the store's error when recovery fails.
     pub async fn start(&self) -> Result<(), StoreError> {
+        self.recover().await?;
+        tokio::spawn(dispatch::run_dispatcher(Arc::clone(&self.inner)));
+        Ok(())
+    }
+
+    /// Requeues work left running by a previous process, without starting the dispatcher;
+    /// [`Runtime::run_due`] then runs queued work on demand.
+    ///
+    /// # Errors
+    ///
+    /// Returns the store's error.
+    pub async fn recover(&self) -> Result<usize, StoreError> {
         let recovered = self.inner.store.recover(self.inner.clock.now()).await?;
         if recovered > 0 {
             tracing::info!(count = recovered, "requeued executions left running by a previous process");
         }
-        tokio::spawn(dispatch::run_dispatcher(Arc::clone(&self.inner)));
-        Ok(())
+        Ok(recovered)
+    }
+
+    /// Claims every execution due by the clock's current time, runs each attempt to its end,
+    /// and repeats until nothing is due; returns how many attempts ran. The testing harness
+    /// drives the engine with it instead of the background dispatcher.
+    ///
+    /// # Errors
+    ///
+    /// Returns the store's error.
+    pub async fn run_due(&self) -> Result<usize, StoreError> {
+        let mut attempts = 0;
+        loop {
+            let now = self.inner.clock.now();
+            let claimed = self
+                .inner
+                .store
+                .claim(
+                    &self.inner.worker_id,
+                    self.inner.settings.workers,
+                    now,
+                    now + self.inner.settings.lease,
+                    Arc::clone(&self.inner.queues),
+                )
+                .await?;
+            if claimed.is_empty() {
+                return Ok(attempts);
+            }
+            attempts += claimed.len();
+            let runs = claimed.into_iter().map(|execution| run::run_attempt(&self.inner, execution, None));
+            futures::future::join_all(runs).await;
+        }
+    }
+
+    /// Returns how many attempts this engine is running now.
+    pub fn running_count(&self) -> usize {
+        self.inner.settings.workers - self.inner.permits.available_permits()
     }
 
     /// Returns the registry.
@@ -257,7 +304,7 @@ impl Runtime {
             },
             Arc::clone(instance),
             self.inner.integration_ref(),
-            Logger::new(&payload.execution_id, flow.stable_key(), &instance.id),
+            Logger::new(Arc::clone(&self.inner.clock), &payload.execution_id, flow.stable_key(), &instance.id),
             Arc::new(States::default()),
             None,
         );

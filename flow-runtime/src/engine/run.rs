@@ -105,7 +105,7 @@ async fn execute(
         execution: StateStore::default(),
     });
 
-    let logger = Logger::new(&claimed.id, flow.stable_key(), &instance.id);
+    let logger = Logger::new(Arc::clone(&inner.clock), &claimed.id, flow.stable_key(), &instance.id);
     let context = Context::new(
         RunInfo {
             execution_id: claimed.id.clone(),

@@ -90,4 +90,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Loads the state map of a scope (empty when never written).
     fn load_state(&self, scope: StateScope) -> BoxFuture<'_, StoreResult<BTreeMap<String, Value>>>;
+
+    /// Replaces the state map of a scope, outside any execution (seeding, admin tools).
+    fn save_state(&self, write: StateWrite, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<()>>;
 }

@@ -22,7 +22,7 @@ use flow_core::QueueMode;
 
 use super::records::{
     AttemptOutcome, AttemptRecord, AttemptSummary, ClaimedExecution, ExecutionFilter, ExecutionRecord, ExecutionStatus,
-    ExecutionSummary, InsertOutcome, NewExecution, QueuePolicies, StateScope,
+    ExecutionSummary, InsertOutcome, NewExecution, QueuePolicies, StateScope, StateWrite,
 };
 use super::{Store, StoreError, StoreResult};
 use crate::logger::LogEntry;
@@ -56,6 +56,7 @@ enum Command {
     /// Requeue running executions whose lease ends before the first value; the second is now.
     Reclaim(i64, i64, Reply<usize>),
     Release(String, Reply<usize>),
+    SaveState(StateWrite, i64, Reply<()>),
 }
 
 /// The SQLite store.
@@ -195,6 +196,10 @@ impl Store for SqliteStore {
         self.send(|reply| Command::Release(worker, reply))
     }
 
+    fn save_state(&self, write: StateWrite, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<()>> {
+        self.send(|reply| Command::SaveState(write, now.timestamp_millis(), reply))
+    }
+
     fn get(&self, id: &str) -> BoxFuture<'_, StoreResult<Option<ExecutionRecord>>> {
         let id = id.to_owned();
         self.read(move |connection| read_execution(connection, &id))
@@ -292,6 +297,10 @@ fn apply_batch(
                     )
                     .map_err(database)
                 });
+                replies.push(deferred(reply, result));
+            }
+            Command::SaveState(write, now, reply) => {
+                let result = in_savepoint(&mut transaction, |tx| write_state(tx, &write, now));
                 replies.push(deferred(reply, result));
             }
             Command::Release(worker, reply) => {
@@ -634,12 +643,17 @@ fn finish_attempt(tx: &Connection, record: &AttemptRecord) -> StoreResult<()> {
 
     if status == ExecutionStatus::Succeeded {
         for write in &record.state_writes {
-            let value = serde_json::to_string(&write.values).map_err(|error| StoreError::Corrupt(error.to_string()))?;
-            tx.prepare_cached("INSERT OR REPLACE INTO state (scope, value, updated_at) VALUES (?1, ?2, ?3)")
-                .and_then(|mut statement| statement.execute(params![write.scope.storage_key(), value, finished]))
-                .map_err(database)?;
+            write_state(tx, write, finished)?;
         }
     }
+    Ok(())
+}
+
+fn write_state(tx: &Connection, write: &StateWrite, now: i64) -> StoreResult<()> {
+    let value = serde_json::to_string(&write.values).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    tx.prepare_cached("INSERT OR REPLACE INTO state (scope, value, updated_at) VALUES (?1, ?2, ?3)")
+        .and_then(|mut statement| statement.execute(params![write.scope.storage_key(), value, now]))
+        .map_err(database)?;
     Ok(())
 }
 
