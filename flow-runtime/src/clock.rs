@@ -4,10 +4,15 @@ use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 
+use crate::definition::BoxFuture;
+
 /// A source of the current time.
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
     /// Returns the current instant.
     fn now(&self) -> DateTime<Utc>;
+
+    /// Waits for `duration` of this clock's time.
+    fn sleep(&self, duration: std::time::Duration) -> BoxFuture<'static, ()>;
 }
 
 /// The system's wall clock.
@@ -17,6 +22,10 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+
+    fn sleep(&self, duration: std::time::Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
     }
 }
 
@@ -48,6 +57,13 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.now.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Skips ahead: moves the clock by `duration` and returns at once, so a step retry delay
+    /// inside a run costs no real time.
+    fn sleep(&self, duration: std::time::Duration) -> BoxFuture<'static, ()> {
+        self.advance(duration);
+        Box::pin(std::future::ready(()))
     }
 }
 

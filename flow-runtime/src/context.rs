@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::definition::BoxFuture;
 use crate::instance::Instance;
 use crate::logger::Logger;
+use crate::step::StepJournal;
 
 /// The context of a trigger; the same type as an execution's.
 pub type TriggerContext = Context;
@@ -41,11 +42,12 @@ pub enum ConfigVarError {
     },
 }
 
-/// A key-value state map of one scope, loaded before a run and saved after it succeeds.
+/// A key-value state map of one scope, loaded before a run; the keys the run sets or removes
+/// are saved when it succeeds.
 #[derive(Debug, Default)]
 pub struct StateStore {
     values: Mutex<BTreeMap<String, Value>>,
-    changed: std::sync::atomic::AtomicBool,
+    changes: Mutex<BTreeMap<String, Option<Value>>>,
 }
 
 impl StateStore {
@@ -53,7 +55,7 @@ impl StateStore {
     pub fn new(values: BTreeMap<String, Value>) -> Self {
         Self {
             values: Mutex::new(values),
-            changed: std::sync::atomic::AtomicBool::new(false),
+            changes: Mutex::default(),
         }
     }
 
@@ -78,22 +80,31 @@ impl StateStore {
         self.values
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(key.to_owned(), value);
-        self.changed.store(true, std::sync::atomic::Ordering::Release);
+            .insert(key.to_owned(), value.clone());
+        self.changes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.to_owned(), Some(value));
         Ok(())
     }
 
     /// Removes `key`.
     pub fn remove(&self, key: &str) {
-        let removed = self.values.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
-        if removed.is_some() {
-            self.changed.store(true, std::sync::atomic::Ordering::Release);
-        }
+        self.values.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+        self.changes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.to_owned(), None);
     }
 
     /// Returns whether any value was set or removed since loading.
     pub fn is_changed(&self) -> bool {
-        self.changed.load(std::sync::atomic::Ordering::Acquire)
+        !self.changes.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+    }
+
+    /// Returns the keys set (`Some`) or removed (`None`) since loading.
+    pub fn changes(&self) -> BTreeMap<String, Option<Value>> {
+        self.changes.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Returns a copy of every value.
@@ -143,6 +154,7 @@ pub struct Context {
     logger: Logger,
     states: Arc<States>,
     invoker: Option<Arc<dyn FlowInvoker>>,
+    steps: Option<Arc<StepJournal>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -174,6 +186,46 @@ impl Context {
             logger,
             states,
             invoker,
+            steps: None,
+        }
+    }
+
+    /// Sets the journal that [`Context::step`] records into.
+    #[must_use]
+    pub fn with_steps(mut self, steps: Arc<StepJournal>) -> Self {
+        self.steps = Some(steps);
+        self
+    }
+
+    /// Runs a named step under the flow's `error_config` and journals its result.
+    ///
+    /// - `fail` (the default): the step's error fails the execution.
+    /// - `ignore`: the error is logged and the step gives `None`.
+    /// - `retry`: the step runs again up to `max_attempts` more times, `delay_seconds` apart
+    ///   (doubling with `exponential_backoff`); after the last failure the error fails the
+    ///   execution, or with `ignore_final_error` is logged and the step gives `None`.
+    ///
+    /// A step that succeeded is journaled in the store, so when the whole execution runs again
+    /// (a retry, or recovery after a crash) it returns the recorded result without running.
+    /// Names must be stable between attempts; a name used again in one execution is journaled
+    /// as `name#2`, `name#3`, ...
+    ///
+    /// # Errors
+    ///
+    /// Returns the step's error, prefixed with the step name, when it fails the execution.
+    pub async fn step<T, E, F, Fut>(&self, name: &str, step: F) -> Result<Option<T>, FlowError>
+    where
+        T: Serialize + DeserializeOwned,
+        E: Into<FlowError>,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        match &self.steps {
+            Some(journal) => journal.run(&self.logger, name, step).await,
+            None => {
+                let unrecorded = StepJournal::unrecorded(flow_core::StepErrorConfig::default(), Arc::new(crate::clock::SystemClock));
+                unrecorded.run(&self.logger, name, step).await
+            }
         }
     }
 

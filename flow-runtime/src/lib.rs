@@ -26,6 +26,7 @@ pub mod integration;
 pub mod logger;
 pub mod registry;
 pub mod signature;
+pub mod step;
 pub mod store;
 pub mod testing;
 

@@ -224,7 +224,13 @@ impl HarnessBuilder {
         }
         for (_, (scope, values)) in seeded {
             store
-                .save_state(StateWrite { scope, values }, clock.now())
+                .save_state(
+                    StateWrite {
+                        scope,
+                        changes: values.into_iter().map(|(key, value)| (key, Some(value))).collect(),
+                    },
+                    clock.now(),
+                )
                 .await
                 .expect("seeds state");
         }

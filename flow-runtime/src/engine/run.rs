@@ -1,6 +1,7 @@
 //! One attempt of one execution: build the context, run the flow, record the outcome.
 
 use std::panic::AssertUnwindSafe;
+use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError};
 
 use futures::FutureExt as _;
@@ -14,6 +15,7 @@ use crate::context::{Context, FlowInvoker, RunInfo, StateStore, States};
 use crate::definition::{BoxFuture, Flow};
 use crate::instance::Instance;
 use crate::logger::Logger;
+use crate::step::StepJournal;
 use crate::store::{AttemptOutcome, AttemptRecord, ClaimedExecution, StateScope, StateWrite};
 
 /// Runs one attempt and records it. `payload` is the submitted payload when the submitting
@@ -123,6 +125,30 @@ async fn execute(
         Some(Arc::clone(inner) as Arc<dyn FlowInvoker>),
     );
 
+    let recorded = if claimed.attempt > 1 {
+        match inner.store.load_steps(&claimed.id).await {
+            Ok(recorded) => recorded,
+            Err(error) => {
+                return Attempt {
+                    result: Err(FlowError::new(format!("could not load the step journal: {error}"))),
+                    logs: Vec::new(),
+                    state_writes: Vec::new(),
+                };
+            }
+        }
+    } else {
+        // A first attempt has no journal: recovery after a crash counts as a new attempt.
+        BTreeMap::new()
+    };
+    let journal = StepJournal::new(
+        flow.config.error_config.clone().unwrap_or_default(),
+        recorded,
+        Arc::clone(&inner.store),
+        &claimed.id,
+        Arc::clone(&inner.clock),
+    );
+    let context = context.with_steps(Arc::new(journal));
+
     let params = ExecutionParams { trigger: payload };
     let result = match AssertUnwindSafe((flow.execute)(&context, params)).catch_unwind().await {
         Ok(result) => result,
@@ -137,7 +163,7 @@ async fn execute(
             .filter(|(_, store)| store.is_changed())
             .map(|(scope, store)| StateWrite {
                 scope,
-                values: store.snapshot(),
+                changes: store.changes(),
             })
             .collect()
     } else {
@@ -210,7 +236,9 @@ async fn record(inner: &Arc<Inner>, claimed: &ClaimedExecution, started_at: chro
         Ok(()) => {
             let mut cache = inner.state_cache.lock().unwrap_or_else(PoisonError::into_inner);
             for write in state_writes {
-                cache.insert(write.scope.storage_key(), Arc::new(write.values));
+                if let Some(values) = cache.get_mut(&write.scope.storage_key()) {
+                    write.apply(Arc::make_mut(values));
+                }
             }
         }
         Err(error) => {

@@ -93,7 +93,7 @@ pub(super) async fn success_stores_result_attempt_and_state(store: Arc<dyn Store
     let mut record = finish("e1", 1, "w1", AttemptOutcome::Succeeded { result: json!({ "ok": true }) });
     record.state_writes.push(StateWrite {
         scope: scope.clone(),
-        values: [("cursor".to_owned(), json!(7))].into_iter().collect(),
+        changes: [("cursor".to_owned(), Some(json!(7)))].into_iter().collect(),
     });
     store.finish_attempt(record).await.expect("finishes");
 
@@ -110,7 +110,7 @@ pub(super) async fn failure_keeps_state_unchanged(store: Arc<dyn Store>) {
     let mut record = finish("e1", 1, "w1", AttemptOutcome::Failed { error: "boom".into() });
     record.state_writes.push(StateWrite {
         scope: StateScope::Integration,
-        values: [("x".to_owned(), json!(1))].into_iter().collect(),
+        changes: [("x".to_owned(), Some(json!(1)))].into_iter().collect(),
     });
     store.finish_attempt(record).await.expect("finishes");
     assert!(store.load_state(StateScope::Integration).await.expect("loads").is_empty());
@@ -263,6 +263,19 @@ pub(super) async fn list_filters_by_status_and_flow(store: Arc<dyn Store>) {
     assert_eq!(orders.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["e1"]);
 }
 
+pub(super) async fn state_writes_merge_by_key(store: Arc<dyn Store>) {
+    let scope = StateScope::Integration;
+    let write = |key: &str, value: Option<serde_json::Value>| StateWrite {
+        scope: StateScope::Integration,
+        changes: [(key.to_owned(), value)].into_iter().collect(),
+    };
+    store.save_state(write("a", Some(json!(1))), at(0)).await.expect("saves");
+    store.save_state(write("b", Some(json!(2))), at(0)).await.expect("saves");
+    store.save_state(write("a", None), at(0)).await.expect("saves");
+    let values = store.load_state(scope).await.expect("loads");
+    assert_eq!(values.into_iter().collect::<Vec<_>>(), vec![("b".to_owned(), json!(2))]);
+}
+
 fn policies(flow: &str, mode: flow_core::QueueMode) -> Arc<QueuePolicies> {
     Arc::new(QueuePolicies {
         modes: [(flow.to_owned(), mode)].into_iter().collect(),
@@ -362,6 +375,7 @@ macro_rules! store_conformance_tests {
             reclaim_requeues_only_expired_leases,
             release_requeues_the_workers_executions,
             list_filters_by_status_and_flow,
+            state_writes_merge_by_key,
             sequential_queue_runs_one_at_a_time_in_order,
             sequential_retry_holds_back_later_executions,
             sequential_queues_of_two_instances_run_side_by_side,

@@ -7,7 +7,7 @@ use rusqlite::Connection;
 
 /// Every migration, in order.
 const MIGRATIONS: &[&str] = &[
-    // 1: executions, attempts and state.
+    // 1: executions, attempts, step journal and state.
     r"
     CREATE TABLE executions (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -48,6 +48,14 @@ const MIGRATIONS: &[&str] = &[
         error TEXT,
         logs TEXT NOT NULL,
         PRIMARY KEY (execution_id, number)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE steps (
+        execution_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        result TEXT NOT NULL,
+        recorded_at INTEGER NOT NULL,
+        PRIMARY KEY (execution_id, name)
     ) WITHOUT ROWID;
 
     CREATE TABLE state (

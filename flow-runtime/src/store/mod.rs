@@ -20,7 +20,7 @@ use serde_json::Value;
 
 pub use records::{
     AttemptOutcome, AttemptRecord, AttemptSummary, ClaimedExecution, ExecutionFilter, ExecutionRecord, ExecutionStatus,
-    ExecutionSummary, InsertOutcome, Lease, NewExecution, QueuePolicies, StateScope, StateWrite,
+    ExecutionSummary, InsertOutcome, Lease, NewExecution, QueuePolicies, StepRecord, StateScope, StateWrite,
 };
 pub use sqlite::{Durability, SqliteStore};
 
@@ -90,6 +90,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Loads the state map of a scope (empty when never written).
     fn load_state(&self, scope: StateScope) -> BoxFuture<'_, StoreResult<BTreeMap<String, Value>>>;
+
+    /// Journals a step's result; a name already recorded for the execution keeps its first
+    /// result.
+    fn record_step(&self, execution_id: &str, step: StepRecord) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// Loads the journaled step results of an execution, by step name.
+    fn load_steps(&self, execution_id: &str) -> BoxFuture<'_, StoreResult<BTreeMap<String, Value>>>;
 
     /// Replaces the state map of a scope, outside any execution (seeding, admin tools).
     fn save_state(&self, write: StateWrite, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<()>>;

@@ -202,13 +202,31 @@ impl StateScope {
     }
 }
 
-/// A whole state map to save for a scope.
+/// Changes to save in a scope's state map: keys set to a value, or removed (`None`). Keys the
+/// run did not touch keep the value they have in the store, so runs that write different keys
+/// of one scope never undo each other.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateWrite {
     /// The scope.
     pub scope: StateScope,
-    /// The complete map after the run.
-    pub values: BTreeMap<String, Value>,
+    /// Keys set (`Some`) or removed (`None`).
+    pub changes: BTreeMap<String, Option<Value>>,
+}
+
+impl StateWrite {
+    /// Applies the changes to a state map.
+    pub fn apply(&self, values: &mut BTreeMap<String, Value>) {
+        for (key, change) in &self.changes {
+            match change {
+                Some(value) => {
+                    values.insert(key.clone(), value.clone());
+                }
+                None => {
+                    values.remove(key);
+                }
+            }
+        }
+    }
 }
 
 /// The end of one attempt, written in one transaction.
@@ -272,6 +290,18 @@ pub struct ExecutionSummary {
     pub source: String,
 }
 
+/// A step's journaled result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRecord {
+    /// Step name; a name used again in one execution gets `#2`, `#3`, ... appended.
+    pub name: String,
+    /// The step's result as JSON; `null` for a step whose error was ignored.
+    pub result: Value,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
 /// An execution with everything the store keeps about it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -291,6 +321,8 @@ pub struct ExecutionRecord {
     pub parent_id: Option<String>,
     /// Every attempt, in order.
     pub attempt_history: Vec<AttemptSummary>,
+    /// Journaled step results, in the order they were recorded.
+    pub steps: Vec<StepRecord>,
     /// Log lines of every attempt, in order.
     pub logs: Vec<LogEntry>,
 }

@@ -22,7 +22,7 @@ use flow_core::QueueMode;
 
 use super::records::{
     AttemptOutcome, AttemptRecord, AttemptSummary, ClaimedExecution, ExecutionFilter, ExecutionRecord, ExecutionStatus,
-    ExecutionSummary, InsertOutcome, NewExecution, QueuePolicies, StateScope, StateWrite,
+    ExecutionSummary, InsertOutcome, NewExecution, QueuePolicies, StateScope, StateWrite, StepRecord,
 };
 use super::{Store, StoreError, StoreResult};
 use crate::logger::LogEntry;
@@ -57,6 +57,7 @@ enum Command {
     Reclaim(i64, i64, Reply<usize>),
     Release(String, Reply<usize>),
     SaveState(StateWrite, i64, Reply<()>),
+    RecordStep(String, StepRecord, Reply<()>),
 }
 
 /// The SQLite store.
@@ -196,6 +197,30 @@ impl Store for SqliteStore {
         self.send(|reply| Command::Release(worker, reply))
     }
 
+    fn record_step(&self, execution_id: &str, step: StepRecord) -> BoxFuture<'_, StoreResult<()>> {
+        let execution_id = execution_id.to_owned();
+        self.send(|reply| Command::RecordStep(execution_id, step, reply))
+    }
+
+    fn load_steps(&self, execution_id: &str) -> BoxFuture<'_, StoreResult<BTreeMap<String, Value>>> {
+        let execution_id = execution_id.to_owned();
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT name, result FROM steps WHERE execution_id = ?1")
+                .map_err(database)?;
+            let rows = statement
+                .query_map([execution_id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+                .map_err(database)?;
+            let mut steps = BTreeMap::new();
+            for row in rows {
+                let (name, result) = row.map_err(database)?;
+                let value = serde_json::from_str(&result).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+                steps.insert(name, value);
+            }
+            Ok(steps)
+        })
+    }
+
     fn save_state(&self, write: StateWrite, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<()>> {
         self.send(|reply| Command::SaveState(write, now.timestamp_millis(), reply))
     }
@@ -295,6 +320,24 @@ fn apply_batch(
                          updated_at = ?2 WHERE status = 'running' AND lease_until < ?1",
                         [before, now],
                     )
+                    .map_err(database)
+                });
+                replies.push(deferred(reply, result));
+            }
+            Command::RecordStep(execution_id, step, reply) => {
+                let result = in_savepoint(&mut transaction, |tx| {
+                    tx.prepare_cached(
+                        "INSERT OR IGNORE INTO steps (execution_id, name, result, recorded_at) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .and_then(|mut statement| {
+                        statement.execute(params![
+                            execution_id,
+                            step.name,
+                            step.result.to_string(),
+                            step.recorded_at.timestamp_millis()
+                        ])
+                    })
+                    .map(|_| ())
                     .map_err(database)
                 });
                 replies.push(deferred(reply, result));
@@ -650,9 +693,19 @@ fn finish_attempt(tx: &Connection, record: &AttemptRecord) -> StoreResult<()> {
 }
 
 fn write_state(tx: &Connection, write: &StateWrite, now: i64) -> StoreResult<()> {
-    let value = serde_json::to_string(&write.values).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    let key = write.scope.storage_key();
+    let stored: Option<String> = tx
+        .prepare_cached("SELECT value FROM state WHERE scope = ?1")
+        .and_then(|mut statement| statement.query_row([&key], |row| row.get(0)).optional())
+        .map_err(database)?;
+    let mut values: BTreeMap<String, Value> = match stored {
+        Some(text) => serde_json::from_str(&text).map_err(|error| StoreError::Corrupt(error.to_string()))?,
+        None => BTreeMap::new(),
+    };
+    write.apply(&mut values);
+    let value = serde_json::to_string(&values).map_err(|error| StoreError::Corrupt(error.to_string()))?;
     tx.prepare_cached("INSERT OR REPLACE INTO state (scope, value, updated_at) VALUES (?1, ?2, ?3)")
-        .and_then(|mut statement| statement.execute(params![write.scope.storage_key(), value, now]))
+        .and_then(|mut statement| statement.execute(params![key, value, now]))
         .map_err(database)?;
     Ok(())
 }
@@ -754,6 +807,22 @@ fn read_execution(connection: &Connection, id: &str) -> StoreResult<Option<Execu
         attempt_history.push(attempt);
     }
 
+    let mut steps = Vec::new();
+    let mut statement = connection
+        .prepare_cached("SELECT name, result, recorded_at FROM steps WHERE execution_id = ?1 ORDER BY recorded_at, name")
+        .map_err(database)?;
+    let rows = statement
+        .query_map([id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?)))
+        .map_err(database)?;
+    for row in rows {
+        let (name, result, recorded_at) = row.map_err(database)?;
+        steps.push(StepRecord {
+            name,
+            result: serde_json::from_str(&result).map_err(corrupt)?,
+            recorded_at: from_millis(recorded_at),
+        });
+    }
+
     Ok(Some(ExecutionRecord {
         summary,
         payload: serde_json::from_str(&payload).map_err(corrupt)?,
@@ -762,6 +831,7 @@ fn read_execution(connection: &Connection, id: &str) -> StoreResult<Option<Execu
         related_id,
         parent_id,
         attempt_history,
+        steps,
         logs,
     }))
 }
