@@ -8,6 +8,7 @@
 //! sync_timeout_seconds = 30          # FLOW_SYNC_TIMEOUT_SECONDS
 //! admin_token = "..."                # FLOW_ADMIN_TOKEN; guards /executions when set
 //! workers = 64                       # FLOW_WORKERS: executions running at once
+//! shutdown_grace_seconds = 30        # FLOW_SHUTDOWN_GRACE_SECONDS
 //!
 //! [store]
 //! url = "sqlite://flows.db"          # FLOW_STORE
@@ -42,6 +43,8 @@ pub const DEFAULT_SYNC_TIMEOUT_SECONDS: u64 = 30;
 pub const DEFAULT_STORE_URL: &str = "sqlite://flows.db";
 /// Default listen address.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+/// Default grace period for running executions at shutdown.
+pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 30;
 /// Default number of executions running at once.
 pub const DEFAULT_WORKERS: usize = 64;
 
@@ -66,6 +69,8 @@ pub struct ServerSettings {
     pub admin_token: Option<String>,
     /// Executions running at once.
     pub workers: Option<usize>,
+    /// How long running executions may finish after SIGTERM or Ctrl-C, in seconds.
+    pub shutdown_grace_seconds: Option<u64>,
 }
 
 /// Store settings.
@@ -139,6 +144,8 @@ pub struct RuntimeSettings {
     pub admin_token: Option<String>,
     /// Executions running at once.
     pub workers: usize,
+    /// How long running executions may finish after SIGTERM or Ctrl-C.
+    pub shutdown_grace: std::time::Duration,
     /// Path of the SQLite file.
     pub store_path: PathBuf,
     /// Whether commits are fsynced fully.
@@ -216,6 +223,9 @@ impl RuntimeSettings {
         if workers == 0 {
             return Err(ConfigError("`workers` must be at least 1".to_owned()));
         }
+        let shutdown_grace_seconds = parse_env("FLOW_SHUTDOWN_GRACE_SECONDS")?
+            .or(file.server.shutdown_grace_seconds)
+            .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECONDS);
         let admin_token = env("FLOW_ADMIN_TOKEN").or(file.server.admin_token).filter(|token| !token.is_empty());
 
         let store_url = overrides
@@ -242,6 +252,7 @@ impl RuntimeSettings {
             sync_timeout: std::time::Duration::from_secs(sync_timeout_seconds),
             admin_token,
             workers,
+            shutdown_grace: std::time::Duration::from_secs(shutdown_grace_seconds),
             store_path,
             durability,
             instances: file.instances,

@@ -1,15 +1,11 @@
 //! `serve`: the HTTP server over the engine, with graceful shutdown.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use super::{CliError, build_runtime, load_settings};
 use crate::config::Overrides;
 use crate::http::{HttpSettings, router};
 use crate::registry::Registry;
-
-/// How long running executions may finish after SIGTERM or Ctrl-C.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 pub(super) async fn serve(registry: Registry, config: Option<PathBuf>, overrides: Overrides) -> Result<(), CliError> {
     let settings = load_settings(config, &overrides)?;
@@ -41,7 +37,7 @@ pub(super) async fn serve(registry: Registry, config: Option<PathBuf>, overrides
     );
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
     tracing::info!("stopped accepting requests; finishing running executions");
-    runtime.shutdown(SHUTDOWN_GRACE).await;
+    runtime.shutdown(settings.shutdown_grace).await;
     served.map_err(|error| CliError::failed(format!("server error: {error}")))
 }
 

@@ -9,6 +9,31 @@ use super::run::run_attempt;
 /// Longest sleep between checks for due work when nothing wakes the dispatcher.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
+/// Renews this worker's leases and returns expired leases of other workers to the queue, every
+/// third of the lease length, until the engine stops.
+pub(super) async fn run_lease_keeper(inner: Arc<Inner>) {
+    let mut stopping = inner.stopping.subscribe();
+    let period = inner.settings.lease / 3;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            _ = stopping.changed() => return,
+        }
+        let now = inner.clock.now();
+        if let Err(error) = inner.store.renew_leases(&inner.worker_id, now + inner.settings.lease).await {
+            tracing::error!(%error, "could not renew leases; other workers may take over running executions");
+        }
+        match inner.store.reclaim_expired(now).await {
+            Ok(0) => {}
+            Ok(count) => {
+                tracing::warn!(count, "requeued executions whose worker stopped renewing its lease");
+                inner.wake.notify_one();
+            }
+            Err(error) => tracing::error!(%error, "could not requeue executions with expired leases"),
+        }
+    }
+}
+
 /// Claims and runs queued executions until the engine stops.
 pub(super) async fn run_dispatcher(inner: Arc<Inner>) {
     let mut stopping = inner.stopping.subscribe();

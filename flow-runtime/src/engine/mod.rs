@@ -32,8 +32,10 @@ use crate::registry::Registry;
 use crate::store::{InsertOutcome, Lease, NewExecution, QueuePolicies, StateScope, Store, StoreError};
 use waiters::Waiters;
 
-/// How long a worker holds a claimed execution before another may take it over.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
+/// How long a claimed execution stays with its worker without a renewal. Workers renew every
+/// third of it, so another worker takes over an execution at most this long after its worker
+/// died.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -190,6 +192,7 @@ impl Runtime {
     pub async fn start(&self) -> Result<(), StoreError> {
         self.recover().await?;
         tokio::spawn(dispatch::run_dispatcher(Arc::clone(&self.inner)));
+        tokio::spawn(dispatch::run_lease_keeper(Arc::clone(&self.inner)));
         Ok(())
     }
 

@@ -75,6 +75,10 @@ pub trait Store: Send + Sync + 'static {
     /// how many it moved.
     fn reclaim_expired(&self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>>;
 
+    /// Extends the lease of every `running` execution owned by `worker` to `until`, and
+    /// returns how many it extended.
+    fn renew_leases(&self, worker: &str, until: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>>;
+
     /// Returns every `running` execution owned by `worker` to `queued` (for shutdown or restart
     /// of a single node), and returns how many it moved.
     fn release_worker(&self, worker: &str) -> BoxFuture<'_, StoreResult<usize>>;

@@ -58,6 +58,7 @@ enum Command {
     Release(String, Reply<usize>),
     SaveState(StateWrite, i64, Reply<()>),
     RecordStep(String, StepRecord, Reply<()>),
+    Renew(String, i64, Reply<usize>),
 }
 
 /// The SQLite store.
@@ -192,6 +193,11 @@ impl Store for SqliteStore {
         self.send(|reply| Command::Reclaim(now.timestamp_millis(), now.timestamp_millis(), reply))
     }
 
+    fn renew_leases(&self, worker: &str, until: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
+        let worker = worker.to_owned();
+        self.send(|reply| Command::Renew(worker, until.timestamp_millis(), reply))
+    }
+
     fn release_worker(&self, worker: &str) -> BoxFuture<'_, StoreResult<usize>> {
         let worker = worker.to_owned();
         self.send(|reply| Command::Release(worker, reply))
@@ -319,6 +325,16 @@ fn apply_batch(
                         "UPDATE executions SET status = 'queued', lease_owner = NULL, lease_until = NULL, \
                          updated_at = ?2 WHERE status = 'running' AND lease_until < ?1",
                         [before, now],
+                    )
+                    .map_err(database)
+                });
+                replies.push(deferred(reply, result));
+            }
+            Command::Renew(worker, until, reply) => {
+                let result = in_savepoint(&mut transaction, |tx| {
+                    tx.execute(
+                        "UPDATE executions SET lease_until = ?2 WHERE status = 'running' AND lease_owner = ?1",
+                        params![worker, until],
                     )
                     .map_err(database)
                 });
