@@ -133,7 +133,7 @@ pub mod __private {
         }
     }
 
-    /// The output of an `on_trigger` function; only the trigger's result type implements it.
+    /// The output of an `on_trigger` function. Only the trigger's result type implements it.
     #[diagnostic::on_unimplemented(
         message = "an `on_trigger` function must return `Result<TriggerResult, TriggerError>`, not `{Self}`",
         label = "expected `Result<TriggerResult, TriggerError>`",
@@ -150,7 +150,7 @@ pub mod __private {
         }
     }
 
-    /// The output of a lifecycle hook; only `Result<(), FlowError>` implements it.
+    /// The output of a lifecycle hook. Only `Result<(), FlowError>` implements it.
     #[diagnostic::on_unimplemented(
         message = "a lifecycle hook must return `Result<(), FlowError>`, not `{Self}`",
         label = "expected `Result<(), FlowError>`",

@@ -1,0 +1,253 @@
+//! Starts the built `orders` binary and sends it real HTTP requests.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const KEY: &str = "k_test_abc123";
+
+/// A running `orders serve`, stopped when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    config: PathBuf,
+    folder: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Kills the process and hands back its folder, store included.
+    fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.folder.take().expect("the folder is taken only here")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("binds").local_addr().expect("address").port()
+}
+
+fn write_config(folder: &Path, port: u16) -> PathBuf {
+    let store = folder.join("orders.db");
+    let text = format!(
+        r#"
+[server]
+addr = "127.0.0.1:{port}"
+
+[store]
+url = "sqlite://{store}"
+
+[[instances]]
+id = "acme"
+name = "Acme Retail"
+customer = {{ id = "cus_acme", name = "Acme Retail Ltd" }}
+config = {{ "Warehouse" = "Rotterdam DC" }}
+api_keys = {{ "process-order" = ["{KEY}"], "reserve-stock" = ["{KEY}"] }}
+"#,
+        store = store.display()
+    );
+    let path = folder.join("flows.toml");
+    std::fs::write(&path, text).expect("writes config");
+    path
+}
+
+fn orders() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_orders"))
+}
+
+async fn start_in(folder: tempfile::TempDir) -> Server {
+    let port = free_port();
+    let config = write_config(folder.path(), port);
+    let child = orders()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts the binary");
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        config,
+        folder: Some(folder),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if reqwest::get(format!("{}/health", server.base)).await.is_ok() {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("orders did not answer /health within 20 seconds");
+}
+
+async fn start() -> Server {
+    start_in(tempfile::tempdir().expect("temp dir")).await
+}
+
+fn order(id: &str, lines: Value) -> Value {
+    json!({ "orderId": id, "lines": lines })
+}
+
+async fn post_order(server: &Server, body: &Value, key: Option<&str>) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/webhooks/acme/process-order", server.base))
+        .json(body);
+    if let Some(key) = key {
+        request = request.header("Api-Key", key);
+    }
+    request.send().await.expect("sends")
+}
+
+fn run_cli(server: &Server, args: &[&str]) -> Output {
+    orders()
+        .args(args)
+        .arg("--config")
+        .arg(&server.config)
+        .output()
+        .expect("runs the binary")
+}
+
+#[tokio::test]
+async fn valid_order_answers_its_total_and_reservation() {
+    let server = start().await;
+    let body = order("A-1001", json!([{ "sku": "WID-1", "quantity": 2, "unitPriceCents": 950 }]));
+    let response = post_order(&server, &body, Some(KEY)).await;
+    assert_eq!(response.status(), 200);
+    let result: Value = response.json().await.expect("JSON");
+    assert_eq!(
+        result,
+        json!({
+            "fulfilled": true,
+            "orderId": "A-1001",
+            "totalCents": 1900,
+            "currency": "EUR",
+            "reservationId": "RES-A-1001",
+            "orderCount": 1
+        })
+    );
+}
+
+#[tokio::test]
+async fn order_count_survives_a_restart() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let path = folder.path().to_path_buf();
+    let first = start_in(folder).await;
+    let body = order("A-1", json!([{ "sku": "S", "quantity": 1, "unitPriceCents": 1 }]));
+    post_order(&first, &body, Some(KEY)).await;
+
+    let folder = first.stop();
+    assert!(path.join("orders.db").exists());
+
+    let second = start_in(folder).await;
+    let body = order("A-2", json!([{ "sku": "S", "quantity": 1, "unitPriceCents": 1 }]));
+    let result: Value = post_order(&second, &body, Some(KEY)).await.json().await.expect("JSON");
+    assert_eq!(result["orderCount"], json!(2));
+}
+
+#[tokio::test]
+async fn request_without_api_key_answers_401() {
+    let server = start().await;
+    let body = order("A-1", json!([{ "sku": "S", "quantity": 1, "unitPriceCents": 1 }]));
+    assert_eq!(post_order(&server, &body, None).await.status(), 401);
+    assert_eq!(post_order(&server, &body, Some("k_test_abc124")).await.status(), 401);
+}
+
+#[tokio::test]
+async fn invalid_order_fails_once_without_retries() {
+    let server = start().await;
+    let response = post_order(&server, &order("A-9", json!([])), Some(KEY)).await;
+    assert_eq!(response.status(), 500);
+    let answer: Value = response.json().await.expect("JSON");
+    assert_eq!(answer["error"], json!("order A-9 has no lines"));
+    assert_eq!(answer["retrying"], json!(false));
+
+    let id = answer["executionId"].as_str().expect("id");
+    let shown: Value = reqwest::get(format!("{}/executions/{id}", server.base))
+        .await
+        .expect("sends")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(shown["status"], json!("failed"));
+    assert_eq!(shown["attempts"], json!(1));
+}
+
+#[tokio::test]
+async fn reservation_runs_as_a_child_execution() {
+    let server = start().await;
+    let body = order("A-7", json!([{ "sku": "S", "quantity": 3, "unitPriceCents": 5 }]));
+    post_order(&server, &body, Some(KEY)).await;
+
+    let listed = run_cli(&server, &["executions", "list", "--flow", "reserve-stock", "--json"]);
+    assert!(listed.status.success());
+    let executions: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    let child_id = executions[0]["id"].as_str().expect("child id").to_owned();
+
+    let shown = run_cli(&server, &["executions", "show", &child_id]);
+    let child: Value = serde_json::from_slice(&shown.stdout).expect("JSON");
+    assert_eq!(child["source"], json!("invoke"));
+    assert!(child["parentId"].is_string());
+    assert_eq!(child["logs"][0]["message"], json!("reserved 1 lines of order A-7 in Rotterdam DC"));
+}
+
+#[tokio::test]
+async fn invoke_command_prints_the_result() {
+    let server = start().await;
+    let data = order("CLI-1", json!([{ "sku": "S", "quantity": 2, "unitPriceCents": 10 }])).to_string();
+    let output = run_cli(&server, &["invoke", "process-order", "--instance", "acme", "--data", &data]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let result: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(result["totalCents"], json!(20));
+}
+
+#[tokio::test]
+async fn invoke_command_exits_non_zero_when_the_flow_fails() {
+    let server = start().await;
+    let data = order("CLI-2", json!([])).to_string();
+    let output = run_cli(&server, &["invoke", "process-order", "--instance", "acme", "--data", &data]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("order CLI-2 has no lines"));
+}
+
+#[test]
+fn manifest_lists_both_flows_with_the_input_schema() {
+    let output = orders().arg("manifest").output().expect("runs");
+    let manifest: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let keys: Vec<&str> = manifest["flows"]
+        .as_array()
+        .expect("flows")
+        .iter()
+        .map(|flow| flow["stableKey"].as_str().expect("key"))
+        .collect();
+    assert_eq!(keys, vec!["process-order", "reserve-stock"]);
+    assert_eq!(manifest["flows"][0]["schemas"]["input"]["typeName"], json!("Order"));
+    assert_eq!(manifest["integration"]["configVars"][0]["name"], json!("Warehouse"));
+}
+
+#[test]
+fn missing_required_variable_stops_startup_naming_it() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let path = folder.path().join("flows.toml");
+    std::fs::write(&path, "[[instances]]\nid = \"acme\"\n").expect("writes");
+    let output = orders()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .arg("--store")
+        .arg(folder.path().join("x.db"))
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("\"Warehouse\"") && stderr.contains("\"acme\""), "{stderr}");
+}

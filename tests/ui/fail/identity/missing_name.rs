@@ -1,0 +1,11 @@
+// `name` is required.
+use flow_runtime::prelude::*;
+
+#[flow(
+    stable_key = "process-order",
+)]
+async fn process_order(_ctx: &Context, _params: ExecutionParams) -> FlowResult {
+    Ok(().into())
+}
+
+fn main() {}

@@ -1,0 +1,14 @@
+// A preprocess flow takes no `queue`. Both options get an error.
+use flow_runtime::prelude::*;
+
+#[flow(
+    name = "Process Order",
+    stable_key = "process-order",
+    preprocess(flow_name_field = "body.data.event"),
+    queue(parallel),
+)]
+async fn process_order(_ctx: &Context, _params: ExecutionParams) -> FlowResult {
+    Ok(().into())
+}
+
+fn main() {}

@@ -1,0 +1,13 @@
+// `retry.delay_minutes` must be between 0 and 60.
+use flow_runtime::prelude::*;
+
+#[flow(
+    name = "Process Order",
+    stable_key = "process-order",
+    retry(max_attempts = 3, delay_minutes = 61),
+)]
+async fn process_order(_ctx: &Context, _params: ExecutionParams) -> FlowResult {
+    Ok(().into())
+}
+
+fn main() {}

@@ -1,0 +1,18 @@
+// `polling` needs a `schedule`.
+use flow_runtime::prelude::*;
+
+async fn poll_changes(_ctx: &TriggerContext, payload: TriggerPayload) -> Result<TriggerResult, TriggerError> {
+    Ok(TriggerResult::new(payload))
+}
+
+#[flow(
+    name = "Process Order",
+    stable_key = "process-order",
+    polling,
+    on_trigger = poll_changes,
+)]
+async fn process_order(_ctx: &Context, _params: ExecutionParams) -> FlowResult {
+    Ok(().into())
+}
+
+fn main() {}

@@ -1,0 +1,12 @@
+// The first argument is `&Context`. The compiler reports a mismatch at the argument type.
+use flow_runtime::prelude::*;
+
+#[flow(
+    name = "Process Order",
+    stable_key = "process-order",
+)]
+async fn process_order(_ctx: Context, _params: ExecutionParams) -> FlowResult {
+    Ok(().into())
+}
+
+fn main() {}

@@ -1,0 +1,14 @@
+// `organization_api_keys` takes a list.
+use flow_runtime::prelude::*;
+
+#[flow(
+    name = "Process Order",
+    stable_key = "process-order",
+    endpoint_security = "organization",
+    organization_api_keys = "literal-key",
+)]
+async fn process_order(_ctx: &Context, _params: ExecutionParams) -> FlowResult {
+    Ok(().into())
+}
+
+fn main() {}

@@ -1,0 +1,13 @@
+// A string option needs `= "..."`.
+use flow_runtime::prelude::*;
+
+#[flow(
+    name = "Process Order",
+    stable_key = "process-order",
+    description,
+)]
+async fn process_order(_ctx: &Context, _params: ExecutionParams) -> FlowResult {
+    Ok(().into())
+}
+
+fn main() {}

@@ -1,0 +1,13 @@
+// An integer option rejects a negative number.
+use flow_runtime::prelude::*;
+
+#[flow(
+    name = "Process Order",
+    stable_key = "process-order",
+    retry(max_attempts = -1, delay_minutes = 5),
+)]
+async fn process_order(_ctx: &Context, _params: ExecutionParams) -> FlowResult {
+    Ok(().into())
+}
+
+fn main() {}

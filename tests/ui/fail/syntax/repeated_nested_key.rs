@@ -1,0 +1,13 @@
+// An option inside a group is written once.
+use flow_runtime::prelude::*;
+
+#[flow(
+    name = "Process Order",
+    stable_key = "process-order",
+    retry(max_attempts = 3, delay_minutes = 5, max_attempts = 4),
+)]
+async fn process_order(_ctx: &Context, _params: ExecutionParams) -> FlowResult {
+    Ok(().into())
+}
+
+fn main() {}
