@@ -175,6 +175,16 @@ impl FlowConfig {
     }
 
     fn check_security(&self) -> Vec<Violation> {
+        let empty = self.organization_api_keys.iter().any(|source| match source {
+            ApiKeySource::Literal(key) | ApiKeySource::Env(key) => key.trim().is_empty(),
+        });
+        if empty {
+            return vec![Violation::new(
+                "organization_api_keys",
+                "`organization_api_keys` must not contain an empty key or variable name; \
+                 e.g. `organization_api_keys = [env(\"ORDERS_API_KEY\")]`",
+            )];
+        }
         let organization = self.endpoint_security == EndpointSecurity::Organization;
         let has_keys = !self.organization_api_keys.is_empty();
         if organization && !has_keys {
@@ -377,6 +387,16 @@ mod tests {
             ..config()
         };
         assert_eq!(first_keys(&flow), vec![vec!["organization_api_keys", "endpoint_security"]]);
+    }
+
+    #[test]
+    fn empty_organization_key_is_rejected() {
+        let flow = FlowConfig {
+            endpoint_security: EndpointSecurity::Organization,
+            organization_api_keys: vec![ApiKeySource::Env(String::new())],
+            ..config()
+        };
+        assert_eq!(first_keys(&flow), vec![vec!["organization_api_keys"]]);
     }
 
     #[test]

@@ -32,9 +32,17 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// Checks the literal cron expression and the time zone.
+    /// Checks the literal cron expression, the config variable name and the time zone.
     pub fn validate(&self) -> Vec<Violation> {
         let mut violations = Vec::new();
+        if let ScheduleSource::ConfigVar(name) = &self.source {
+            if name.trim().is_empty() {
+                violations.push(Violation::new(
+                    "schedule.config_var",
+                    "`schedule.config_var` must name a config variable; e.g. `schedule(config_var = \"Sync Schedule\")`",
+                ));
+            }
+        }
         if let ScheduleSource::Cron(expression) = &self.source {
             violations.extend(CronSchedule::parse(expression, None).err());
         }
@@ -71,12 +79,17 @@ impl CronSchedule {
         } else if !(5..=6).contains(&field_count) {
             Err(format!("expected 5 fields (minute hour day month weekday) or 6 (seconds first), found {field_count}"))
         } else {
-            parser.parse(expression).map_err(|error| error.to_string())
+            parser
+                .parse(expression)
+                .map_err(|error| describe_cron_error(&parser, expression, &error.to_string()))
         };
         let cron = cron.map_err(|reason| {
             Violation::new(
                 "schedule.cron",
-                format!("`schedule.cron` is not a valid cron expression \"{expression}\": {reason}; e.g. `schedule(cron = \"*/5 * * * *\")`"),
+                format!(
+                    "`schedule.cron` \"{expression}\" is not a valid cron expression: {reason}; \
+                     e.g. `schedule(cron = \"*/5 * * * *\")` (minute hour day-of-month month day-of-week)"
+                ),
             )
         })?;
         let zone = match timezone {
@@ -111,6 +124,26 @@ impl CronSchedule {
         }
         instants
     }
+}
+
+/// Names the field that makes `expression` invalid, when replacing that one field with `*`
+/// makes it parse, and cleans up the parser's own reason.
+fn describe_cron_error(parser: &CronParser, expression: &str, reason: &str) -> String {
+    let reason = reason.trim().trim_end_matches(';').trim_end_matches('.').to_owned();
+    let fields: Vec<&str> = expression.split_whitespace().collect();
+    let names: &[&str] = if fields.len() == 6 {
+        &["second", "minute", "hour", "day-of-month", "month", "day-of-week"]
+    } else {
+        &["minute", "hour", "day-of-month", "month", "day-of-week"]
+    };
+    for (index, field) in fields.iter().enumerate() {
+        let mut candidate = fields.clone();
+        candidate[index] = "*";
+        if parser.parse(&candidate.join(" ")).is_ok() {
+            return format!("the {} field `{field}` is invalid ({reason})", names[index]);
+        }
+    }
+    reason
 }
 
 /// Parses an IANA time zone name such as `America/Chicago`.
@@ -167,6 +200,21 @@ mod tests {
         let violation = CronSchedule::parse("61 * * * *", None).expect_err("minute 61");
         assert_eq!(violation.keys, vec!["schedule.cron"]);
         assert!(violation.message.contains("\"61 * * * *\""), "{}", violation.message);
+    }
+
+    #[test]
+    fn invalid_cron_names_the_field() {
+        let violation = CronSchedule::parse("0 25 * * *", None).expect_err("hour 25");
+        assert!(violation.message.contains("the hour field `25` is invalid"), "{}", violation.message);
+    }
+
+    #[test]
+    fn empty_config_var_name_is_rejected() {
+        let schedule = Schedule {
+            source: ScheduleSource::ConfigVar(" ".into()),
+            timezone: None,
+        };
+        assert_eq!(schedule.validate()[0].keys, vec!["schedule.config_var"]);
     }
 
     #[test]

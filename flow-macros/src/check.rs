@@ -146,7 +146,9 @@ fn schedule(options: &Options, errors: &Errors) -> Option<Schedule> {
                      or `schedule(config_var = \"Sync Schedule\")`",
                 );
             }
-            ScheduleSource::ConfigVar(String::new())
+            // A stand-in that passes flow-core's checks, so the missing source gets one error;
+            // an attribute with errors registers nothing, so the stand-in never runs.
+            ScheduleSource::ConfigVar("missing source".to_owned())
         }
     };
     Some(Schedule {
@@ -215,7 +217,9 @@ fn endpoint_security(options: &Options, errors: &Errors) -> EndpointSecurity {
 fn organization_api_keys(options: &Options) -> Vec<ApiKeySource> {
     match options.keys("organization_api_keys") {
         Some(keys) => keys.to_vec(),
-        None if options.written("organization_api_keys") => vec![ApiKeySource::Literal(String::new())],
+        // A stand-in for keys that did not parse (already reported), so the rules about
+        // organization keys see that keys were written; it is never registered.
+        None if options.written("organization_api_keys") => vec![ApiKeySource::Literal("invalid key".to_owned())],
         None => Vec::new(),
     }
 }
