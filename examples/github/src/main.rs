@@ -26,6 +26,8 @@
 //! `{"pong": true, ...}` for the `ping` that GitHub sends when a webhook is created.
 
 mod delivery;
+#[cfg(test)]
+mod flow_tests;
 mod ping;
 mod pull_request;
 mod push;
