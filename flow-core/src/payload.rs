@@ -53,9 +53,10 @@ impl ParamValue {
 }
 
 /// The parsed request body.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum BodyData {
     /// No body; serializes as `null`.
+    #[default]
     Empty,
     /// JSON, or a form or multipart body turned into a JSON object.
     Json(Value),
@@ -72,12 +73,6 @@ pub struct Body {
     pub data: BodyData,
     /// The request's `Content-Type`, as sent.
     pub content_type: Option<String>,
-}
-
-impl Default for BodyData {
-    fn default() -> Self {
-        Self::Empty
-    }
 }
 
 /// Why a body could not be read as the requested type.

@@ -35,13 +35,13 @@ impl Schedule {
     /// Checks the literal cron expression, the config variable name and the time zone.
     pub fn validate(&self) -> Vec<Violation> {
         let mut violations = Vec::new();
-        if let ScheduleSource::ConfigVar(name) = &self.source {
-            if name.trim().is_empty() {
-                violations.push(Violation::new(
-                    "schedule.config_var",
-                    "`schedule.config_var` must name a config variable; e.g. `schedule(config_var = \"Sync Schedule\")`",
-                ));
-            }
+        if let ScheduleSource::ConfigVar(name) = &self.source
+            && name.trim().is_empty()
+        {
+            violations.push(Violation::new(
+                "schedule.config_var",
+                "`schedule.config_var` must name a config variable; e.g. `schedule(config_var = \"Sync Schedule\")`",
+            ));
         }
         if let ScheduleSource::Cron(expression) = &self.source {
             violations.extend(CronSchedule::parse(expression, None).err());

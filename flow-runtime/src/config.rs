@@ -393,16 +393,17 @@ fn config_value(
     value: toml::Value,
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<Value, ConfigError> {
-    if let toml::Value::Table(table) = &value {
-        if let (1, Some(toml::Value::String(variable))) = (table.len(), table.get("env")) {
-            return env(variable).map(Value::String).ok_or_else(|| {
-                ConfigError(format!(
-                    "config variable \"{name}\" of instance \"{instance}\" reads environment variable \
-                     {variable}, which is unset"
-                ))
-            });
-        }
+    if let toml::Value::Table(table) = &value
+        && let (1, Some(toml::Value::String(variable))) = (table.len(), table.get("env"))
+    {
+        return env(variable).map(Value::String).ok_or_else(|| {
+            ConfigError(format!(
+                "config variable \"{name}\" of instance \"{instance}\" reads environment variable \
+                 {variable}, which is unset"
+            ))
+        });
     }
+
     serde_json::to_value(value)
         .map_err(|error| ConfigError(format!("config variable \"{name}\" of instance \"{instance}\": {error}")))
 }

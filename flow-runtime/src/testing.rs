@@ -67,11 +67,12 @@ impl TestRequest {
 
     /// A request with raw bytes of the given content type.
     pub fn bytes(content_type: &str, body: impl Into<Vec<u8>>) -> Self {
-        let mut request = Self::default();
-        request.body = body.into();
-        request.content_type = Some(content_type.to_owned());
-        request.headers.insert("content-type".to_owned(), content_type.to_owned());
-        request
+        Self {
+            body: body.into(),
+            content_type: Some(content_type.to_owned()),
+            headers: [("content-type".to_owned(), content_type.to_owned())].into_iter().collect(),
+            ..Self::default()
+        }
     }
 
     /// Adds a header; names are stored in lowercase as the HTTP layer stores them.

@@ -161,10 +161,10 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<byte
         .and_then(|value| value.parse::<u64>().ok());
     // A compressed body's declared length is not its decoded length; the stream limit applies.
     let encoded = headers.contains_key(axum::http::header::CONTENT_ENCODING);
-    if let (Some(length), false) = (declared, encoded) {
-        if length > limit as u64 {
-            return Err(too_large());
-        }
+    if let (Some(length), false) = (declared, encoded)
+        && length > limit as u64
+    {
+        return Err(too_large());
     }
     match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => Ok(bytes),

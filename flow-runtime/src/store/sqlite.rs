@@ -42,6 +42,10 @@ pub enum Durability {
 
 type Reply<T> = oneshot::Sender<StoreResult<T>>;
 
+/// Sends a command's reply once the batch's commit is known: `None` when it succeeded, the
+/// commit's error otherwise.
+type DeferredReply = Box<dyn FnOnce(Option<&str>)>;
+
 enum Command {
     Insert(NewExecution, Reply<InsertOutcome>),
     Claim {
@@ -282,7 +286,7 @@ fn run_writer(mut connection: Connection, receiver: mpsc::Receiver<Command>) {
             }
         }
 
-        let mut replies: Vec<Box<dyn FnOnce(Option<&str>)>> = Vec::with_capacity(batch.len());
+        let mut replies: Vec<DeferredReply> = Vec::with_capacity(batch.len());
         let committed = apply_batch(&mut connection, batch, &mut replies);
         let failure = committed.err();
         for reply in replies {
@@ -295,7 +299,7 @@ fn run_writer(mut connection: Connection, receiver: mpsc::Receiver<Command>) {
 fn apply_batch(
     connection: &mut Connection,
     batch: Vec<Command>,
-    replies: &mut Vec<Box<dyn FnOnce(Option<&str>)>>,
+    replies: &mut Vec<DeferredReply>,
 ) -> Result<(), String> {
     let mut transaction = connection.transaction().map_err(|error| error.to_string())?;
     for command in batch {
@@ -380,7 +384,7 @@ fn apply_batch(
 
 /// Wraps a reply so it is sent after the commit: the result when the commit succeeded, the
 /// commit's error otherwise.
-fn deferred<T: Send + 'static>(reply: Reply<T>, result: StoreResult<T>) -> Box<dyn FnOnce(Option<&str>)> {
+fn deferred<T: Send + 'static>(reply: Reply<T>, result: StoreResult<T>) -> DeferredReply {
     Box::new(move |commit_failure| {
         let outcome = match commit_failure {
             Some(reason) => Err(StoreError::Database(format!("commit failed: {reason}"))),
