@@ -11,6 +11,11 @@ pub const STEP_MAX_ATTEMPTS: std::ops::RangeInclusive<u64> = 0..=5;
 /// Allowed values of [`StepErrorConfig::delay_seconds`].
 pub const STEP_DELAY_SECONDS: std::ops::RangeInclusive<u64> = 0..=60;
 
+/// Step retries when `handler = "retry"` sets no `max_attempts`.
+pub const DEFAULT_STEP_MAX_ATTEMPTS: u32 = 3;
+/// Step retry delay when `handler = "retry"` sets no `delay_seconds`.
+pub const DEFAULT_STEP_DELAY_SECONDS: u32 = 0;
+
 /// What a failed step does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -55,9 +60,11 @@ impl StepErrorHandler {
 pub struct StepErrorConfig {
     /// What a failed step does.
     pub handler: StepErrorHandler,
-    /// Retries of a step after its first run (retry handler only).
+    /// Retries of a step after its first run (retry handler only);
+    /// [`DEFAULT_STEP_MAX_ATTEMPTS`] when absent.
     pub max_attempts: Option<u32>,
-    /// Delay before the first step retry, in seconds (retry handler only).
+    /// Delay before the first step retry, in seconds (retry handler only);
+    /// [`DEFAULT_STEP_DELAY_SECONDS`] when absent.
     pub delay_seconds: Option<u32>,
     /// Doubles the step delay after each failed attempt (retry handler only).
     pub exponential_backoff: bool,
@@ -97,32 +104,27 @@ impl StepErrorConfig {
             return violations;
         }
 
-        match self.max_attempts {
-            Some(value) => violations.extend(
-                check_range("error_config.max_attempts", u64::from(value), STEP_MAX_ATTEMPTS, example).err(),
-            ),
-            None => violations.push(Violation::new(
-                "error_config.handler",
-                format!("`handler = \"retry\"` needs `max_attempts`; e.g. `{example}`"),
-            )),
+        if let Some(value) = self.max_attempts {
+            violations.extend(check_range("error_config.max_attempts", u64::from(value), STEP_MAX_ATTEMPTS, example).err());
         }
-        match self.delay_seconds {
-            Some(value) => violations.extend(
+        if let Some(value) = self.delay_seconds {
+            violations.extend(
                 check_range("error_config.delay_seconds", u64::from(value), STEP_DELAY_SECONDS, example).err(),
-            ),
-            None => violations.push(Violation::new(
-                "error_config.handler",
-                format!("`handler = \"retry\"` needs `delay_seconds`; e.g. `{example}`"),
-            )),
+            );
         }
         violations
+    }
+
+    /// Returns how many times a failed step runs again: `max_attempts`, or its default.
+    pub fn retries(&self) -> u32 {
+        self.max_attempts.unwrap_or(DEFAULT_STEP_MAX_ATTEMPTS)
     }
 
     /// Returns the delay before step retry number `retry` (1 for the first retry).
     ///
     /// With backoff the delay doubles after each failed attempt; the arithmetic saturates.
     pub fn delay_before_retry(&self, retry: u32) -> Duration {
-        let base = u64::from(self.delay_seconds.unwrap_or(0));
+        let base = u64::from(self.delay_seconds.unwrap_or(DEFAULT_STEP_DELAY_SECONDS));
         let seconds = if self.exponential_backoff {
             let factor = 1_u64.checked_shl(retry.saturating_sub(1)).unwrap_or(u64::MAX);
             base.saturating_mul(factor)
@@ -172,12 +174,12 @@ mod tests {
     }
 
     #[test]
-    fn retry_handler_requires_max_attempts() {
+    fn retry_handler_alone_is_valid() {
         let config = StepErrorConfig {
-            max_attempts: None,
-            ..retry_config(3, 10)
+            handler: StepErrorHandler::Retry,
+            ..StepErrorConfig::default()
         };
-        assert!(config.validate()[0].message.contains("needs `max_attempts`"));
+        assert!(config.validate().is_empty());
     }
 
     #[test]

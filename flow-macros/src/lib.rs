@@ -62,7 +62,7 @@ use proc_macro::TokenStream;
 /// | `endpoint_security = "..."` | `"unsecured"`, `"customer_optional"` (default), `"customer_required"` or `"organization"`. |
 /// | `organization_api_keys = ["key", env("VAR")]` | Keys for `"organization"` security, which needs at least one; `env("VAR")` reads the variable when the runtime starts. |
 /// | `preprocess(flow_name_field = "...", external_customer_id_field = "...", external_customer_user_id_field = "...")` | Marks the integration's preprocess flow, which routes requests; takes no `queue` or `schedule`. |
-/// | `error_config(handler = "retry", max_attempts = 3, delay_seconds = 10, exponential_backoff, ignore_final_error)` | What a failed step does: `handler` is `"fail"`, `"ignore"` or `"retry"`; the other options apply only to `"retry"`, which needs `max_attempts` (0..=5) and `delay_seconds` (0..=60). |
+/// | `error_config(handler = "retry", max_attempts = 3, delay_seconds = 10, exponential_backoff, ignore_final_error)` | What a failed step does: `handler` is `"fail"`, `"ignore"` or `"retry"`; the other options apply only to `"retry"`: `max_attempts` (0..=5, default 3) and `delay_seconds` (0..=60, default 0). |
 /// | `schemas(invoke(input = Type, output = Type))` | Invoke schemas; each type implements `schemars::JsonSchema`. |
 /// | `on_instance_deploy = path`, `on_instance_delete = path` | Hooks: `async fn(&Context) -> Result<(), FlowError>`. |
 /// | `webhook_lifecycle(create = path, delete = path)` | Hooks that register and remove the instance's webhook, of the same type. |

@@ -223,6 +223,12 @@ impl RuntimeSettings {
         if workers == 0 {
             return Err(ConfigError("`workers` must be at least 1".to_owned()));
         }
+        if body_limit == 0 {
+            return Err(ConfigError("`body_limit` must be at least 1 byte; the default is 10485760 (10 MiB)".to_owned()));
+        }
+        if sync_timeout_seconds == 0 {
+            return Err(ConfigError("`sync_timeout_seconds` must be at least 1; the default is 30".to_owned()));
+        }
         let shutdown_grace_seconds = parse_env("FLOW_SHUTDOWN_GRACE_SECONDS")?
             .or(file.server.shutdown_grace_seconds)
             .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECONDS);
@@ -307,9 +313,11 @@ pub fn build_instances(
 
     let mut instances: Vec<Instance> = Vec::with_capacity(declared.len());
     for entry in declared {
-        if entry.id.is_empty() || entry.id.contains('/') {
+        let valid_id = !entry.id.is_empty()
+            && entry.id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid_id {
             return Err(ConfigError(format!(
-                "instance id \"{}\" is invalid; use a non-empty id without '/', e.g. \"acme\"",
+                "instance id \"{}\" is invalid; use ASCII letters, digits, '-', '_' and '.', e.g. \"acme\"",
                 entry.id
             )));
         }
@@ -348,17 +356,22 @@ fn build_instance(
             } else if var.required {
                 return Err(ConfigError(format!(
                     "instance \"{id}\" has no value for the required config variable \"{}\"; \
-                     set it under [instances.config] in the config file",
+                     set it in the instance's `config = {{ ... }}` in the config file",
                     var.name
                 )));
             }
         }
     }
 
-    for key in entry.api_keys.keys() {
+    for (key, values) in &entry.api_keys {
         if registry.get(key).is_none() {
             return Err(ConfigError(format!(
                 "instance \"{id}\" sets API keys for \"{key}\", which is not a flow's stable key"
+            )));
+        }
+        if values.iter().any(|value| value.trim().is_empty()) {
+            return Err(ConfigError(format!(
+                "instance \"{id}\" has an empty API key for \"{key}\"; remove it or set a non-empty key"
             )));
         }
     }
@@ -372,7 +385,16 @@ fn build_instance(
         keys_by_name.insert(flow.name().to_owned(), keys);
     }
 
+    let secret_config = registry
+        .integration()
+        .config_vars
+        .iter()
+        .filter(|var| var.secret)
+        .map(|var| var.name.clone())
+        .collect();
+
     Ok(Instance {
+        secret_config,
         name: entry.name.unwrap_or_else(|| id.clone()),
         customer: Customer {
             id: entry.customer.id,
@@ -394,8 +416,14 @@ fn config_value(
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<Value, ConfigError> {
     if let toml::Value::Table(table) = &value
-        && let (1, Some(toml::Value::String(variable))) = (table.len(), table.get("env"))
+        && table.contains_key("env")
     {
+        let (1, Some(toml::Value::String(variable))) = (table.len(), table.get("env")) else {
+            return Err(ConfigError(format!(
+                "config variable \"{name}\" of instance \"{instance}\" must be written \
+                 {{ env = \"VARIABLE\" }} to read the environment, with nothing else in the table"
+            )));
+        };
         return env(variable).map(Value::String).ok_or_else(|| {
             ConfigError(format!(
                 "config variable \"{name}\" of instance \"{instance}\" reads environment variable \
@@ -485,6 +513,48 @@ mod tests {
         let settings = settings(text, &[]).expect("valid");
         let error = build_instances(&settings, &registry(vec![ConfigVar::new("Region")]), |_| None).expect_err("undeclared");
         assert!(error.0.contains("\"Regoin\"") && error.0.contains("Region"), "{}", error.0);
+    }
+
+    #[test]
+    fn empty_api_key_is_rejected() {
+        let text = "[[instances]]\nid = \"acme\"\napi_keys = { \"orders\" = [\"\"] }\n";
+        let settings = settings(text, &[]).expect("valid");
+        let flow = crate::definition::Flow {
+            config: flow_core::FlowConfig {
+                name: "Orders".into(),
+                stable_key: "orders".into(),
+                ..flow_core::FlowConfig::default()
+            },
+            execute: |_, _| Box::pin(async { Ok(Value::Null.into()) }),
+            handlers: crate::definition::Handlers::default(),
+            source: crate::definition::SourceLocation {
+                file: "test.rs",
+                line: 1,
+                function: "orders",
+            },
+        };
+        let registry = Registry::new(Integration::new("t", "t", "0"), vec![flow]).expect("valid");
+        let error = build_instances(&settings, &registry, |_| None).expect_err("empty key");
+        assert!(error.0.contains("empty API key"), "{}", error.0);
+    }
+
+    #[test]
+    fn instance_id_with_a_space_is_rejected() {
+        let settings = settings("[[instances]]\nid = \"a b\"\n", &[]).expect("valid");
+        assert!(build_instances(&settings, &registry(Vec::new()), |_| None).is_err());
+    }
+
+    #[test]
+    fn env_table_with_other_keys_is_rejected() {
+        let text = "[[instances]]\nid = \"acme\"\nconfig = { \"Token\" = { env = \"T\", x = 1 } }\n";
+        let settings = settings(text, &[]).expect("valid");
+        let registry = registry(vec![ConfigVar::new("Token")]);
+        assert!(build_instances(&settings, &registry, |_| Some("v".into())).is_err());
+    }
+
+    #[test]
+    fn zero_body_limit_is_rejected() {
+        assert!(settings("[server]\nbody_limit = 0\n", &[]).is_err());
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub type TriggerContext = Context;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigVarError {
     /// The instance sets no value and the variable has no default.
-    #[error("config variable `{name}` is not set for instance `{instance}`; set it under [instances.config] in the config file")]
+    #[error("config variable `{name}` is not set for instance `{instance}`; set it in the instance's `config = {{ ... }}` in the config file")]
     Missing {
         /// Variable name.
         name: String,
@@ -314,7 +314,12 @@ impl Context {
             name: name.to_owned(),
             instance: self.instance.id.clone(),
             expected: std::any::type_name::<T>(),
-            reason: error.to_string(),
+            // serde's reason quotes the value, which a secret variable must not show.
+            reason: if self.instance.secret_config.contains(name) {
+                "the value is not shown because the variable is secret".to_owned()
+            } else {
+                error.to_string()
+            },
         })
     }
 

@@ -17,6 +17,8 @@ pub struct Instance {
     pub customer: Customer,
     /// Config variable values by name, defaults applied.
     pub config: BTreeMap<String, Value>,
+    /// Names of the config variables declared secret, whose values are never shown.
+    pub secret_config: std::collections::BTreeSet<String>,
     /// API keys accepted per flow, keyed by stable key.
     pub api_keys: BTreeMap<String, Vec<String>>,
     /// Webhook URL of every flow, keyed by flow name.

@@ -127,7 +127,7 @@ impl StepJournal {
                     return Ok(None);
                 }
                 StepErrorHandler::Retry => {
-                    let max_retries = self.config.max_attempts.unwrap_or(0);
+                    let max_retries = self.config.retries();
                     if retries < max_retries && !error.is_terminal() {
                         retries += 1;
                         let delay = self.config.delay_before_retry(retries);

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use flow_core::{FlowOutput, RawBody, TriggerPayload};
 
-use super::{CliError, build_runtime, load_settings};
+use super::{CliError, build_runtime, load_settings, open_store};
 use crate::config::Overrides;
 use crate::engine::{Completion, Source};
 use crate::http::request::{parse_body, query_parameters};
@@ -39,7 +39,8 @@ pub(super) async fn invoke(
     args: InvokeArgs,
 ) -> Result<(), CliError> {
     let settings = load_settings(config, &overrides)?;
-    let (runtime, _) = build_runtime(registry, &settings)?;
+    let store = open_store(&settings)?;
+    let (runtime, _) = build_runtime(registry, &settings, store)?;
 
     let Some(flow) = runtime.registry().get(&args.stable_key) else {
         let keys: Vec<&str> = runtime.registry().flows().iter().map(|flow| flow.stable_key()).collect();

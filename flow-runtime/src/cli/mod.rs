@@ -178,10 +178,12 @@ pub(crate) fn open_store(settings: &RuntimeSettings) -> Result<Arc<SqliteStore>,
         .map_err(|error| CliError::config(error.to_string()))
 }
 
-/// Builds instances and the engine, and resolves organization keys from the environment.
+/// Builds instances and the engine over `store`, and resolves organization keys from the
+/// environment.
 pub(crate) fn build_runtime(
     registry: Registry,
     settings: &RuntimeSettings,
+    store: Arc<SqliteStore>,
 ) -> Result<(Runtime, HashMap<String, Vec<String>>), CliError> {
     let instances = build_instances(settings, &registry, env_var).map_err(|error| CliError::config(error.to_string()))?;
 
@@ -200,7 +202,6 @@ pub(crate) fn build_runtime(
         organization_keys.insert(flow.stable_key().to_owned(), keys);
     }
 
-    let store = open_store(settings)?;
     let runtime = Runtime::new(
         registry,
         instances,

@@ -2,22 +2,28 @@
 
 use std::path::PathBuf;
 
-use super::{CliError, build_runtime, load_settings};
+use std::sync::Arc;
+
+use super::{CliError, build_runtime, load_settings, open_store};
 use crate::config::Overrides;
 use crate::http::{HttpSettings, router};
 use crate::registry::Registry;
 
 pub(super) async fn serve(registry: Registry, config: Option<PathBuf>, overrides: Overrides) -> Result<(), CliError> {
     let settings = load_settings(config, &overrides)?;
-    let (runtime, organization_keys) = build_runtime(registry, &settings)?;
+    let store = open_store(&settings)?;
+    let (runtime, organization_keys) = build_runtime(registry, &settings, Arc::clone(&store))?;
+
+    // Listen and lock the store before recovery, which requeues every running execution:
+    // a second server started by mistake must stop before it touches them.
+    let listener = tokio::net::TcpListener::bind(settings.addr)
+        .await
+        .map_err(|error| CliError::config(format!("cannot listen on {}: {error}; choose another --addr", settings.addr)))?;
+    let _lock = store.lock_for_serving().map_err(|error| CliError::config(error.to_string()))?;
     runtime
         .start()
         .await
         .map_err(|error| CliError::config(format!("cannot recover stored executions: {error}")))?;
-
-    let listener = tokio::net::TcpListener::bind(settings.addr)
-        .await
-        .map_err(|error| CliError::config(format!("cannot listen on {}: {error}; choose another --addr", settings.addr)))?;
     let local = listener.local_addr().map_err(|error| CliError::config(error.to_string()))?;
     tracing::info!(addr = %local, store = %settings.store_path.display(), "serving flows");
     for instance in runtime.instances() {

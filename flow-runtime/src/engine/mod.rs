@@ -431,7 +431,30 @@ impl Inner {
         }
     }
 
+    /// Stores a new execution on a task of its own, so a caller that stops waiting (an HTTP
+    /// client that hangs up) cannot leave a committed execution without the worker that
+    /// was meant to run it.
     pub(crate) async fn submit(
+        self: &Arc<Self>,
+        flow_key: &str,
+        instance_id: &str,
+        payload: TriggerPayload,
+        source: Source,
+        wait: bool,
+        run_now: bool,
+    ) -> Result<Submitted, SubmitError> {
+        let inner = Arc::clone(self);
+        let (flow_key, instance_id) = (flow_key.to_owned(), instance_id.to_owned());
+        let task = tokio::spawn(async move {
+            inner
+                .submit_detached(&flow_key, &instance_id, payload, source, wait, run_now)
+                .await
+        });
+        task.await
+            .map_err(|error| SubmitError::Store(StoreError::Closed(format!("the submit task failed: {error}"))))?
+    }
+
+    async fn submit_detached(
         self: &Arc<Self>,
         flow_key: &str,
         instance_id: &str,

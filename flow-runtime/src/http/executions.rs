@@ -1,5 +1,6 @@
 //! The executions API: list and show stored executions.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,10 +24,23 @@ pub(super) struct ListQuery {
 }
 
 /// `GET /executions`: newest first, filtered by flow, instance and status.
-pub(super) async fn list(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<ListQuery>) -> Response {
+pub(super) async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
     if let Some(rejection) = reject_unauthorized(&state, &headers) {
         return rejection;
     }
+    let Query(query) = match query {
+        Ok(query) => query,
+        Err(rejection) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                format!("{}; use ?flow=KEY&instance=ID&status=STATUS&limit=N with N from 1 to {MAX_LIST_LIMIT}", rejection.body_text()),
+            );
+        }
+    };
     let status = match query.status.as_deref().map(str::parse::<ExecutionStatus>).transpose() {
         Ok(status) => status,
         Err(reason) => return error_response(StatusCode::BAD_REQUEST, reason),

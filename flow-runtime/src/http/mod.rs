@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde_json::json;
 use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::engine::Runtime;
 
@@ -60,8 +61,38 @@ pub fn router(runtime: Runtime, settings: HttpSettings, organization_keys: HashM
         .route("/executions", get(executions::list))
         .route("/executions/{id}", get(executions::show))
         .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
+        .fallback(|| async {
+            error_response(
+                StatusCode::NOT_FOUND,
+                "no such route; webhooks are at /webhooks/{instance}/{stable_key}, executions at /executions",
+            )
+        })
         .layer(RequestDecompressionLayer::new())
+        .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
+        .layer(axum::middleware::map_response(describe_bare_errors))
         .with_state(state)
+}
+
+/// Longest time a client may take to send a request body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Gives error answers that carry no body (a 405, or a 415 for an unsupported
+/// `Content-Encoding`) the JSON `{"error": ...}` shape every other error has.
+async fn describe_bare_errors(response: Response) -> Response {
+    let status = response.status();
+    let bare = (status.is_client_error() || status.is_server_error())
+        && !response.headers().contains_key(axum::http::header::CONTENT_TYPE);
+    if !bare {
+        return response;
+    }
+    let message = match status {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            "unsupported Content-Encoding; send the body as identity, gzip or deflate".to_owned()
+        }
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this route".to_owned(),
+        other => other.canonical_reason().unwrap_or("request failed").to_lowercase(),
+    };
+    error_response(status, message)
 }
 
 /// A JSON error answer: `{"error": message}` plus any extra fields.

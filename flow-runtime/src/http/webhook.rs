@@ -205,8 +205,13 @@ async fn run_trigger(
     })
 }
 
-/// Turns a flow's or trigger's response into an HTTP response; invalid header names or values
-/// are dropped with a warning.
+/// Headers the server sets from the body and the connection; a flow's values for them would
+/// contradict the body actually sent.
+const FRAMING_HEADERS: [&str; 4] = ["content-length", "transfer-encoding", "connection", "keep-alive"];
+
+/// Turns a flow's or trigger's response into an HTTP response. Framing headers
+/// (`Content-Length`, `Transfer-Encoding`, `Connection`, `Keep-Alive`) and invalid header
+/// names or values are dropped with a warning.
 fn http_response(response: HttpResponse) -> Response {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut answer = (status, response.body).into_response();
@@ -215,6 +220,10 @@ fn http_response(response: HttpResponse) -> Response {
         headers.insert(axum::http::header::CONTENT_TYPE, content_type);
     }
     for (name, value) in response.headers {
+        if FRAMING_HEADERS.iter().any(|framing| name.eq_ignore_ascii_case(framing)) {
+            tracing::warn!(header = %name, "dropped a framing header from a flow's response");
+            continue;
+        }
         match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
             (Ok(name), Ok(value)) => {
                 headers.append(name, value);

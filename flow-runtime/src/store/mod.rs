@@ -22,7 +22,7 @@ pub use records::{
     AttemptOutcome, AttemptRecord, AttemptSummary, ClaimedExecution, ExecutionFilter, ExecutionRecord, ExecutionStatus,
     ExecutionSummary, InsertOutcome, Lease, NewExecution, QueuePolicies, StepRecord, StateScope, StateWrite,
 };
-pub use sqlite::{Durability, SqliteStore};
+pub use sqlite::{Durability, ServingLock, SqliteStore};
 
 /// A failure of the store itself: the database could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]

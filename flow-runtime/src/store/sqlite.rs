@@ -65,6 +65,12 @@ enum Command {
     Renew(String, i64, Reply<usize>),
 }
 
+/// Proof that this process serves from a store; see [`SqliteStore::lock_for_serving`].
+#[derive(Debug)]
+pub struct ServingLock {
+    _file: std::fs::File,
+}
+
 /// The SQLite store.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -128,6 +134,37 @@ impl SqliteStore {
     /// Returns the database file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Takes the lock that lets one serving process own this store, held until the returned
+    /// guard is dropped (or the process ends). Recovery requeues every running execution, so
+    /// a second server on the same file would run them twice; the lock stops it first.
+    /// Read-only commands and `invoke` do not take it.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`StoreError::Database`] naming the lock file when another process holds it.
+    pub fn lock_for_serving(&self) -> StoreResult<ServingLock> {
+        let mut lock_path = self.path.clone().into_os_string();
+        lock_path.push(".lock");
+        let lock_path = PathBuf::from(lock_path);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|error| StoreError::Database(format!("cannot open lock file {}: {error}", lock_path.display())))?;
+        match file.try_lock() {
+            Ok(()) => Ok(ServingLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Database(format!(
+                "another process is serving from the store {} (it holds {}); stop it or use another --store",
+                self.path.display(),
+                lock_path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(error)) => {
+                Err(StoreError::Database(format!("cannot lock {}: {error}", lock_path.display())))
+            }
+        }
     }
 
     fn send<T: Send + 'static>(
@@ -881,6 +918,15 @@ mod tests {
         }
         let reopened = SqliteStore::open(&path, Durability::Full).expect("reopens");
         assert!(reopened.get("e1").await.expect("reads").is_some());
+    }
+
+    #[tokio::test]
+    async fn second_serving_lock_on_one_store_is_refused() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(folder.path().join("flows.db"), Durability::Normal).expect("opens");
+        let _held = store.lock_for_serving().expect("first lock");
+        let error = store.lock_for_serving().expect_err("second lock");
+        assert!(error.to_string().contains("another process is serving"), "{error}");
     }
 
     #[tokio::test]

@@ -1,13 +1,14 @@
-// `handler = "retry"` needs `max_attempts`.
+// Organization keys and the environment variables that hold them must not be empty.
 use flow_runtime::prelude::*;
 
 #[flow(
     name = "Process Order",
     stable_key = "process-order",
-    error_config(handler = "retry", delay_seconds = 10),
+    endpoint_security = "organization",
+    organization_api_keys = [env("")],
 )]
 async fn process_order(_ctx: &Context, _params: ExecutionParams) -> FlowResult {
-    Ok(().into())
+    Ok(json!(null).into())
 }
 
 fn main() {}
