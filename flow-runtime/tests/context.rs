@@ -138,3 +138,24 @@ async fn missing_config_variable_fails_naming_it_and_the_instance() {
     let error = json_of(response).await["error"].as_str().expect("text").to_owned();
     assert!(error.contains("`Region`") && error.contains("`acme`"), "{error}");
 }
+
+#[tokio::test]
+async fn invalid_secret_variable_does_not_show_its_value() {
+    let reader = flow(synchronous("reader"), |ctx, _| {
+        Box::pin(async move { Ok(json!(ctx.config::<u64>("Token")?).into()) })
+    });
+    let options = Options {
+        integration: Integration::new("test", "Test", "0").config_var(ConfigVar::new("Token").secret()),
+        instances: vec![InstanceSettings {
+            id: "acme".into(),
+            config: [("Token".to_owned(), toml::Value::String("tok_SECRET_abc".into()))].into_iter().collect(),
+            ..InstanceSettings::default()
+        }],
+        ..Options::default()
+    };
+    let server = start(vec![reader], options).await;
+    let response = server.client.post(server.url("/webhooks/acme/reader")).send().await.expect("sends");
+    let error = json_of(response).await["error"].as_str().expect("text").to_owned();
+    assert!(!error.contains("tok_SECRET_abc"), "{error}");
+    assert!(error.contains("`Token`"), "{error}");
+}

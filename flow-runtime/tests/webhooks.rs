@@ -553,3 +553,44 @@ async fn unknown_execution_answers_404() {
     let response = server.client.get(server.url("/executions/nope")).send().await.expect("sends");
     assert_eq!(response.status(), 404);
 }
+
+#[tokio::test]
+async fn framing_headers_from_a_flow_are_dropped() {
+    let respond = flow(synchronous("framed"), |_, _| {
+        Box::pin(async { Ok(HttpResponse::new(200).header("Content-Length", "1").body("text/plain", "hello").into()) })
+    });
+    let server = start(vec![respond], Options::default()).await;
+    let response = server.client.post(server.url("/webhooks/acme/framed")).send().await.expect("sends");
+    assert_eq!(response.text().await.expect("body"), "hello");
+}
+
+#[tokio::test]
+async fn unknown_route_answers_json_404() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+    let response = server.client.get(server.url("/webhooks/acme")).send().await.expect("sends");
+    assert_eq!(response.status(), 404);
+    assert!(json_of(response).await["error"].as_str().expect("text").contains("/webhooks/{instance}/{stable_key}"));
+}
+
+#[tokio::test]
+async fn unsupported_content_encoding_answers_json_415() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/orders"))
+        .header("Content-Encoding", "zstd")
+        .body("x")
+        .send()
+        .await
+        .expect("sends");
+    assert_eq!(response.status(), 415);
+    assert!(json_of(response).await["error"].as_str().expect("text").contains("Content-Encoding"));
+}
+
+#[tokio::test]
+async fn invalid_list_query_answers_json_400() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+    let response = server.client.get(server.url("/executions?limit=abc")).send().await.expect("sends");
+    assert_eq!(response.status(), 400);
+    assert!(json_of(response).await["error"].as_str().expect("text").contains("limit=N"));
+}
