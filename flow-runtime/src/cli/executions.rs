@@ -35,6 +35,12 @@ pub(super) enum ExecutionsCommand {
 
 pub(super) async fn run(config: Option<PathBuf>, overrides: Overrides, command: ExecutionsCommand) -> Result<(), CliError> {
     let settings = load_settings(config, &overrides)?;
+    if !settings.store_path.exists() {
+        return Err(CliError::config(format!(
+            "no store at {}; pass the server's --config FILE or --store URL",
+            settings.store_path.display()
+        )));
+    }
     let store = open_store(&settings)?;
     match command {
         ExecutionsCommand::List {
@@ -78,7 +84,7 @@ pub(super) async fn run(config: Option<PathBuf>, overrides: Overrides, command: 
                     print_line!("{}", serde_json::to_string_pretty(&record).unwrap_or_default());
                     Ok(())
                 }
-                None => Err(CliError::failed(format!("execution \"{id}\" not found"))),
+                None => Err(CliError::config(format!("execution \"{id}\" not found in {}", settings.store_path.display()))),
             }
         }
     }

@@ -27,7 +27,8 @@ pub(super) struct InvokeArgs {
     #[arg(long)]
     query: Option<String>,
 
-    /// Instance to run in; the only instance, or `default`, when omitted.
+    /// Instance to run in; may be left out when the configuration has one instance (`default`
+    /// when there is no configuration file).
     #[arg(long)]
     instance: Option<String>,
 }
@@ -52,7 +53,19 @@ pub(super) async fn invoke(
     };
     let instance_id = match &args.instance {
         Some(id) => id.clone(),
-        None => runtime.instances().next().map(|instance| instance.id.clone()).unwrap_or_default(),
+        None => {
+            let ids: Vec<&str> = runtime.instances().map(|instance| instance.id.as_str()).collect();
+            match ids.as_slice() {
+                [only] => (*only).to_owned(),
+                _ => {
+                    return Err(CliError::config(format!(
+                        "the configuration has {} instances; choose one with --instance ({})",
+                        ids.len(),
+                        ids.join(", ")
+                    )));
+                }
+            }
+        }
     };
     let Some(instance) = runtime.instance(&instance_id).cloned() else {
         return Err(CliError::config(format!("instance \"{instance_id}\" not found in the configuration")));
@@ -61,10 +74,25 @@ pub(super) async fn invoke(
     let body = read_data(args.data.as_deref())?;
     let mut headers = std::collections::BTreeMap::new();
     for header in &args.headers {
-        let Some((name, value)) = header.split_once(':') else {
-            return Err(CliError::config(format!("--header \"{header}\" is not 'Name: value'")));
+        let parsed = header.split_once(':').and_then(|(name, value)| {
+            let name = http::HeaderName::from_bytes(name.trim().as_bytes()).ok()?;
+            let value = http::HeaderValue::from_str(value.trim()).ok()?;
+            Some((name, value))
+        });
+        let Some((name, value)) = parsed else {
+            return Err(CliError::config(format!(
+                "--header \"{header}\" is not a valid 'Name: value' header; e.g. --header 'X-GitHub-Event: push'"
+            )));
         };
-        headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+        let value = value.to_str().unwrap_or_default().to_owned();
+        // Repeated headers are joined with ", ", as the HTTP layer joins them.
+        headers
+            .entry(name.as_str().to_owned())
+            .and_modify(|joined: &mut String| {
+                joined.push_str(", ");
+                joined.push_str(&value);
+            })
+            .or_insert(value);
     }
     let content_type = headers
         .get("content-type")
