@@ -1,10 +1,13 @@
 //! The "Post Ledger Entry" flow: applies the accounting system's ledger entries in the order
 //! they arrive.
 //!
-//! The flow's queue is sequential, so one entry runs at a time and each run reads the state the
-//! previous run saved. The state is saved in the same store transaction that marks the run
-//! succeeded, which makes every entry change the balances exactly once even when the process
-//! dies during a run. A resent copy of the last applied entry is skipped.
+//! The flow's queue is sequential, so one entry runs at a time and each run is meant to read the
+//! state the previous run saved. The runtime saves the state in the same store transaction that
+//! marks the run succeeded, so a run that the process dies in saves nothing and runs again. A
+//! resent copy of the last applied entry is skipped.
+//!
+//! Each result carries `previousSequence`, the last sequence the run read from state, so a
+//! test can check that every run saw what its predecessor saved.
 
 use std::collections::BTreeMap;
 
@@ -37,7 +40,7 @@ pub(crate) struct LedgerEntry {
     pub(crate) amount_cents: i64,
 }
 
-/// What the flow did with an entry.
+/// Outcome of one ledger entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) enum Posting {
@@ -74,7 +77,7 @@ pub(crate) struct PostedEntry {
     pub(crate) sequence: u64,
     /// The last applied sequence this run read from the instance state, 0 before the first.
     pub(crate) previous_sequence: u64,
-    /// What the flow did with the entry.
+    /// Outcome of the entry.
     pub(crate) posting: Posting,
     /// The account's balance in cents after this run.
     pub(crate) balance_cents: i64,

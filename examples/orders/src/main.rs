@@ -4,13 +4,13 @@
 //!
 //! - "Record Payment" (`record-payment`) takes the payment provider's webhook for a captured
 //!   payment. Its queue is parallel and drops a request whose `paymentId` matches a queued or
-//!   running execution, answering with that execution's id and `"deduplicated": true`.
+//!   running execution, and the response carries that execution's id and `"deduplicated": true`.
 //! - "Post Ledger Entry" (`post-ledger-entry`) applies ledger entries to account balances in
 //!   instance state. Its queue is sequential: one entry at a time, in arrival order, also
 //!   across restarts. An entry whose `sequence` is not above the last applied one changes
 //!   nothing and is recorded under `violations` in the instance state.
 //!
-//! Both answer `{"executionId": "..."}` once the execution is stored.
+//! Both respond with `{"executionId": "..."}` once the execution is stored.
 //!
 //! Run with `cargo run -p orders -- serve --config examples/orders/flows.toml`, then:
 //!
@@ -26,6 +26,8 @@
 //!   http://127.0.0.1:8080/webhooks/acme/post-ledger-entry
 //! ```
 
+#[cfg(test)]
+mod flow_tests;
 mod ledger;
 mod order;
 mod payment;
@@ -40,6 +42,7 @@ use order::{Order, OrderResult, Reservation};
     synchronous,
     endpoint_security = "customer_required",
     retry(max_attempts = 3, delay_minutes = 1, exponential_backoff),
+    queue(sequential),
     schemas(invoke(input = Order, output = OrderResult)),
 )]
 async fn process_order(ctx: &Context, params: ExecutionParams) -> FlowResult {

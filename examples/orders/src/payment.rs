@@ -1,7 +1,7 @@
 //! The "Record Payment" flow: the payment provider's webhook for a captured payment.
 //!
-//! Providers deliver a webhook at least once and resend it when they see no answer in time, so
-//! the flow's queue drops a request whose `paymentId` matches a queued or running execution.
+//! Providers deliver a webhook at least once and resend it when they get no response in time,
+//! so the flow's queue drops a request whose `paymentId` matches a queued or running execution.
 //! A copy that arrives after the first execution finished runs again; the runtime keeps no
 //! record of finished dedupe ids.
 
@@ -47,7 +47,7 @@ pub(crate) struct RecordedPayment {
     pub(crate) currency: String,
     /// Receipt number of the booking.
     pub(crate) receipt_id: String,
-    /// Which attempt of the execution produced this result, 1 for the first.
+    /// Number of the attempt that produced this result, 1 for the first.
     pub(crate) attempt: u32,
 }
 

@@ -221,7 +221,7 @@ async fn invoke_command_exits_non_zero_when_the_flow_fails() {
 }
 
 #[test]
-fn manifest_lists_both_flows_with_the_input_schema() {
+fn manifest_lists_every_flow_with_the_input_schema() {
     let output = orders().arg("manifest").output().expect("runs");
     let manifest: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     let keys: Vec<&str> = manifest["flows"]
@@ -230,8 +230,8 @@ fn manifest_lists_both_flows_with_the_input_schema() {
         .iter()
         .map(|flow| flow["stableKey"].as_str().expect("key"))
         .collect();
-    assert_eq!(keys, vec!["process-order", "reserve-stock"]);
-    assert_eq!(manifest["flows"][0]["schemas"]["input"]["typeName"], json!("Order"));
+    assert_eq!(keys, vec!["post-ledger-entry", "process-order", "record-payment", "reserve-stock"]);
+    assert_eq!(manifest["flows"][1]["schemas"]["input"]["typeName"], json!("Order"));
     assert_eq!(manifest["integration"]["configVars"][0]["name"], json!("Warehouse"));
 }
 

@@ -218,7 +218,25 @@ async fn record(inner: &Arc<Inner>, claimed: &ClaimedExecution, started_at: chro
         }
     };
 
+    // The next run of a sequential queue may be claimed the moment this commit lands, before
+    // this task runs again, so the cache must hold the new state before the commit. When the
+    // store does not record the attempt, the cached scopes are dropped and read again.
     let state_writes = attempt.state_writes;
+    {
+        let mut cache = inner.state_cache.lock().unwrap_or_else(PoisonError::into_inner);
+        for write in &state_writes {
+            if let Some(values) = cache.get_mut(&write.scope.storage_key()) {
+                write.apply(Arc::make_mut(values));
+            }
+        }
+    }
+    let forget_cached_state = || {
+        let mut cache = inner.state_cache.lock().unwrap_or_else(PoisonError::into_inner);
+        for write in &state_writes {
+            cache.remove(&write.scope.storage_key());
+        }
+    };
+
     let written = inner
         .store
         .finish_attempt(AttemptRecord {
@@ -233,15 +251,10 @@ async fn record(inner: &Arc<Inner>, claimed: &ClaimedExecution, started_at: chro
         })
         .await;
     match written {
-        Ok(()) => {
-            let mut cache = inner.state_cache.lock().unwrap_or_else(PoisonError::into_inner);
-            for write in state_writes {
-                if let Some(values) = cache.get_mut(&write.scope.storage_key()) {
-                    write.apply(Arc::make_mut(values));
-                }
-            }
-        }
+        Ok(true) => {}
+        Ok(false) => forget_cached_state(),
         Err(error) => {
+            forget_cached_state();
             // The execution stays running under this lease and is requeued at the next start
             // or when the lease expires.
             tracing::error!(%error, "could not record the attempt; the execution will run again");

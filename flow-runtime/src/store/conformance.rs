@@ -136,7 +136,8 @@ pub(super) async fn outcome_from_a_worker_without_the_lease_is_ignored(store: Ar
     store.insert(new_execution("e1")).await.expect("inserts");
     store.claim("w1", 1, at(0), at(5), Arc::default()).await.expect("claims");
     let outcome = AttemptOutcome::Succeeded { result: json!(1) };
-    store.finish_attempt(finish("e1", 1, "w2", outcome)).await.expect("finishes");
+    let recorded = store.finish_attempt(finish("e1", 1, "w2", outcome)).await.expect("finishes");
+    assert!(!recorded);
     assert_eq!(status(&store, "e1").await, ExecutionStatus::Running);
 }
 

@@ -62,8 +62,9 @@ pub trait Store: Send + Sync + 'static {
         queues: Arc<QueuePolicies>,
     ) -> BoxFuture<'_, StoreResult<Vec<ClaimedExecution>>>;
 
-    /// Records the end of an attempt: its outcome, logs and, on success, state writes.
-    fn finish_attempt(&self, record: AttemptRecord) -> BoxFuture<'_, StoreResult<()>>;
+    /// Records the end of an attempt: its outcome, logs and, on success, state writes. Returns
+    /// `false`, recording nothing, when the worker no longer holds the execution's lease.
+    fn finish_attempt(&self, record: AttemptRecord) -> BoxFuture<'_, StoreResult<bool>>;
 
     /// Called once when a runtime process starts: returns executions left `running` by a
     /// process that no longer runs to `queued`, and returns how many it moved. A store used by

@@ -56,7 +56,7 @@ enum Command {
         queues: Arc<QueuePolicies>,
         reply: Reply<Vec<ClaimedExecution>>,
     },
-    Finish(AttemptRecord, Reply<()>),
+    Finish(AttemptRecord, Reply<bool>),
     /// Requeue running executions whose lease ends before the first value; the second is now.
     Reclaim(i64, i64, Reply<usize>),
     Release(String, Reply<usize>),
@@ -221,7 +221,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn finish_attempt(&self, record: AttemptRecord) -> BoxFuture<'_, StoreResult<()>> {
+    fn finish_attempt(&self, record: AttemptRecord) -> BoxFuture<'_, StoreResult<bool>> {
         self.send(|reply| Command::Finish(record, reply))
     }
 
@@ -683,7 +683,7 @@ fn claimable_in_queue(
     }
 }
 
-fn finish_attempt(tx: &Connection, record: &AttemptRecord) -> StoreResult<()> {
+fn finish_attempt(tx: &Connection, record: &AttemptRecord) -> StoreResult<bool> {
     let finished = record.finished_at.timestamp_millis();
     let (status, error, result, due_at) = match &record.outcome {
         AttemptOutcome::Succeeded { result } => (ExecutionStatus::Succeeded, None, Some(result.to_string()), finished),
@@ -716,7 +716,7 @@ fn finish_attempt(tx: &Connection, record: &AttemptRecord) -> StoreResult<()> {
         // The lease expired and another worker took the execution, or a user cancelled it;
         // that worker's record wins, so this attempt's outcome and state are dropped.
         tracing::warn!(execution_id = %record.execution_id, attempt = record.attempt, "attempt outcome dropped: lease lost");
-        return Ok(());
+        return Ok(false);
     }
 
     let attempt_status = match record.outcome {
@@ -746,7 +746,7 @@ fn finish_attempt(tx: &Connection, record: &AttemptRecord) -> StoreResult<()> {
             write_state(tx, write, finished)?;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 fn write_state(tx: &Connection, write: &StateWrite, now: i64) -> StoreResult<()> {
