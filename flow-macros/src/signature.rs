@@ -98,6 +98,25 @@ pub(crate) fn check<'a>(signature: &'a Signature, errors: &Errors) -> Checked<'a
         );
     }
 
+    // The types themselves are the compiler's to check, but swapped arguments or a context
+    // taken by value read far better as one sentence than as two type mismatches.
+    if let Some(context) = arguments.first()
+        && !matches!(context.ty.as_ref(), Type::Reference(_))
+    {
+        fail(
+            Site::of(&context.ty),
+            format!("the first argument of a `#[flow]` function is the context, borrowed: `ctx: &Context`; write {expected}"),
+        );
+    }
+    if let Some(params) = arguments.get(1)
+        && matches!(params.ty.as_ref(), Type::Reference(_))
+    {
+        fail(
+            Site::of(&params.ty),
+            format!("the second argument of a `#[flow]` function is taken by value: `params: ExecutionParams`; write {expected}"),
+        );
+    }
+
     let output = match &signature.output {
         ReturnType::Type(_, output) => Some(output.as_ref()),
         ReturnType::Default => {
@@ -172,6 +191,15 @@ mod tests {
             .collect();
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].contains("cannot take `self`"), "{}", found[0]);
+    }
+
+    #[test]
+    fn swapped_arguments_are_reported_on_both() {
+        let signature = syn::parse_quote!(async fn run(params: ExecutionParams, ctx: &Context) -> FlowResult);
+        let found = messages(signature);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("the first argument of a `#[flow]` function is the context"), "{}", found[0]);
+        assert!(found[1].starts_with("the second argument of a `#[flow]` function is taken by value"), "{}", found[1]);
     }
 
     #[test]
