@@ -245,3 +245,86 @@ mod tests {
         assert_eq!(instants, vec![instant("2024-01-01T01:00:00Z"), instant("2024-01-01T02:00:00Z")]);
     }
 }
+
+/// Next fire instants across DST changes and cron dialect corners, with answers computed
+/// independently of the parser.
+#[cfg(test)]
+mod dst_cases {
+    use super::*;
+
+    fn instant(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).expect("valid instant").with_timezone(&Utc)
+    }
+
+    fn check(cron: &str, zone: &str, after: &str, expected: &[&str]) {
+        let schedule = CronSchedule::parse(cron, Some(zone)).expect("valid schedule");
+        let found = schedule.upcoming(instant(after), expected.len());
+        let expected: Vec<DateTime<Utc>> = expected.iter().map(|text| instant(text)).collect();
+        assert_eq!(found, expected, "{cron} in {zone} after {after}");
+    }
+
+    #[test]
+    fn weekly_job_on_spring_forward_sunday_in_berlin() {
+        check("0 12 * * 0", "Europe/Berlin", "2022-03-24T11:00:00Z", &["2022-03-27T10:00:00Z", "2022-04-03T10:00:00Z", "2022-04-10T10:00:00Z"]);
+    }
+
+    #[test]
+    fn weekly_job_on_spring_forward_sunday_in_new_york() {
+        check("0 12 * * 0", "America/New_York", "2022-03-10T17:00:00Z", &["2022-03-13T16:00:00Z", "2022-03-20T16:00:00Z"]);
+    }
+
+    #[test]
+    fn weekly_job_on_spring_forward_sunday_in_sydney() {
+        check("0 12 * * 0", "Australia/Sydney", "2022-09-29T02:00:00Z", &["2022-10-02T01:00:00Z", "2022-10-09T01:00:00Z"]);
+    }
+
+    #[test]
+    fn daily_job_inside_the_gap_runs_once_shifted() {
+        check("0 2 * * *", "America/New_York", "2025-03-09T06:30:00Z", &["2025-03-09T07:00:00Z", "2025-03-10T06:00:00Z", "2025-03-11T06:00:00Z"]);
+    }
+
+    #[test]
+    fn every_thirty_minutes_runs_in_both_copies_of_the_repeated_hour() {
+        check(
+            "*/30 * * * *",
+            "America/Los_Angeles",
+            "2022-11-06T07:45:00Z",
+            &["2022-11-06T08:00:00Z", "2022-11-06T08:30:00Z", "2022-11-06T09:00:00Z", "2022-11-06T09:30:00Z", "2022-11-06T10:00:00Z", "2022-11-06T10:30:00Z"],
+        );
+    }
+
+    #[test]
+    fn hourly_runs_in_both_copies_of_the_repeated_hour() {
+        check(
+            "0 * * * *",
+            "America/Los_Angeles",
+            "2022-11-06T07:30:00Z",
+            &["2022-11-06T08:00:00Z", "2022-11-06T09:00:00Z", "2022-11-06T10:00:00Z", "2022-11-06T11:00:00Z", "2022-11-06T12:00:00Z"],
+        );
+    }
+
+    #[test]
+    fn daily_job_in_the_repeated_hour_runs_once() {
+        check("30 1 * * *", "America/Los_Angeles", "2022-11-06T07:45:00Z", &["2022-11-06T08:30:00Z", "2022-11-07T09:30:00Z", "2022-11-08T09:30:00Z"]);
+    }
+
+    #[test]
+    fn day_of_month_and_day_of_week_together_mean_either() {
+        check(
+            "0 16 4 * fri",
+            "UTC",
+            "2016-11-26T00:00:00Z",
+            &["2016-12-02T16:00:00Z", "2016-12-04T16:00:00Z", "2016-12-09T16:00:00Z", "2016-12-16T16:00:00Z", "2016-12-23T16:00:00Z"],
+        );
+    }
+
+    #[test]
+    fn last_day_of_month_includes_leap_day() {
+        check(
+            "0 0 L * *",
+            "UTC",
+            "2015-09-30T00:00:00Z",
+            &["2015-10-31T00:00:00Z", "2015-11-30T00:00:00Z", "2015-12-31T00:00:00Z", "2016-01-31T00:00:00Z", "2016-02-29T00:00:00Z", "2016-03-31T00:00:00Z"],
+        );
+    }
+}
