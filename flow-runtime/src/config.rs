@@ -376,6 +376,14 @@ fn build_instance(
         }
     }
 
+    for flow in registry.flows() {
+        if let Some(schedule) = &flow.config.schedule {
+            resolve_schedule(schedule, &config, &id).map_err(|message| {
+                ConfigError(format!("flow \"{}\" of instance \"{id}\": {message}", flow.stable_key()))
+            })?;
+        }
+    }
+
     let mut webhook_urls = BTreeMap::new();
     let mut keys_by_name = BTreeMap::new();
     for flow in registry.flows() {
@@ -407,6 +415,37 @@ fn build_instance(
         webhook_api_keys_by_name: keys_by_name,
         id,
     })
+}
+
+/// Returns a flow's schedule for one instance: the literal cron expression, or the value of
+/// the config variable that holds it, parsed with the rules the macro applies to literals.
+///
+/// # Errors
+///
+/// Returns a message naming the variable when it is missing or not text, or the rule the
+/// cron expression or time zone breaks.
+pub fn resolve_schedule(
+    schedule: &flow_core::Schedule,
+    config: &BTreeMap<String, Value>,
+    instance: &str,
+) -> Result<flow_core::CronSchedule, String> {
+    let expression = match &schedule.source {
+        flow_core::ScheduleSource::Cron(expression) => expression.clone(),
+        flow_core::ScheduleSource::ConfigVar(name) => match config.get(name) {
+            Some(Value::String(expression)) => expression.clone(),
+            Some(other) => {
+                return Err(format!(
+                    "config variable \"{name}\" holds the schedule, so it must be a cron expression string, not {other}"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "config variable \"{name}\" holds the schedule but instance \"{instance}\" does not set it"
+                ));
+            }
+        },
+    };
+    flow_core::CronSchedule::parse(&expression, schedule.timezone.as_deref()).map_err(|violation| violation.message)
 }
 
 fn config_value(

@@ -11,6 +11,7 @@ macro_rules! print_line {
 
 mod executions;
 mod invoke;
+mod schedule;
 mod serve;
 
 use std::collections::HashMap;
@@ -72,6 +73,8 @@ enum Command {
     },
     /// Prints the integration definition as JSON.
     Manifest,
+    /// Prints a scheduled flow's next fire instants, in UTC and in the schedule's time zone.
+    Schedule(schedule::ScheduleArgs),
 }
 
 /// Parses the command line and runs the command; the body of the `main` that
@@ -98,6 +101,10 @@ pub fn run(integration: Integration) -> ExitCode {
             Command::Manifest => {
                 print_line!("{}", serde_json::to_string_pretty(&registry.manifest()).unwrap_or_default());
                 Ok(())
+            }
+            Command::Schedule(args) => {
+                let overrides = Overrides { addr: None, store: cli.store };
+                schedule::schedule(&registry, cli.config, &overrides, args)
             }
             Command::Serve { addr } => {
                 let overrides = Overrides { addr, store: cli.store };
