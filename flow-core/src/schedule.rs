@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::suggest::closest;
 use crate::violation::Violation;
 
-/// Where a flow's cron expression comes from.
+/// Source of a flow's cron expression.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ScheduleSource {
@@ -25,7 +25,7 @@ pub enum ScheduleSource {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Schedule {
-    /// The cron expression or the config variable that holds it.
+    /// The cron expression, or the config variable that contains it.
     pub source: ScheduleSource,
     /// IANA time zone the cron fields are read in; UTC when absent.
     pub timezone: Option<String>,

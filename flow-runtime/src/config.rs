@@ -37,7 +37,7 @@ use crate::registry::Registry;
 
 /// Default body limit: 10 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
-/// Default wait for a synchronous answer.
+/// Default wait for a synchronous response, in seconds.
 pub const DEFAULT_SYNC_TIMEOUT_SECONDS: u64 = 30;
 /// Default store location.
 pub const DEFAULT_STORE_URL: &str = "sqlite://flows.db";
@@ -63,7 +63,7 @@ pub struct ServerSettings {
     pub public_url: Option<String>,
     /// Request body limit in bytes, checked on the decoded size.
     pub body_limit: Option<usize>,
-    /// Longest wait for a synchronous answer before 504.
+    /// Longest wait for a synchronous response before 504, in seconds.
     pub sync_timeout_seconds: Option<u64>,
     /// Bearer token for the executions API.
     pub admin_token: Option<String>,
@@ -138,7 +138,7 @@ pub struct RuntimeSettings {
     pub public_url: String,
     /// Body limit in bytes.
     pub body_limit: usize,
-    /// Wait for synchronous answers.
+    /// Longest wait for a synchronous response.
     pub sync_timeout: std::time::Duration,
     /// Token for the executions API.
     pub admin_token: Option<String>,

@@ -30,7 +30,7 @@ use crate::logger::LogEntry;
 /// Most commands committed in one transaction.
 const MAX_BATCH: usize = 2048;
 
-/// How commits reach the disk.
+/// Durability level of commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
     /// `synchronous = FULL`: a commit survives a power loss. The default.
@@ -713,8 +713,8 @@ fn finish_attempt(tx: &Connection, record: &AttemptRecord) -> StoreResult<bool> 
         })
         .map_err(database)?;
     if updated == 0 {
-        // The lease expired and another worker took the execution, or a user cancelled it;
-        // that worker's record wins, so this attempt's outcome and state are dropped.
+        // The lease expired and another worker took the execution. That worker's record wins,
+        // so this attempt's outcome and state are dropped.
         tracing::warn!(execution_id = %record.execution_id, attempt = record.attempt, "attempt outcome dropped: lease lost");
         return Ok(false);
     }
