@@ -479,19 +479,17 @@ impl Inner {
         };
         self.describe_payload(&mut payload, flow, instance, &execution_id);
 
-        let fields = payload.field_source();
-        let dedupe_key = flow
-            .config
-            .queue
-            .as_ref()
-            .and_then(|queue| queue.dedupe_id_field.as_ref())
-            .and_then(|path| path.resolve_id(&fields));
-        let unique_request_id = flow
-            .config
-            .retry
-            .as_ref()
-            .and_then(|retry| retry.unique_request_id_field.as_ref())
-            .and_then(|path| path.resolve_id(&fields));
+        let dedupe_path = flow.config.queue.as_ref().and_then(|queue| queue.dedupe_id_field.as_ref());
+        let unique_path = flow.config.retry.as_ref().and_then(|retry| retry.unique_request_id_field.as_ref());
+        // Serializing the payload for field lookups costs as much as storing it, so it is done
+        // only for flows that read a field.
+        let fields = if dedupe_path.is_some() || unique_path.is_some() {
+            payload.field_source()
+        } else {
+            Value::Null
+        };
+        let dedupe_key = dedupe_path.and_then(|path| path.resolve_id(&fields));
+        let unique_request_id = unique_path.and_then(|path| path.resolve_id(&fields));
 
         // API keys are not stored: the worker fills them in again from the instance.
         let mut stored = payload.to_value();
