@@ -525,7 +525,8 @@ mod tests {
         let settings = settings("[[instances]]\nid = \"acme\"\n", &[]).expect("valid");
         let registry = registry(vec![ConfigVar::new("API Base URL").required()]);
         let error = build_instances(&settings, &registry, |_| None).expect_err("missing");
-        assert!(error.0.contains("\"acme\"") && error.0.contains("\"API Base URL\""), "{}", error.0);
+        assert!(error.0.contains("\"acme\""), "{}", error.0);
+        assert!(error.0.contains("\"API Base URL\""), "{}", error.0);
     }
 
     #[test]
@@ -551,7 +552,8 @@ mod tests {
         let text = "[[instances]]\nid = \"acme\"\nconfig = { \"Regoin\" = \"eu\" }\n";
         let settings = settings(text, &[]).expect("valid");
         let error = build_instances(&settings, &registry(vec![ConfigVar::new("Region")]), |_| None).expect_err("undeclared");
-        assert!(error.0.contains("\"Regoin\"") && error.0.contains("Region"), "{}", error.0);
+        assert!(error.0.contains("\"Regoin\""), "{}", error.0);
+        assert!(error.0.contains("declared: Region"), "{}", error.0);
     }
 
     #[test]

@@ -49,23 +49,23 @@ pub struct TestRequest {
 }
 
 impl TestRequest {
-    /// A request with no body.
+    /// Creates a request with no body.
     pub fn empty() -> Self {
         Self::default()
     }
 
-    /// A JSON request.
+    /// Creates a JSON request.
     pub fn json(value: Value) -> Self {
         Self::bytes("application/json", value.to_string().into_bytes())
     }
 
-    /// A form request (`application/x-www-form-urlencoded`) with fields in order.
+    /// Creates a form request (`application/x-www-form-urlencoded`) with fields in order.
     pub fn form<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
         Self::bytes("application/x-www-form-urlencoded", encoded.into_bytes())
     }
 
-    /// A request with raw bytes of the given content type.
+    /// Creates a request with raw bytes of the given content type.
     pub fn bytes(content_type: &str, body: impl Into<Vec<u8>>) -> Self {
         Self {
             body: body.into(),

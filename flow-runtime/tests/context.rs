@@ -136,7 +136,8 @@ async fn missing_config_variable_fails_naming_it_and_the_instance() {
     let server = start(vec![reader], options).await;
     let response = server.client.post(server.url("/webhooks/acme/reader")).send().await.expect("sends");
     let error = json_of(response).await["error"].as_str().expect("text").to_owned();
-    assert!(error.contains("`Region`") && error.contains("`acme`"), "{error}");
+    assert!(error.contains("`Region`"), "{error}");
+    assert!(error.contains("`acme`"), "{error}");
 }
 
 #[tokio::test]

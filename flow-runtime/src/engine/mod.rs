@@ -491,11 +491,13 @@ impl Inner {
         let dedupe_key = dedupe_path.and_then(|path| path.resolve_id(&fields));
         let unique_request_id = unique_path.and_then(|path| path.resolve_id(&fields));
 
-        // API keys are not stored: the worker fills them in again from the instance.
-        let mut stored = payload.to_value();
-        if let Some(object) = stored.as_object_mut() {
-            object.insert("webhookApiKeys".to_owned(), Value::Object(serde_json::Map::new()));
-        }
+        // API keys are not stored: the worker fills them in again from the instance. The
+        // payload is serialized straight to text, without an intermediate JSON value.
+        let api_keys = std::mem::take(&mut payload.webhook_api_keys);
+        let stored = serde_json::to_string(&payload).map_err(|error| {
+            SubmitError::Store(StoreError::Corrupt(format!("the trigger payload does not serialize: {error}")))
+        })?;
+        payload.webhook_api_keys = api_keys;
 
         let now = self.clock.now();
         let permit = match (run_now, flow.config.queue_mode()) {
@@ -515,7 +517,7 @@ impl Inner {
                 id: execution_id.clone(),
                 flow: flow.stable_key().to_owned(),
                 instance: instance.id.clone(),
-                payload: stored.to_string(),
+                payload: stored,
                 created_at: now,
                 dedupe_key,
                 unique_request_id,

@@ -37,7 +37,7 @@ pub struct HttpSettings {
     pub admin_token: Option<String>,
 }
 
-/// What every handler shares.
+/// State shared by every handler.
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) runtime: Runtime,
@@ -48,7 +48,7 @@ pub(crate) struct AppState {
 
 /// Builds the router.
 ///
-/// `organization_keys` holds each organization-secured flow's keys, by stable key.
+/// `organization_keys` contains each organization-secured flow's keys, by stable key.
 pub fn router(runtime: Runtime, settings: HttpSettings, organization_keys: HashMap<String, Vec<String>>) -> Router {
     let state = AppState {
         runtime,
@@ -73,7 +73,7 @@ pub fn router(runtime: Runtime, settings: HttpSettings, organization_keys: HashM
         .with_state(state)
 }
 
-/// Longest time a client may take to send a request body.
+/// Maximum time a client may take to send a request body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Gives error answers that carry no body (a 405, or a 415 for an unsupported

@@ -10,13 +10,13 @@ use serde_json::Value;
 
 use crate::logger::LogEntry;
 
-/// Where an execution is in its life.
+/// Lifecycle state of an execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExecutionStatus {
     /// Waiting for a worker, for its turn in the queue, or for a retry's due time.
     Queued,
-    /// A worker holds it.
+    /// A worker runs it under a lease.
     Running,
     /// Finished with a result.
     Succeeded,
@@ -99,7 +99,7 @@ pub struct Lease {
     pub until: DateTime<Utc>,
 }
 
-/// What [`Store::insert`](super::Store::insert) did.
+/// Result of [`Store::insert`](super::Store::insert).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InsertOutcome {
     /// Stored as queued.
@@ -150,7 +150,7 @@ pub struct ClaimedExecution {
     pub parent_id: Option<String>,
 }
 
-/// How an attempt ended.
+/// Outcome of an attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttemptOutcome {
     /// The flow returned a result; the execution succeeded.
@@ -327,7 +327,7 @@ pub struct ExecutionRecord {
     pub logs: Vec<LogEntry>,
 }
 
-/// Which executions to list.
+/// Filter of an execution listing.
 #[derive(Debug, Clone, Default)]
 pub struct ExecutionFilter {
     /// Only this flow.
