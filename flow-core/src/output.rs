@@ -230,6 +230,9 @@ pub struct TriggerResult {
     pub payload: TriggerPayload,
     /// The response sent to the webhook caller, whether or not the flow is synchronous.
     pub response: Option<HttpResponse>,
+    /// Set by a polling trigger that found nothing new: no execution starts, and the poll is
+    /// recorded as one without changes.
+    pub polled_no_changes: bool,
 }
 
 impl TriggerResult {
@@ -238,6 +241,15 @@ impl TriggerResult {
         Self {
             payload,
             response: None,
+            polled_no_changes: false,
+        }
+    }
+
+    /// Reports that a polling trigger found nothing new, so no execution starts.
+    pub fn no_changes() -> Self {
+        Self {
+            polled_no_changes: true,
+            ..Self::default()
         }
     }
 

@@ -113,6 +113,15 @@ impl CronSchedule {
             .map(|next| next.with_timezone(&Utc))
     }
 
+    /// Returns the last fire instant at or before `at`, or `None` when there is none.
+    pub fn latest_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let local = at.with_timezone(&self.zone);
+        self.cron
+            .find_previous_occurrence(&local, true)
+            .ok()
+            .map(|previous| previous.with_timezone(&Utc))
+    }
+
     /// Returns up to `count` fire instants strictly after `after`, in order.
     pub fn upcoming(&self, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
         let mut instants = Vec::with_capacity(count);

@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::definition::BoxFuture;
 use crate::instance::Instance;
 use crate::logger::Logger;
+use crate::polling::PollingState;
 use crate::step::StepJournal;
 
 /// The context of a trigger; the same type as an execution's.
@@ -155,6 +156,7 @@ pub struct Context {
     states: Arc<States>,
     invoker: Option<Arc<dyn FlowInvoker>>,
     steps: Option<Arc<StepJournal>>,
+    polling: Option<Arc<PollingState>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -187,7 +189,29 @@ impl Context {
             states,
             invoker,
             steps: None,
+            polling: None,
         }
+    }
+
+    /// Gives a polling trigger's context its saved state.
+    #[must_use]
+    pub fn with_polling(mut self, polling: Arc<PollingState>) -> Self {
+        self.polling = Some(polling);
+        self
+    }
+
+    /// Returns the polling state of a polling flow's trigger: `get_state` and `set_state`.
+    ///
+    /// # Errors
+    ///
+    /// Returns an error outside a polling trigger, which has no polling state.
+    pub fn polling(&self) -> Result<&PollingState, FlowError> {
+        self.polling.as_deref().ok_or_else(|| {
+            FlowError::new(format!(
+                "flow `{}` has no polling state here: it exists only in the `on_trigger` of a `polling` flow when it runs on its schedule",
+                self.run.flow.stable_key.as_deref().unwrap_or_default()
+            ))
+        })
     }
 
     /// Sets the journal that [`Context::step`] records into.

@@ -24,6 +24,7 @@ pub mod http;
 pub mod instance;
 pub mod integration;
 pub mod logger;
+pub mod polling;
 pub mod registry;
 pub mod signature;
 pub mod step;
@@ -37,10 +38,11 @@ pub use flow_macros::flow;
 pub use instance::Instance;
 pub use integration::{ConfigVar, Integration};
 pub use logger::{LogEntry, LogLevel, Logger};
+pub use polling::PollingState;
 pub use registry::{Registry, RegistryError};
 
 /// Defines `main` for an integration binary: a command-line interface with `serve`, `flows`,
-/// `invoke`, `executions` and `manifest`.
+/// `invoke`, `executions`, `manifest`, `schedule`, `deploy` and `delete`.
 ///
 /// `flow_runtime::main!();` names the integration after the crate; pass an
 /// [`Integration`] to declare its name and config variables:

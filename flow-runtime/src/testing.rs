@@ -3,7 +3,8 @@
 //!
 //! The harness runs the real engine on a real SQLite file in a temporary folder, with a
 //! [`ManualClock`] that only moves when the test calls [`TestHarness::advance`], so no test
-//! waits for a retry delay.
+//! waits for a retry delay or a schedule. Schedules and polling triggers fire as the clock
+//! passes their instants, as they do under `serve`.
 //!
 //! ```ignore
 //! use flow_runtime::testing::{TestHarness, TestRequest};
@@ -32,11 +33,14 @@ use serde_json::Value;
 use crate::clock::{Clock, ManualClock};
 use crate::config::{FileConfig, InstanceSettings, Overrides, RuntimeSettings, build_instances};
 use crate::definition::Flow;
-use crate::engine::{Completion, EngineSettings, Runtime, Source, SubmitError};
+use crate::engine::{Completion, EngineSettings, HookRun, LifecycleError, Runtime, Source, SubmitError};
 use crate::http::request::{parse_body, query_parameters};
 use crate::integration::Integration;
 use crate::registry::Registry;
-use crate::store::{Durability, ExecutionRecord, SqliteStore, StateScope, StateWrite, Store};
+use crate::store::{
+    Durability, ExecutionFilter, ExecutionRecord, ExecutionSummary, SqliteStore, StateScope, StateWrite, Store, TickFilter,
+    TickRecord,
+};
 
 /// A request to run a flow with: body, headers, query and path fragment.
 #[derive(Debug, Clone, Default)]
@@ -202,6 +206,17 @@ impl HarnessBuilder {
         self
     }
 
+    /// Seeds the saved polling state of `flow` (its stable key), as a previous poll left it.
+    #[must_use]
+    pub fn polling_state(mut self, flow: &str, value: impl Into<Value>) -> Self {
+        let scope = StateScope::Polling {
+            instance: self.instance.id.clone(),
+            flow: flow.to_owned(),
+        };
+        self.state.push((scope, crate::polling::POLLING_STATE_KEY.to_owned(), value.into()));
+        self
+    }
+
     /// Starts the harness.
     ///
     /// # Panics
@@ -329,6 +344,8 @@ impl TestHarness {
             EngineSettings::default(),
         );
         runtime.recover().await.expect("recovers the test store");
+        // The first pass starts each new schedule at the current virtual time.
+        runtime.run_schedules().await.expect("starts the schedules");
         self.runtime = Some(runtime);
         self
     }
@@ -410,9 +427,10 @@ impl TestHarness {
         submitted.execution_id
     }
 
-    /// Runs every execution due now, including retries, until nothing is due; returns how
-    /// many attempts ran.
+    /// Fires the schedule ticks due now, then runs every execution due now, including retries,
+    /// until nothing is due; returns how many attempts ran.
     pub async fn run_due(&self) -> usize {
+        self.runtime().run_schedules().await.expect("handles schedule ticks");
         let mut attempts = 0;
         // Executions started at submit time run on their own tasks; wait for them to finish.
         for _ in 0..1000 {
@@ -425,11 +443,101 @@ impl TestHarness {
         attempts
     }
 
-    /// Moves virtual time forward and runs everything that became due; returns how many
-    /// attempts ran.
+    /// Moves virtual time forward as a running server lives through it: the clock stops at
+    /// every schedule instant and retry due time on the way, and what is due runs there.
+    /// Returns how many attempts ran.
     pub async fn advance(&self, duration: Duration) -> usize {
+        let target = self.clock.now() + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX);
+        let mut attempts = 0;
+        loop {
+            let now = self.clock.now();
+            let next_tick = self.runtime().next_fire(now);
+            let next_due = self
+                .runtime()
+                .store()
+                .next_due()
+                .await
+                .expect("reads the store")
+                .filter(|due| *due > now);
+            let next = [next_tick, next_due].into_iter().flatten().min();
+            match next {
+                Some(instant) if instant <= target => {
+                    self.clock.set(instant);
+                    attempts += self.run_due().await;
+                }
+                _ => break,
+            }
+        }
+        self.clock.set(target.max(self.clock.now()));
+        attempts + self.run_due().await
+    }
+
+    /// Moves virtual time forward as if the process were stopped: nothing runs, and the next
+    /// [`TestHarness::run_due`] or [`TestHarness::advance`] catches up on missed ticks.
+    pub fn advance_while_stopped(&self, duration: Duration) {
         self.clock.advance(duration);
-        self.run_due().await
+    }
+
+    /// Runs the deploy hooks of the test instance; see [`Runtime::deploy`].
+    ///
+    /// # Errors
+    ///
+    /// Returns the failed hook with its flow and error.
+    pub async fn deploy(&self) -> Result<Vec<HookRun>, LifecycleError> {
+        self.runtime().deploy(&self.instance.id).await
+    }
+
+    /// Runs the delete hooks of the test instance; see [`Runtime::delete`].
+    ///
+    /// # Errors
+    ///
+    /// Returns every failed hook with its flow and error.
+    pub async fn delete(&self) -> Result<Vec<HookRun>, LifecycleError> {
+        self.runtime().delete(&self.instance.id).await
+    }
+
+    /// Returns the recorded schedule ticks of a flow (its stable key), oldest first.
+    pub async fn ticks(&self, flow: &str) -> Vec<TickRecord> {
+        let mut ticks = self
+            .runtime()
+            .store()
+            .list_ticks(TickFilter {
+                flow: Some(flow.to_owned()),
+                instance: Some(self.instance.id.clone()),
+                limit: usize::MAX >> 1,
+            })
+            .await
+            .expect("reads the store");
+        ticks.reverse();
+        ticks
+    }
+
+    /// Returns the executions of a flow (its stable key), oldest first.
+    pub async fn executions(&self, flow: &str) -> Vec<ExecutionSummary> {
+        let mut executions = self
+            .runtime()
+            .store()
+            .list(ExecutionFilter {
+                flow: Some(flow.to_owned()),
+                instance: Some(self.instance.id.clone()),
+                status: None,
+                limit: usize::MAX >> 1,
+            })
+            .await
+            .expect("reads the store");
+        executions.reverse();
+        executions
+    }
+
+    /// Returns the saved polling state of a flow (its stable key), `None` before the first
+    /// successful poll that set one.
+    pub async fn saved_polling_state(&self, flow: &str) -> Option<Value> {
+        let scope = StateScope::Polling {
+            instance: self.instance.id.clone(),
+            flow: flow.to_owned(),
+        };
+        let mut values = self.runtime().store().load_state(scope).await.expect("reads the store");
+        values.remove(crate::polling::POLLING_STATE_KEY)
     }
 
     /// Returns a stored execution with its attempts and logs.

@@ -11,6 +11,7 @@ macro_rules! print_line {
 
 mod executions;
 mod invoke;
+mod lifecycle;
 mod schedule;
 mod serve;
 
@@ -75,6 +76,16 @@ enum Command {
     Manifest,
     /// Prints a scheduled flow's next fire instants, in UTC and in the schedule's time zone.
     Schedule(schedule::ScheduleArgs),
+    /// Deploys an instance: runs every flow's `on_instance_deploy` and webhook create hooks.
+    Deploy {
+        /// Instance id, as in the config file.
+        instance: String,
+    },
+    /// Deletes an instance: runs every flow's webhook delete and `on_instance_delete` hooks.
+    Delete {
+        /// Instance id, as in the config file.
+        instance: String,
+    },
 }
 
 /// Parses the command line and runs the command; the body of the `main` that
@@ -113,6 +124,14 @@ pub fn run(integration: Integration) -> ExitCode {
             Command::Invoke(args) => {
                 let overrides = Overrides { addr: None, store: cli.store };
                 invoke::invoke(registry, cli.config, overrides, args).await
+            }
+            Command::Deploy { instance } => {
+                let overrides = Overrides { addr: None, store: cli.store };
+                lifecycle::run(registry, cli.config, overrides, &instance, lifecycle::Action::Deploy).await
+            }
+            Command::Delete { instance } => {
+                let overrides = Overrides { addr: None, store: cli.store };
+                lifecycle::run(registry, cli.config, overrides, &instance, lifecycle::Action::Delete).await
             }
             Command::Executions { command } => {
                 let overrides = Overrides { addr: None, store: cli.store };

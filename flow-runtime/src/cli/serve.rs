@@ -24,6 +24,14 @@ pub(super) async fn serve(registry: Registry, config: Option<PathBuf>, overrides
         .start()
         .await
         .map_err(|error| CliError::config(format!("cannot recover stored executions: {error}")))?;
+    let failures = runtime
+        .deploy_pending()
+        .await
+        .map_err(|error| CliError::config(format!("cannot read instance deployments: {error}")))?;
+    for failure in &failures {
+        tracing::error!(error = %failure, "instance not deployed; it serves nothing until `deploy` succeeds");
+    }
+    runtime.start_scheduler();
     let local = listener.local_addr().map_err(|error| CliError::config(error.to_string()))?;
     tracing::info!(addr = %local, store = %settings.store_path.display(), "serving flows");
     for instance in runtime.instances() {

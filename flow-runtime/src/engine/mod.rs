@@ -7,11 +7,13 @@
 //! frees up or its retry is due.
 
 mod dispatch;
+mod lifecycle;
 mod run;
+mod scheduler;
 mod waiters;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use std::panic::AssertUnwindSafe;
@@ -21,6 +23,8 @@ use futures::FutureExt as _;
 use serde_json::Value;
 use tokio::sync::{Notify, Semaphore, oneshot};
 
+pub use lifecycle::{Hook, HookRun, LifecycleError};
+pub use scheduler::TickReport;
 pub use waiters::Completion;
 
 use crate::clock::Clock;
@@ -29,7 +33,8 @@ use crate::logger::Logger;
 use crate::definition::Flow;
 use crate::instance::Instance;
 use crate::registry::Registry;
-use crate::store::{InsertOutcome, Lease, NewExecution, QueuePolicies, StateScope, Store, StoreError};
+use crate::polling::PollingState;
+use crate::store::{DeploymentStatus, InsertOutcome, Lease, NewExecution, QueuePolicies, StateScope, Store, StoreError};
 use waiters::Waiters;
 
 /// How long a claimed execution stays with its worker without a renewal. Workers renew every
@@ -127,6 +132,10 @@ pub(crate) struct Inner {
     pub(crate) waiters: Waiters,
     pub(crate) state_cache: Mutex<HashMap<String, Arc<BTreeMap<String, Value>>>>,
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
+    /// Every flow schedule of every instance.
+    pub(crate) schedules: Vec<scheduler::ScheduledFlow>,
+    /// Deployment status by instance, as last read from or written to the store.
+    pub(crate) deployments: RwLock<HashMap<String, DeploymentStatus>>,
     self_ref: std::sync::Weak<Inner>,
 }
 
@@ -156,6 +165,7 @@ impl Runtime {
             .into_iter()
             .map(|instance| (instance.id.clone(), Arc::new(instance)))
             .collect();
+        let schedules = scheduler::resolve_schedules(&registry, &instances);
         let (stopping, _) = tokio::sync::watch::channel(false);
         let queues = Arc::new(QueuePolicies {
             modes: registry
@@ -180,6 +190,8 @@ impl Runtime {
                 waiters: Waiters::default(),
                 state_cache: Mutex::default(),
                 stopping,
+                schedules,
+                deployments: RwLock::default(),
             }),
         }
     }
@@ -191,9 +203,40 @@ impl Runtime {
     /// Returns the store's error when recovery fails.
     pub async fn start(&self) -> Result<(), StoreError> {
         self.recover().await?;
+        self.inner.refresh_deployments().await?;
         tokio::spawn(dispatch::run_dispatcher(Arc::clone(&self.inner)));
         tokio::spawn(dispatch::run_lease_keeper(Arc::clone(&self.inner)));
         Ok(())
+    }
+
+    /// Starts the scheduler, which fires scheduled and polling flows at their cron instants
+    /// until the engine stops; `serve` starts it, commands that run one flow do not.
+    pub fn start_scheduler(&self) {
+        tokio::spawn(scheduler::run_scheduler(Arc::clone(&self.inner)));
+    }
+
+    /// Handles every schedule tick due by the clock's current time, once, and returns what
+    /// each did; the testing harness drives schedules with it instead of the scheduler.
+    ///
+    /// # Errors
+    ///
+    /// Returns the store's error.
+    pub async fn run_schedules(&self) -> Result<Vec<TickReport>, StoreError> {
+        self.inner.run_schedules().await
+    }
+
+    /// Returns the resolved schedule of a flow in an instance, when it has one.
+    pub fn schedule_of(&self, flow: &str, instance: &str) -> Option<&flow_core::CronSchedule> {
+        self.inner
+            .schedules
+            .iter()
+            .find(|schedule| schedule.flow == flow && schedule.instance == instance)
+            .map(|schedule| &schedule.cron)
+    }
+
+    /// Returns the first fire instant after `after` of any schedule of a serving instance.
+    pub fn next_fire(&self, after: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.inner.next_fire(after)
     }
 
     /// Requeues work left running by a previous process, without starting the dispatcher;
@@ -294,34 +337,7 @@ impl Runtime {
         instance: &Arc<Instance>,
         payload: TriggerPayload,
     ) -> Result<TriggerResult, TriggerError> {
-        let Some(trigger) = flow.handlers.on_trigger else {
-            return Ok(TriggerResult::new(payload));
-        };
-
-        let context = Context::new(
-            RunInfo {
-                execution_id: payload.execution_id.clone(),
-                flow: payload.flow.clone(),
-                attempt: 0,
-                started_at: payload.started_at.unwrap_or_else(|| self.inner.clock.now()),
-            },
-            Arc::clone(instance),
-            self.inner.integration_ref(),
-            Logger::new(Arc::clone(&self.inner.clock), &payload.execution_id, flow.stable_key(), &instance.id),
-            Arc::new(States::default()),
-            None,
-        );
-        let result = match AssertUnwindSafe(trigger(&context, payload)).catch_unwind().await {
-            Ok(result) => result,
-            Err(_) => {
-                tracing::error!(flow = flow.stable_key(), instance = %instance.id, "trigger panicked");
-                Err(TriggerError::internal("the flow's trigger panicked; see the runtime log"))
-            }
-        };
-        if let Err(rejection) = &result {
-            tracing::info!(flow = flow.stable_key(), instance = %instance.id, status = rejection.status, "trigger rejected the request");
-        }
-        result
+        self.inner.run_trigger_with(flow, instance, payload, None).await
     }
 
     /// Stores a new execution and returns its id once the insert is committed.
@@ -479,26 +495,6 @@ impl Inner {
         };
         self.describe_payload(&mut payload, flow, instance, &execution_id);
 
-        let dedupe_path = flow.config.queue.as_ref().and_then(|queue| queue.dedupe_id_field.as_ref());
-        let unique_path = flow.config.retry.as_ref().and_then(|retry| retry.unique_request_id_field.as_ref());
-        // Serializing the payload for field lookups costs as much as storing it, so it is done
-        // only for flows that read a field.
-        let fields = if dedupe_path.is_some() || unique_path.is_some() {
-            payload.field_source()
-        } else {
-            Value::Null
-        };
-        let dedupe_key = dedupe_path.and_then(|path| path.resolve_id(&fields));
-        let unique_request_id = unique_path.and_then(|path| path.resolve_id(&fields));
-
-        // API keys are not stored: the worker fills them in again from the instance. The
-        // payload is serialized straight to text, without an intermediate JSON value.
-        let api_keys = std::mem::take(&mut payload.webhook_api_keys);
-        let stored = serde_json::to_string(&payload).map_err(|error| {
-            SubmitError::Store(StoreError::Corrupt(format!("the trigger payload does not serialize: {error}")))
-        })?;
-        payload.webhook_api_keys = api_keys;
-
         let now = self.clock.now();
         let permit = match (run_now, flow.config.queue_mode()) {
             (true, _) => Arc::clone(&self.permits).acquire_owned().await.ok(),
@@ -509,23 +505,10 @@ impl Inner {
             worker: self.worker_id.clone(),
             until: now + self.settings.lease,
         });
+        let execution = self.new_execution(flow, instance, &mut payload, &source, now, claimed_by)?;
 
         let completion = wait.then(|| self.waiters.register(&execution_id));
-        let inserted = self
-            .store
-            .insert(NewExecution {
-                id: execution_id.clone(),
-                flow: flow.stable_key().to_owned(),
-                instance: instance.id.clone(),
-                payload: stored,
-                created_at: now,
-                dedupe_key,
-                unique_request_id,
-                parent_id: source.parent_id(),
-                source: source.name().to_owned(),
-                claimed_by,
-            })
-            .await;
+        let inserted = self.store.insert(execution).await;
 
         let outcome = match inserted {
             Ok(outcome) => outcome,
@@ -573,6 +556,93 @@ impl Inner {
                 })
             }
         }
+    }
+
+    /// Runs the flow's custom trigger, with `polling` as its polling state when it runs as a
+    /// polling flow's trigger.
+    pub(crate) async fn run_trigger_with(
+        &self,
+        flow: &Flow,
+        instance: &Arc<Instance>,
+        payload: TriggerPayload,
+        polling: Option<Arc<PollingState>>,
+    ) -> Result<TriggerResult, TriggerError> {
+        let Some(trigger) = flow.handlers.on_trigger else {
+            return Ok(TriggerResult::new(payload));
+        };
+
+        let mut context = Context::new(
+            RunInfo {
+                execution_id: payload.execution_id.clone(),
+                flow: payload.flow.clone(),
+                attempt: 0,
+                started_at: payload.started_at.unwrap_or_else(|| self.clock.now()),
+            },
+            Arc::clone(instance),
+            self.integration_ref(),
+            Logger::new(Arc::clone(&self.clock), &payload.execution_id, flow.stable_key(), &instance.id),
+            Arc::new(States::default()),
+            None,
+        );
+        if let Some(polling) = polling {
+            context = context.with_polling(polling);
+        }
+        let result = match AssertUnwindSafe(trigger(&context, payload)).catch_unwind().await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::error!(flow = flow.stable_key(), instance = %instance.id, "trigger panicked");
+                Err(TriggerError::internal("the flow's trigger panicked; see the runtime log"))
+            }
+        };
+        if let Err(rejection) = &result {
+            tracing::info!(flow = flow.stable_key(), instance = %instance.id, status = rejection.status, "trigger rejected the request");
+        }
+        result
+    }
+
+    /// Builds the stored form of an execution of `flow` whose payload is described already:
+    /// the serialized payload without API keys, and its dedupe and unique request ids.
+    pub(crate) fn new_execution(
+        &self,
+        flow: &Flow,
+        instance: &Instance,
+        payload: &mut TriggerPayload,
+        source: &Source,
+        now: chrono::DateTime<chrono::Utc>,
+        claimed_by: Option<Lease>,
+    ) -> Result<NewExecution, SubmitError> {
+        let dedupe_path = flow.config.queue.as_ref().and_then(|queue| queue.dedupe_id_field.as_ref());
+        let unique_path = flow.config.retry.as_ref().and_then(|retry| retry.unique_request_id_field.as_ref());
+        // Serializing the payload for field lookups costs as much as storing it, so it is done
+        // only for flows that read a field.
+        let fields = if dedupe_path.is_some() || unique_path.is_some() {
+            payload.field_source()
+        } else {
+            Value::Null
+        };
+        let dedupe_key = dedupe_path.and_then(|path| path.resolve_id(&fields));
+        let unique_request_id = unique_path.and_then(|path| path.resolve_id(&fields));
+
+        // API keys are not stored: the worker fills them in again from the instance. The
+        // payload is serialized straight to text, without an intermediate JSON value.
+        let api_keys = std::mem::take(&mut payload.webhook_api_keys);
+        let stored = serde_json::to_string(&payload).map_err(|error| {
+            SubmitError::Store(StoreError::Corrupt(format!("the trigger payload does not serialize: {error}")))
+        })?;
+        payload.webhook_api_keys = api_keys;
+
+        Ok(NewExecution {
+            id: payload.execution_id.clone(),
+            flow: flow.stable_key().to_owned(),
+            instance: instance.id.clone(),
+            payload: stored,
+            created_at: now,
+            dedupe_key,
+            unique_request_id,
+            parent_id: source.parent_id(),
+            source: source.name().to_owned(),
+            claimed_by,
+        })
     }
 
     /// Returns a state map from the cache, loading it from the store on first use.

@@ -71,7 +71,7 @@ pub(super) async fn show(State(state): State<AppState>, headers: HeaderMap, Path
 
 /// Returns a 401 answer unless the request carries `Authorization: Bearer TOKEN` with the
 /// configured admin token; `None` lets the request through, as does having no token set.
-fn reject_unauthorized(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+pub(super) fn reject_unauthorized(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = &state.settings.admin_token else {
         return None;
     };
@@ -86,7 +86,7 @@ fn reject_unauthorized(state: &AppState, headers: &HeaderMap) -> Option<Response
     } else {
         Some(error_response(
             StatusCode::UNAUTHORIZED,
-            "the executions API needs `Authorization: Bearer <admin token>`",
+            "the executions and admin API need `Authorization: Bearer <admin token>`",
         ))
     }
 }

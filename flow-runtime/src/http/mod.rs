@@ -3,8 +3,11 @@
 //! Routes:
 //! - `ANY /webhooks/{instance}/{stable_key}` and `ANY /webhooks/{instance}/{stable_key}/{*path}`
 //! - `GET /executions?flow=&instance=&status=&limit=` and `GET /executions/{id}`
+//! - `GET /instances`, `POST /instances/{instance}/deploy`, `POST /instances/{instance}/delete`
+//! - `GET /schedules` and `GET /ticks?flow=&instance=&limit=`
 //! - `GET /health`
 
+mod admin;
 mod executions;
 pub(crate) mod request;
 mod security;
@@ -17,7 +20,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use serde_json::json;
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
@@ -33,7 +36,7 @@ pub struct HttpSettings {
     pub body_limit: usize,
     /// Longest wait for a synchronous answer.
     pub sync_timeout: Duration,
-    /// Bearer token that guards the executions API, when set.
+    /// Bearer token that guards the executions and admin API, when set.
     pub admin_token: Option<String>,
 }
 
@@ -60,6 +63,11 @@ pub fn router(runtime: Runtime, settings: HttpSettings, organization_keys: HashM
         .route("/webhooks/{instance}/{stable_key}/{*path}", any(webhook::handle))
         .route("/executions", get(executions::list))
         .route("/executions/{id}", get(executions::show))
+        .route("/instances", get(admin::list_instances))
+        .route("/instances/{instance}/deploy", post(admin::deploy))
+        .route("/instances/{instance}/delete", post(admin::delete))
+        .route("/schedules", get(admin::list_schedules))
+        .route("/ticks", get(admin::list_ticks))
         .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
         .fallback(|| async {
             error_response(

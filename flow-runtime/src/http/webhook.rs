@@ -40,6 +40,12 @@ pub(super) async fn handle(
     let Some(instance) = state.runtime.instance(&instance_id).cloned() else {
         return error_response(StatusCode::NOT_FOUND, format!("instance \"{instance_id}\" not found"));
     };
+    if !state.runtime.is_serving(&instance.id) {
+        return error_response(
+            StatusCode::CONFLICT,
+            format!("instance \"{instance_id}\" is not deployed (its last deploy failed or it was deleted); deploy it with `deploy {instance_id}`"),
+        );
+    }
     let Some(flow) = state.runtime.registry().get(&flow_key) else {
         return error_response(
             StatusCode::NOT_FOUND,

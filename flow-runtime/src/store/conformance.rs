@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;
 
 use super::{
-    QueuePolicies,
+    DeploymentRecord, DeploymentStatus, NewTick, QueuePolicies, TickFilter, TickOutcome, TickRecorded,
     AttemptOutcome, AttemptRecord, ExecutionFilter, ExecutionStatus, InsertOutcome, Lease, NewExecution, StateScope,
     StateWrite, Store,
 };
@@ -363,6 +363,102 @@ pub(super) async fn parallel_flows_fill_room_beside_a_blocked_queue(store: Arc<d
     assert_eq!(claimed_ids(&claimed), vec!["e1", "p1"]);
 }
 
+fn tick(minute: i64) -> NewTick {
+    NewTick {
+        flow: "orders".to_owned(),
+        instance: "acme".to_owned(),
+        scheduled_at: at(minute),
+        missed: Vec::new(),
+        missed_total: 0,
+        outcome: TickOutcome::Started,
+        detail: None,
+        execution: Some(new_execution(&format!("tick-{minute}"))),
+        singleton: false,
+        state: None,
+        recorded_at: at(minute),
+    }
+}
+
+pub(super) async fn schedule_cursor_keeps_its_first_start(store: Arc<dyn Store>) {
+    store.schedule_cursor("orders", "acme", at(0)).await.expect("starts");
+    let cursor = store.schedule_cursor("orders", "acme", at(9)).await.expect("reads");
+    assert_eq!(cursor, at(0));
+}
+
+pub(super) async fn tick_is_recorded_once(store: Arc<dyn Store>) {
+    store.schedule_cursor("orders", "acme", at(0)).await.expect("starts");
+    let first = store.record_tick(tick(5)).await.expect("records");
+    let mut again = tick(5);
+    again.execution = Some(new_execution("tick-5-again"));
+    let second = store.record_tick(again).await.expect("records");
+
+    assert_eq!(first, TickRecorded::Recorded(TickOutcome::Started));
+    assert_eq!(second, TickRecorded::AlreadyHandled);
+    assert!(store.get("tick-5-again").await.expect("reads").is_none());
+}
+
+pub(super) async fn recorded_tick_moves_the_cursor(store: Arc<dyn Store>) {
+    store.schedule_cursor("orders", "acme", at(0)).await.expect("starts");
+    store.record_tick(tick(5)).await.expect("records");
+    assert_eq!(store.schedule_cursor("orders", "acme", at(9)).await.expect("reads"), at(5));
+}
+
+pub(super) async fn singleton_tick_is_skipped_beside_an_unfinished_execution(store: Arc<dyn Store>) {
+    store.schedule_cursor("orders", "acme", at(0)).await.expect("starts");
+    store.insert(new_execution("running")).await.expect("inserts");
+    let mut singleton = tick(5);
+    singleton.singleton = true;
+
+    let recorded = store.record_tick(singleton).await.expect("records");
+
+    assert_eq!(recorded, TickRecorded::Recorded(TickOutcome::Skipped));
+    assert!(store.get("tick-5").await.expect("reads").is_none());
+}
+
+pub(super) async fn missed_ticks_are_listed_with_the_catch_up(store: Arc<dyn Store>) {
+    store.schedule_cursor("orders", "acme", at(0)).await.expect("starts");
+    let mut catch_up = tick(15);
+    catch_up.missed = vec![at(5), at(10)];
+    catch_up.missed_total = 2;
+    store.record_tick(catch_up).await.expect("records");
+
+    let ticks = store.list_ticks(TickFilter::default()).await.expect("lists");
+    let listed: Vec<_> = ticks.iter().map(|tick| (tick.scheduled_at, tick.outcome, tick.missed)).collect();
+    assert_eq!(
+        listed,
+        vec![(at(15), TickOutcome::Started, 2), (at(10), TickOutcome::Missed, 0), (at(5), TickOutcome::Missed, 0)]
+    );
+}
+
+pub(super) async fn summaries_count_ticks_by_outcome(store: Arc<dyn Store>) {
+    store.schedule_cursor("orders", "acme", at(0)).await.expect("starts");
+    let mut catch_up = tick(15);
+    catch_up.missed = vec![at(5), at(10)];
+    catch_up.missed_total = 2;
+    store.record_tick(catch_up).await.expect("records");
+
+    let summaries = store.schedule_summaries().await.expect("reads");
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(summaries[0].handled_until, at(15));
+    assert_eq!(summaries[0].counts.get(&TickOutcome::Missed), Some(&2));
+    assert_eq!(summaries[0].counts.get(&TickOutcome::Started), Some(&1));
+}
+
+pub(super) async fn deployment_is_replaced_by_the_latest(store: Arc<dyn Store>) {
+    let record = |status, minute| DeploymentRecord {
+        instance: "acme".to_owned(),
+        status,
+        error: None,
+        updated_at: at(minute),
+        deployed_at: Some(at(0)),
+    };
+    store.save_deployment(record(DeploymentStatus::Deployed, 0)).await.expect("saves");
+    store.save_deployment(record(DeploymentStatus::Deleted, 5)).await.expect("saves");
+
+    let deployments = store.deployments().await.expect("reads");
+    assert_eq!(deployments, vec![record(DeploymentStatus::Deleted, 5)]);
+}
+
 /// Instantiates every conformance test for a store; `$make` is an async expression giving a
 /// fresh `Arc<dyn Store>`.
 macro_rules! store_conformance_tests {
@@ -391,6 +487,13 @@ macro_rules! store_conformance_tests {
             sequential_queues_of_two_instances_run_side_by_side,
             throttled_queue_stops_at_its_limit,
             parallel_flows_fill_room_beside_a_blocked_queue,
+            schedule_cursor_keeps_its_first_start,
+            tick_is_recorded_once,
+            recorded_tick_moves_the_cursor,
+            singleton_tick_is_skipped_beside_an_unfinished_execution,
+            missed_ticks_are_listed_with_the_catch_up,
+            summaries_count_ticks_by_outcome,
+            deployment_is_replaced_by_the_latest,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

@@ -64,6 +64,36 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 2: schedule cursors, recorded ticks and instance deployments.
+    r"
+    CREATE TABLE schedules (
+        flow TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        handled_until INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (flow, instance)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE ticks (
+        flow TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        scheduled_at INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        execution_id TEXT,
+        missed INTEGER NOT NULL DEFAULT 0,
+        detail TEXT,
+        recorded_at INTEGER NOT NULL,
+        PRIMARY KEY (flow, instance, scheduled_at)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE deployments (
+        instance TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        error TEXT,
+        updated_at INTEGER NOT NULL,
+        deployed_at INTEGER
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// Applies every migration the database has not seen yet, each in its own transaction.

@@ -9,7 +9,9 @@
 mod conformance;
 mod migrations;
 mod records;
+mod schedules;
 mod sqlite;
+mod sqlite_schedules;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +23,9 @@ use serde_json::Value;
 pub use records::{
     AttemptOutcome, AttemptRecord, AttemptSummary, ClaimedExecution, ExecutionFilter, ExecutionRecord, ExecutionStatus,
     ExecutionSummary, InsertOutcome, Lease, NewExecution, QueuePolicies, StepRecord, StateScope, StateWrite,
+};
+pub use schedules::{
+    DeploymentRecord, DeploymentStatus, NewTick, ScheduleSummary, TickFilter, TickOutcome, TickRecord, TickRecorded,
 };
 pub use sqlite::{Durability, ServingLock, SqliteStore};
 
@@ -105,4 +110,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// Replaces the state map of a scope, outside any execution (seeding, admin tools).
     fn save_state(&self, write: StateWrite, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// Returns the instant up to which a schedule's ticks are handled, first storing `start`
+    /// when the schedule has none, so a new schedule fires from `start` on.
+    fn schedule_cursor(&self, flow: &str, instance: &str, start: DateTime<Utc>) -> BoxFuture<'_, StoreResult<DateTime<Utc>>>;
+
+    /// Records a handled tick with its missed ticks, execution and polling state in one
+    /// transaction, and moves the schedule's cursor to it; see [`NewTick`].
+    fn record_tick(&self, tick: NewTick) -> BoxFuture<'_, StoreResult<TickRecorded>>;
+
+    /// Returns the id of a queued or running execution of the flow in the instance, if any.
+    fn unfinished_execution(&self, flow: &str, instance: &str) -> BoxFuture<'_, StoreResult<Option<String>>>;
+
+    /// Lists recorded ticks, newest first.
+    fn list_ticks(&self, filter: TickFilter) -> BoxFuture<'_, StoreResult<Vec<TickRecord>>>;
+
+    /// Returns every schedule's cursor and tick counts, ordered by instance and flow.
+    fn schedule_summaries(&self) -> BoxFuture<'_, StoreResult<Vec<ScheduleSummary>>>;
+
+    /// Stores an instance's deployment state, replacing the previous one.
+    fn save_deployment(&self, record: DeploymentRecord) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// Returns every instance's deployment state, ordered by instance id.
+    fn deployments(&self) -> BoxFuture<'_, StoreResult<Vec<DeploymentRecord>>>;
 }

@@ -189,6 +189,13 @@ pub enum StateScope {
     },
     /// Every instance.
     Integration,
+    /// The polling state of one flow in one instance, saved when its trigger succeeds.
+    Polling {
+        /// Instance id.
+        instance: String,
+        /// Stable key.
+        flow: String,
+    },
 }
 
 impl StateScope {
@@ -198,6 +205,7 @@ impl StateScope {
             Self::Flow { instance, flow } => format!("flow/{instance}/{flow}"),
             Self::CrossFlow { instance } => format!("cross-flow/{instance}"),
             Self::Integration => "integration".to_owned(),
+            Self::Polling { instance, flow } => format!("polling/{instance}/{flow}"),
         }
     }
 }

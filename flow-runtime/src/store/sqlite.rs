@@ -24,6 +24,10 @@ use super::records::{
     AttemptOutcome, AttemptRecord, AttemptSummary, ClaimedExecution, ExecutionFilter, ExecutionRecord, ExecutionStatus,
     ExecutionSummary, InsertOutcome, NewExecution, QueuePolicies, StateScope, StateWrite, StepRecord,
 };
+use super::schedules::{DeploymentRecord, NewTick, ScheduleSummary, TickFilter, TickRecord, TickRecorded};
+use super::sqlite_schedules::{
+    deployments, list_ticks, record_tick, save_deployment, schedule_cursor, schedule_summaries, unfinished_execution,
+};
 use super::{Store, StoreError, StoreResult};
 use crate::logger::LogEntry;
 
@@ -67,6 +71,9 @@ enum Command {
     SaveState(StateWrite, i64, Reply<()>),
     RecordStep(String, StepRecord, Reply<()>),
     Renew(String, i64, Reply<usize>),
+    /// Any other write, run in a savepoint of the batch; gives the reply to send after the
+    /// commit.
+    Write(Box<dyn FnOnce(&mut Transaction<'_>) -> DeferredReply + Send>),
 }
 
 /// Proof that this process serves from a store; see [`SqliteStore::lock_for_serving`].
@@ -186,7 +193,18 @@ impl SqliteStore {
         })
     }
 
-    fn read<T: Send + 'static>(
+    /// Runs `operation` on the writer thread in a savepoint of the next batch, and returns its
+    /// result once the batch is committed.
+    pub(super) fn write<T: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> BoxFuture<'static, StoreResult<T>> {
+        self.send(|reply| {
+            Command::Write(Box::new(move |transaction| deferred(reply, in_savepoint(transaction, operation))))
+        })
+    }
+
+    pub(super) fn read<T: Send + 'static>(
         &self,
         query: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> BoxFuture<'static, StoreResult<T>> {
@@ -295,6 +313,36 @@ impl Store for SqliteStore {
         })
     }
 
+    fn schedule_cursor(&self, flow: &str, instance: &str, start: DateTime<Utc>) -> BoxFuture<'_, StoreResult<DateTime<Utc>>> {
+        let (flow, instance) = (flow.to_owned(), instance.to_owned());
+        self.write(move |tx| schedule_cursor(tx, &flow, &instance, start))
+    }
+
+    fn record_tick(&self, tick: NewTick) -> BoxFuture<'_, StoreResult<TickRecorded>> {
+        self.write(move |tx| record_tick(tx, &tick))
+    }
+
+    fn unfinished_execution(&self, flow: &str, instance: &str) -> BoxFuture<'_, StoreResult<Option<String>>> {
+        let (flow, instance) = (flow.to_owned(), instance.to_owned());
+        self.read(move |connection| unfinished_execution(connection, &flow, &instance))
+    }
+
+    fn list_ticks(&self, filter: TickFilter) -> BoxFuture<'_, StoreResult<Vec<TickRecord>>> {
+        self.read(move |connection| list_ticks(connection, &filter))
+    }
+
+    fn schedule_summaries(&self) -> BoxFuture<'_, StoreResult<Vec<ScheduleSummary>>> {
+        self.read(|connection| schedule_summaries(connection))
+    }
+
+    fn save_deployment(&self, record: DeploymentRecord) -> BoxFuture<'_, StoreResult<()>> {
+        self.write(move |tx| save_deployment(tx, &record))
+    }
+
+    fn deployments(&self) -> BoxFuture<'_, StoreResult<Vec<DeploymentRecord>>> {
+        self.read(|connection| deployments(connection))
+    }
+
     fn load_state(&self, scope: StateScope) -> BoxFuture<'_, StoreResult<BTreeMap<String, Value>>> {
         self.read(move |connection| {
             let text: Option<String> = connection
@@ -309,11 +357,11 @@ impl Store for SqliteStore {
     }
 }
 
-fn database(error: rusqlite::Error) -> StoreError {
+pub(super) fn database(error: rusqlite::Error) -> StoreError {
     StoreError::Database(error.to_string())
 }
 
-fn from_millis(millis: i64) -> DateTime<Utc> {
+pub(super) fn from_millis(millis: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(millis).single().unwrap_or_default()
 }
 
@@ -408,6 +456,7 @@ fn apply_batch(
                 let result = in_savepoint(&mut transaction, |tx| write_state(tx, &write, now));
                 replies.push(deferred(reply, result));
             }
+            Command::Write(operation) => replies.push(operation(&mut transaction)),
             Command::Release(worker, reply) => {
                 let result = in_savepoint(&mut transaction, |tx| {
                     tx.execute(
@@ -454,7 +503,7 @@ fn in_savepoint<T>(
     }
 }
 
-fn insert_execution(tx: &Connection, execution: &NewExecution) -> StoreResult<InsertOutcome> {
+pub(super) fn insert_execution(tx: &Connection, execution: &NewExecution) -> StoreResult<InsertOutcome> {
     let now = execution.created_at.timestamp_millis();
 
     if let Some(key) = &execution.dedupe_key {
@@ -754,7 +803,7 @@ fn finish_attempt(tx: &Connection, record: &AttemptRecord) -> StoreResult<bool> 
     Ok(true)
 }
 
-fn write_state(tx: &Connection, write: &StateWrite, now: i64) -> StoreResult<()> {
+pub(super) fn write_state(tx: &Connection, write: &StateWrite, now: i64) -> StoreResult<()> {
     let key = write.scope.storage_key();
     let stored: Option<String> = tx
         .prepare_cached("SELECT value FROM state WHERE scope = ?1")

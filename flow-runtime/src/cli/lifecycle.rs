@@ -1,0 +1,60 @@
+//! `deploy` and `delete`: run an instance's lifecycle hooks and record its deployment.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{CliError, build_runtime, load_settings, open_store};
+use crate::config::Overrides;
+use crate::engine::{HookRun, LifecycleError};
+use crate::registry::Registry;
+
+/// Which lifecycle command runs.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Action {
+    Deploy,
+    Delete,
+}
+
+pub(super) async fn run(
+    registry: Registry,
+    config: Option<PathBuf>,
+    overrides: Overrides,
+    instance: &str,
+    action: Action,
+) -> Result<(), CliError> {
+    let settings = load_settings(config, &overrides)?;
+    let store = open_store(&settings)?;
+    let (runtime, _) = build_runtime(registry, &settings, Arc::clone(&store))?;
+
+    let result = match action {
+        Action::Deploy => runtime.deploy(instance).await,
+        Action::Delete => runtime.delete(instance).await,
+    };
+    let verb = match action {
+        Action::Deploy => "deployed",
+        Action::Delete => "deleted",
+    };
+    match result {
+        Ok(runs) => {
+            print_runs(&runs);
+            print_line!("instance \"{instance}\" {verb} ({} hooks ran)", runs.len());
+            Ok(())
+        }
+        Err(LifecycleError::HookFailed { instance, runs }) => {
+            print_runs(&runs);
+            let failure = LifecycleError::HookFailed { instance, runs };
+            Err(CliError::failed(failure.to_string()))
+        }
+        Err(error @ LifecycleError::UnknownInstance(_)) => Err(CliError::config(error.to_string())),
+        Err(error @ LifecycleError::Store(_)) => Err(CliError::failed(error.to_string())),
+    }
+}
+
+fn print_runs(runs: &[HookRun]) {
+    for run in runs {
+        match &run.error {
+            None => print_line!("ok      {} {}", run.flow, run.hook.key()),
+            Some(error) => print_line!("failed  {} {}: {error}", run.flow, run.hook.key()),
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! Instance lifecycle: deploy and delete hooks, and which instances serve.
+//!
+//! Deploying an instance runs, for each flow in registration order, `on_instance_deploy` and
+//! then `webhook_lifecycle(create = ...)`. The first failing hook stops the deploy: the
+//! instance is recorded as `failed` with the flow, hook and error, and serves nothing (its
+//! webhooks answer 409 and its schedules do not fire) until a deploy succeeds. Hooks that ran
+//! before the failure are not undone. Deleting runs `webhook_lifecycle(delete = ...)` and then
+//! `on_instance_delete` for each flow; every hook runs even when one fails, and the instance
+//! is recorded as `deleted` only when all succeed.
+//!
+//! Hooks see the instance's config variables, customer and webhook URLs, and the state of
+//! their flow, of the instance and of the integration; a successful hook's state changes are
+//! saved.
+//!
+//! The store keeps each instance's deployment, so `serve` runs the deploy hooks once per
+//! deployment: it deploys configured instances with no deployment or a failed one, and leaves
+//! deleted instances deleted until an explicit deploy.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, PoisonError};
+
+use futures::FutureExt as _;
+use serde::Serialize;
+
+use super::{Inner, Runtime};
+use crate::context::{Context, RunInfo, StateStore, States};
+use crate::definition::{Flow, HookFn};
+use crate::instance::Instance;
+use crate::logger::Logger;
+use crate::store::{DeploymentRecord, DeploymentStatus, StateScope, StateWrite, StoreError};
+
+/// A lifecycle hook, as reports and errors name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hook {
+    /// `on_instance_deploy`.
+    OnInstanceDeploy,
+    /// `webhook_lifecycle(create = ...)`.
+    WebhookCreate,
+    /// `webhook_lifecycle(delete = ...)`.
+    WebhookDelete,
+    /// `on_instance_delete`.
+    OnInstanceDelete,
+}
+
+impl Hook {
+    /// Returns the attribute key that declares the hook.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::OnInstanceDeploy => "on_instance_deploy",
+            Self::WebhookCreate => "webhook_lifecycle.create",
+            Self::WebhookDelete => "webhook_lifecycle.delete",
+            Self::OnInstanceDelete => "on_instance_delete",
+        }
+    }
+
+    fn function(self, flow: &Flow) -> Option<HookFn> {
+        match self {
+            Self::OnInstanceDeploy => flow.handlers.on_instance_deploy,
+            Self::WebhookCreate => flow.handlers.webhook_create,
+            Self::WebhookDelete => flow.handlers.webhook_delete,
+            Self::OnInstanceDelete => flow.handlers.on_instance_delete,
+        }
+    }
+}
+
+/// One hook that ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookRun {
+    /// Stable key of the flow that declares it.
+    pub flow: String,
+    /// Which hook.
+    pub hook: Hook,
+    /// The hook's error, when it failed.
+    pub error: Option<String>,
+}
+
+/// Why a deploy or delete did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// No instance has this id.
+    #[error("instance \"{0}\" not found; instances come from the config file's [[instances]]")]
+    UnknownInstance(String),
+    /// A hook failed; the runs up to and including the failure are given.
+    #[error("{}", describe_failures(.instance, .runs))]
+    HookFailed {
+        /// Instance id.
+        instance: String,
+        /// Every hook that ran, in order.
+        runs: Vec<HookRun>,
+    },
+    /// The store did not record the deployment.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn describe_failures(instance: &str, runs: &[HookRun]) -> String {
+    let failures: Vec<String> = runs
+        .iter()
+        .filter_map(|run| {
+            let error = run.error.as_ref()?;
+            Some(format!("flow \"{}\" {} failed: {error}", run.flow, run.hook.key()))
+        })
+        .collect();
+    format!("instance \"{instance}\": {}", failures.join("; "))
+}
+
+impl Inner {
+    /// Returns whether an instance serves webhooks and schedules: yes unless its last deploy
+    /// failed or it was deleted.
+    pub(crate) fn is_serving(&self, instance: &str) -> bool {
+        self.deployments
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(instance)
+            .is_none_or(|status| status.is_serving())
+    }
+
+    /// Returns an instance's deployment status, when it has one.
+    pub(crate) fn deployment_status(&self, instance: &str) -> Option<DeploymentStatus> {
+        self.deployments.read().unwrap_or_else(PoisonError::into_inner).get(instance).copied()
+    }
+
+    /// Reloads every instance's deployment status from the store.
+    pub(crate) async fn refresh_deployments(&self) -> Result<(), StoreError> {
+        let records = self.store.deployments().await?;
+        let statuses: HashMap<String, DeploymentStatus> =
+            records.into_iter().map(|record| (record.instance, record.status)).collect();
+        *self.deployments.write().unwrap_or_else(PoisonError::into_inner) = statuses;
+        Ok(())
+    }
+
+    async fn run_hooks(&self, instance: &Arc<Instance>, hooks: [Hook; 2], stop_at_failure: bool) -> Vec<HookRun> {
+        let mut runs = Vec::new();
+        for flow in self.registry.flows() {
+            for hook in hooks {
+                let Some(function) = hook.function(flow) else { continue };
+                let error = self.run_hook(flow, instance, hook, function).await.err();
+                let failed = error.is_some();
+                runs.push(HookRun {
+                    flow: flow.stable_key().to_owned(),
+                    hook,
+                    error,
+                });
+                if failed && stop_at_failure {
+                    return runs;
+                }
+            }
+        }
+        runs
+    }
+
+    async fn run_hook(&self, flow: &Flow, instance: &Arc<Instance>, hook: Hook, function: HookFn) -> Result<(), String> {
+        let run_id = format!("{}-{}", hook.key(), uuid::Uuid::now_v7());
+        let scopes = [
+            StateScope::Flow {
+                instance: instance.id.clone(),
+                flow: flow.stable_key().to_owned(),
+            },
+            StateScope::CrossFlow {
+                instance: instance.id.clone(),
+            },
+            StateScope::Integration,
+        ];
+        let mut loaded = Vec::with_capacity(scopes.len());
+        for scope in &scopes {
+            let values = self.state(scope.clone()).await.map_err(|error| format!("could not load state: {error}"))?;
+            loaded.push((*values).clone());
+        }
+        let mut loaded = loaded.into_iter();
+        let states = Arc::new(States {
+            instance: StateStore::new(loaded.next().unwrap_or_default()),
+            cross_flow: StateStore::new(loaded.next().unwrap_or_default()),
+            integration: StateStore::new(loaded.next().unwrap_or_default()),
+            execution: StateStore::default(),
+        });
+
+        let context = Context::new(
+            RunInfo {
+                execution_id: run_id.clone(),
+                flow: flow_core::FlowRef {
+                    stable_key: Some(flow.stable_key().to_owned()),
+                    name: Some(flow.name().to_owned()),
+                },
+                attempt: 0,
+                started_at: self.clock.now(),
+            },
+            Arc::clone(instance),
+            self.integration_ref(),
+            Logger::new(Arc::clone(&self.clock), &run_id, flow.stable_key(), &instance.id),
+            Arc::clone(&states),
+            None,
+        );
+        let mut outcome = match AssertUnwindSafe(function(&context)).catch_unwind().await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err("the hook panicked; see the runtime log".to_owned()),
+        };
+
+        // A successful hook's state changes are saved, so a webhook id registered on deploy
+        // is there for the delete hook.
+        if outcome.is_ok() {
+            let changed = [&states.instance, &states.cross_flow, &states.integration];
+            for (scope, store) in scopes.into_iter().zip(changed) {
+                if !store.is_changed() {
+                    continue;
+                }
+                let key = scope.storage_key();
+                let write = StateWrite {
+                    scope,
+                    changes: store.changes(),
+                };
+                if let Err(error) = self.store.save_state(write, self.clock.now()).await {
+                    outcome = Err(format!("could not save the hook's state: {error}"));
+                    break;
+                }
+                self.state_cache.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
+            }
+        }
+        match &outcome {
+            Ok(()) => tracing::info!(flow = flow.stable_key(), instance = %instance.id, hook = hook.key(), "lifecycle hook succeeded"),
+            Err(error) => tracing::error!(flow = flow.stable_key(), instance = %instance.id, hook = hook.key(), %error, "lifecycle hook failed"),
+        }
+        outcome
+    }
+
+    async fn save_status(&self, instance: &str, status: DeploymentStatus, error: Option<String>) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let previous = self.store.deployments().await?.into_iter().find(|record| record.instance == instance);
+        let deployed_at = match status {
+            DeploymentStatus::Deployed => Some(now),
+            DeploymentStatus::Failed | DeploymentStatus::Deleted => previous.and_then(|record| record.deployed_at),
+        };
+        self.store
+            .save_deployment(DeploymentRecord {
+                instance: instance.to_owned(),
+                status,
+                error,
+                updated_at: now,
+                deployed_at,
+            })
+            .await?;
+        self.deployments
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(instance.to_owned(), status);
+        Ok(())
+    }
+}
+
+impl Runtime {
+    /// Runs the deploy hooks of every flow for an instance and records it as deployed; see the
+    /// module documentation. Returns the hooks that ran.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`LifecycleError::HookFailed`] naming the flow, hook and error, after recording
+    /// the instance as `failed`; or an unknown instance or store error.
+    pub async fn deploy(&self, instance_id: &str) -> Result<Vec<HookRun>, LifecycleError> {
+        let inner = &self.inner;
+        let instance = inner
+            .instances
+            .get(instance_id)
+            .ok_or_else(|| LifecycleError::UnknownInstance(instance_id.to_owned()))?;
+
+        let runs = inner.run_hooks(instance, [Hook::OnInstanceDeploy, Hook::WebhookCreate], true).await;
+        if runs.iter().any(|run| run.error.is_some()) {
+            let error = LifecycleError::HookFailed {
+                instance: instance_id.to_owned(),
+                runs,
+            };
+            inner.save_status(instance_id, DeploymentStatus::Failed, Some(error.to_string())).await?;
+            return Err(error);
+        }
+        inner.save_status(instance_id, DeploymentStatus::Deployed, None).await?;
+        tracing::info!(instance = instance_id, hooks = runs.len(), "instance deployed");
+        Ok(runs)
+    }
+
+    /// Runs the delete hooks of every flow for an instance and records it as deleted; see the
+    /// module documentation. Returns the hooks that ran.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`LifecycleError::HookFailed`] listing every failed hook, leaving the
+    /// deployment as it was; or an unknown instance or store error.
+    pub async fn delete(&self, instance_id: &str) -> Result<Vec<HookRun>, LifecycleError> {
+        let inner = &self.inner;
+        let instance = inner
+            .instances
+            .get(instance_id)
+            .ok_or_else(|| LifecycleError::UnknownInstance(instance_id.to_owned()))?;
+
+        let runs = inner.run_hooks(instance, [Hook::WebhookDelete, Hook::OnInstanceDelete], false).await;
+        if runs.iter().any(|run| run.error.is_some()) {
+            return Err(LifecycleError::HookFailed {
+                instance: instance_id.to_owned(),
+                runs,
+            });
+        }
+        inner.save_status(instance_id, DeploymentStatus::Deleted, None).await?;
+        tracing::info!(instance = instance_id, hooks = runs.len(), "instance deleted");
+        Ok(runs)
+    }
+
+    /// Deploys every instance that has no deployment yet or whose last deploy failed, and
+    /// returns the failures; deleted instances stay deleted. `serve` calls it before it
+    /// accepts requests.
+    ///
+    /// # Errors
+    ///
+    /// Returns the store's error; hook failures are returned in the list, not as an error.
+    pub async fn deploy_pending(&self) -> Result<Vec<LifecycleError>, StoreError> {
+        self.inner.refresh_deployments().await?;
+        let mut failures = Vec::new();
+        for instance in self.inner.instances.keys() {
+            match self.inner.deployment_status(instance) {
+                Some(DeploymentStatus::Deployed) => continue,
+                Some(DeploymentStatus::Deleted) => {
+                    tracing::warn!(instance = %instance, "instance was deleted and serves nothing; run `deploy {instance}` to deploy it again");
+                    continue;
+                }
+                Some(DeploymentStatus::Failed) | None => {}
+            }
+            match self.deploy(instance).await {
+                Ok(_) => {}
+                Err(LifecycleError::Store(error)) => return Err(error),
+                Err(error) => failures.push(error),
+            }
+        }
+        Ok(failures)
+    }
+
+    /// Returns every instance's deployment record.
+    ///
+    /// # Errors
+    ///
+    /// Returns the store's error.
+    pub async fn deployments(&self) -> Result<Vec<DeploymentRecord>, StoreError> {
+        self.inner.store.deployments().await
+    }
+
+    /// Returns whether an instance serves webhooks and schedules (it was not deleted and its
+    /// last deploy did not fail).
+    pub fn is_serving(&self, instance: &str) -> bool {
+        self.inner.is_serving(instance)
+    }
+}

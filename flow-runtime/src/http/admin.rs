@@ -1,0 +1,144 @@
+//! The admin API: instance deployments and schedules.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::executions::reject_unauthorized;
+use super::{AppState, error_response};
+use crate::engine::LifecycleError;
+use crate::store::TickFilter;
+
+/// Most ticks one list request returns.
+const MAX_TICK_LIMIT: usize = 1000;
+
+/// `GET /instances`: every configured instance with its deployment.
+pub(super) async fn list_instances(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(rejection) = reject_unauthorized(&state, &headers) {
+        return rejection;
+    }
+    let deployments = match state.runtime.deployments().await {
+        Ok(deployments) => deployments,
+        Err(error) => return error_response(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
+    };
+
+    let instances: Vec<_> = state
+        .runtime
+        .instances()
+        .map(|instance| {
+            let deployment = deployments.iter().find(|record| record.instance == instance.id);
+            json!({
+                "id": instance.id,
+                "name": instance.name,
+                "customer": instance.customer,
+                "webhookUrls": instance.webhook_urls,
+                "deployment": deployment,
+            })
+        })
+        .collect();
+    axum::Json(json!({ "instances": instances })).into_response()
+}
+
+/// `POST /instances/{instance}/deploy`: runs the deploy hooks; 200 with the hooks that ran, or
+/// 422 naming the failed flow and hook.
+pub(super) async fn deploy(State(state): State<AppState>, headers: HeaderMap, Path(instance): Path<String>) -> Response {
+    if let Some(rejection) = reject_unauthorized(&state, &headers) {
+        return rejection;
+    }
+    lifecycle_response(&instance, "deployed", state.runtime.deploy(&instance).await)
+}
+
+/// `POST /instances/{instance}/delete`: runs the delete hooks; 200 with the hooks that ran, or
+/// 422 naming each failed flow and hook.
+pub(super) async fn delete(State(state): State<AppState>, headers: HeaderMap, Path(instance): Path<String>) -> Response {
+    if let Some(rejection) = reject_unauthorized(&state, &headers) {
+        return rejection;
+    }
+    lifecycle_response(&instance, "deleted", state.runtime.delete(&instance).await)
+}
+
+fn lifecycle_response(instance: &str, status: &str, result: Result<Vec<crate::engine::HookRun>, LifecycleError>) -> Response {
+    match result {
+        Ok(hooks) => axum::Json(json!({ "instance": instance, "status": status, "hooks": hooks })).into_response(),
+        Err(LifecycleError::UnknownInstance(_)) => {
+            error_response(StatusCode::NOT_FOUND, format!("instance \"{instance}\" not found"))
+        }
+        Err(error @ LifecycleError::HookFailed { .. }) => {
+            let message = error.to_string();
+            let LifecycleError::HookFailed { runs, .. } = error else {
+                unreachable!("matched HookFailed above")
+            };
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                axum::Json(json!({ "error": message, "instance": instance, "hooks": runs })),
+            )
+                .into_response()
+        }
+        Err(LifecycleError::Store(error)) => error_response(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
+    }
+}
+
+/// `GET /schedules`: every schedule's position and tick counts by outcome.
+pub(super) async fn list_schedules(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(rejection) = reject_unauthorized(&state, &headers) {
+        return rejection;
+    }
+    let summaries = match state.runtime.store().schedule_summaries().await {
+        Ok(summaries) => summaries,
+        Err(error) => return error_response(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
+    };
+    let now = state.runtime.clock().now();
+    let schedules: Vec<_> = summaries
+        .into_iter()
+        .map(|summary| {
+            let next = state.runtime.schedule_of(&summary.flow, &summary.instance).and_then(|cron| cron.next_after(now));
+            json!({
+                "flow": summary.flow,
+                "instance": summary.instance,
+                "handledUntil": summary.handled_until,
+                "nextTick": next,
+                "counts": summary.counts,
+            })
+        })
+        .collect();
+    axum::Json(json!({ "schedules": schedules })).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct TickQuery {
+    flow: Option<String>,
+    instance: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /ticks?flow=&instance=&limit=`: recorded ticks, newest first.
+pub(super) async fn list_ticks(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<TickQuery>, QueryRejection>,
+) -> Response {
+    if let Some(rejection) = reject_unauthorized(&state, &headers) {
+        return rejection;
+    }
+    let Query(query) = match query {
+        Ok(query) => query,
+        Err(rejection) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                format!("{}; use ?flow=KEY&instance=ID&limit=N with N from 1 to {MAX_TICK_LIMIT}", rejection.body_text()),
+            );
+        }
+    };
+    let filter = TickFilter {
+        flow: query.flow,
+        instance: query.instance,
+        limit: query.limit.unwrap_or(100).clamp(1, MAX_TICK_LIMIT),
+    };
+    match state.runtime.store().list_ticks(filter).await {
+        Ok(ticks) => axum::Json(json!({ "ticks": ticks })).into_response(),
+        Err(error) => error_response(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
+    }
+}
