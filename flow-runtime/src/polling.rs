@@ -80,7 +80,7 @@ mod tests {
     }
 
     #[test]
-    fn state_of_another_type_is_an_error_naming_the_type() {
+    fn wrong_state_type_names_the_type() {
         let state = PollingState::new(Some(json!("not a number")));
         let error = state.get_state::<u64>().expect_err("wrong type");
         assert!(error.to_string().contains("u64"), "{error}");

@@ -321,7 +321,7 @@ async fn seeded_cursor_is_read_by_the_first_poll() {
 }
 
 #[tokio::test]
-async fn polling_state_outside_a_polling_trigger_is_an_error() {
+async fn polling_state_outside_polling_trigger_fails() {
     let harness = TestHarness::builder().flow(reads_polling::definition()).build().await;
     let run = harness.invoke("reads-polling", flow_runtime::testing::TestRequest::empty()).await;
 

@@ -8,7 +8,7 @@ use crate::config::Overrides;
 use crate::engine::{HookRun, LifecycleError};
 use crate::registry::Registry;
 
-/// Which lifecycle command runs.
+/// The lifecycle command to run.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Action {
     Deploy,

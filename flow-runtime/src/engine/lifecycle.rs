@@ -3,7 +3,7 @@
 //! Deploying an instance runs, for each flow in registration order, `on_instance_deploy` and
 //! then `webhook_lifecycle(create = ...)`. The first failing hook stops the deploy: the
 //! instance is recorded as `failed` with the flow, hook and error, and serves nothing (its
-//! webhooks answer 409 and its schedules do not fire) until a deploy succeeds. Hooks that ran
+//! webhooks return 409 and its schedules do not fire) until a deploy succeeds. Hooks that ran
 //! before the failure are not undone. Deleting runs `webhook_lifecycle(delete = ...)` and then
 //! `on_instance_delete` for each flow; every hook runs even when one fails, and the instance
 //! is recorded as `deleted` only when all succeed.
@@ -77,7 +77,7 @@ pub struct HookRun {
     pub error: Option<String>,
 }
 
-/// Why a deploy or delete did not complete.
+/// The failure of a deploy or delete.
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
     /// No instance has this id.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::records::{NewExecution, StateWrite};
 
-/// What became of one schedule tick.
+/// The outcome of one schedule tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TickOutcome {
@@ -120,7 +120,7 @@ pub struct TickRecord {
     pub recorded_at: DateTime<Utc>,
 }
 
-/// Which ticks to list.
+/// A filter for listing ticks.
 #[derive(Debug, Clone, Default)]
 pub struct TickFilter {
     /// Only this flow (stable key).
