@@ -1,0 +1,151 @@
+//! The admin API over HTTP: deploying and deleting instances, and reading schedules.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Options, config, echo, flow, json_of, start};
+use flow_runtime::core::{FlowError, Schedule, ScheduleSource};
+use flow_runtime::definition::{BoxFuture, Handlers};
+use flow_runtime::{Context, Flow};
+use reqwest::StatusCode;
+
+const TOKEN: &str = "admin-secret";
+
+fn succeeding_hook(_ctx: &Context) -> BoxFuture<'_, Result<(), FlowError>> {
+    Box::pin(async { Ok(()) })
+}
+
+fn failing_hook(_ctx: &Context) -> BoxFuture<'_, Result<(), FlowError>> {
+    Box::pin(async { Err(FlowError::new("the CRM rejected the subscription")) })
+}
+
+fn with_hooks(key: &str, handlers: Handlers) -> Flow {
+    let mut flow = flow(config(key), echo);
+    flow.handlers = handlers;
+    flow
+}
+
+fn options() -> Options {
+    Options {
+        admin_token: Some(TOKEN.to_owned()),
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn deploy_endpoint_lists_hooks_that_ran() {
+    let handlers = Handlers {
+        on_instance_deploy: Some(succeeding_hook),
+        webhook_create: Some(succeeding_hook),
+        ..Handlers::default()
+    };
+    let server = start(vec![with_hooks("contacts", handlers)], options()).await;
+
+    let response = server.client.post(server.url("/instances/acme/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = json_of(response).await;
+    assert_eq!(body["status"], "deployed");
+    assert_eq!(body["hooks"][0]["hook"], "on_instance_deploy");
+    assert_eq!(body["hooks"][1]["hook"], "webhook_create");
+}
+
+#[tokio::test]
+async fn failed_deploy_endpoint_names_flow_and_hook() {
+    let handlers = Handlers {
+        webhook_create: Some(failing_hook),
+        ..Handlers::default()
+    };
+    let server = start(vec![with_hooks("contacts", handlers)], options()).await;
+
+    let response = server.client.post(server.url("/instances/acme/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
+
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        json_of(response).await["error"],
+        "instance \"acme\": flow \"contacts\" webhook_lifecycle.create failed: the CRM rejected the subscription"
+    );
+}
+
+#[tokio::test]
+async fn webhook_of_undeployed_instance_is_conflict() {
+    let handlers = Handlers {
+        on_instance_deploy: Some(failing_hook),
+        ..Handlers::default()
+    };
+    let server = start(vec![with_hooks("contacts", handlers)], options()).await;
+    server.client.post(server.url("/instances/acme/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
+
+    let response = server.client.post(server.url("/webhooks/acme/contacts")).send().await.expect("sends");
+
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(server.execution_count().await, 0);
+}
+
+#[tokio::test]
+async fn deleted_instance_stops_taking_webhooks() {
+    let handlers = Handlers {
+        webhook_delete: Some(succeeding_hook),
+        ..Handlers::default()
+    };
+    let server = start(vec![with_hooks("contacts", handlers)], options()).await;
+
+    let deleted = server.client.post(server.url("/instances/acme/delete")).bearer_auth(TOKEN).send().await.expect("sends");
+    let webhook = server.client.post(server.url("/webhooks/acme/contacts")).send().await.expect("sends");
+
+    assert_eq!(deleted.status(), StatusCode::OK);
+    assert_eq!(webhook.status(), StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn instances_list_shows_deployment_status() {
+    let server = start(vec![flow(config("contacts"), echo)], options()).await;
+    server.client.post(server.url("/instances/acme/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
+
+    let response = server.client.get(server.url("/instances")).bearer_auth(TOKEN).send().await.expect("sends");
+
+    let body = json_of(response).await;
+    assert_eq!(body["instances"][0]["id"], "acme");
+    assert_eq!(body["instances"][0]["deployment"]["status"], "deployed");
+}
+
+#[tokio::test]
+async fn deploy_of_unknown_instance_is_not_found() {
+    let server = start(vec![flow(config("contacts"), echo)], options()).await;
+
+    let response = server.client.post(server.url("/instances/globex/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
+
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn admin_api_without_token_is_unauthorized() {
+    let server = start(vec![flow(config("contacts"), echo)], options()).await;
+
+    let response = server.client.post(server.url("/instances/acme/deploy")).send().await.expect("sends");
+
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn schedules_endpoint_counts_fired_ticks() {
+    let mut every_second = config("heartbeat");
+    every_second.schedule = Some(Schedule {
+        source: ScheduleSource::Cron("* * * * * *".to_owned()),
+        timezone: None,
+    });
+    let server = start(vec![flow(every_second, echo)], options()).await;
+    server.runtime.start_scheduler();
+
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let schedules = json_of(server.client.get(server.url("/schedules")).bearer_auth(TOKEN).send().await.expect("sends")).await;
+    let ticks = json_of(server.client.get(server.url("/ticks?flow=heartbeat")).bearer_auth(TOKEN).send().await.expect("sends")).await;
+
+    let started = schedules["schedules"][0]["counts"]["started"].as_u64().unwrap_or_default();
+    assert!(started >= 2, "{schedules}");
+    // A tick may fire between the two requests, so the list can be one longer.
+    let listed = ticks["ticks"].as_array().map_or(0, Vec::len);
+    assert!(listed >= usize::try_from(started).unwrap_or_default(), "{ticks}");
+    assert!(schedules["schedules"][0]["nextTick"].is_string(), "{schedules}");
+}
