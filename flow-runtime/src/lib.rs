@@ -80,6 +80,7 @@ pub mod prelude {
     pub use serde_json::json;
 
     pub use crate::context::{Context, TriggerContext};
+    pub use crate::engine::ScheduledTick;
     pub use crate::integration::{ConfigVar, Integration};
 }
 

@@ -24,7 +24,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, Semaphore, oneshot};
 
 pub use lifecycle::{Hook, HookRun, LifecycleError};
-pub use scheduler::TickReport;
+pub use scheduler::{ScheduledTick, TickReport};
 pub use waiters::Completion;
 
 use crate::clock::Clock;

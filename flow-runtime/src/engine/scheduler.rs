@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use flow_core::{Body, BodyData, CronSchedule, TriggerPayload, TriggerType};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::{Inner, Source, SubmitError};
 use crate::polling::{POLLING_STATE_KEY, PollingState};
@@ -64,6 +64,19 @@ pub struct TickReport {
     pub execution_id: Option<String>,
     /// How many earlier instants it caught up for.
     pub missed: u64,
+}
+
+/// The JSON body of a scheduled execution's trigger payload; a polling trigger receives it
+/// too. Read it with `params.trigger.body.json::<ScheduledTick>()`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledTick {
+    /// The fire instant, in UTC; after downtime, the latest missed instant.
+    pub scheduled_at: DateTime<Utc>,
+    /// The IANA time zone the schedule's fields are read in.
+    pub time_zone: String,
+    /// How many earlier instants fell in downtime and were skipped for this one.
+    pub missed_ticks: u64,
 }
 
 /// The instants due in `(cursor, now]`: the one to fire, the latest missed ones (at most
@@ -138,11 +151,12 @@ pub(super) fn resolve_schedules(
 
 /// Builds the payload of a tick: a JSON body with the fire instant, the zone and the missed count.
 fn tick_payload(schedule: &ScheduledFlow, due: &DueTicks) -> TriggerPayload {
-    let data = json!({
-        "scheduledAt": due.fire.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "timeZone": schedule.cron.zone().name(),
-        "missedTicks": due.missed_total,
-    });
+    let tick = ScheduledTick {
+        scheduled_at: due.fire,
+        time_zone: schedule.cron.zone().name().to_owned(),
+        missed_ticks: due.missed_total,
+    };
+    let data = serde_json::to_value(&tick).unwrap_or_default();
     TriggerPayload {
         body: Body {
             data: BodyData::Json(data),
