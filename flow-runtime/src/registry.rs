@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::definition::{Flow, FlowRegistration};
 use crate::integration::Integration;
+use crate::routing::{Routing, RoutingError};
 
 /// A rule that spans several flows is broken; the binary cannot start.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -38,6 +39,9 @@ pub enum RegistryError {
         /// The second definition.
         second: String,
     },
+    /// The endpoint type and the routing fields do not fit together.
+    #[error(transparent)]
+    Routing(#[from] RoutingError),
     /// A flow breaks a rule of its own (only reachable for flows built by hand, not by `#[flow]`).
     #[error("flow {flow} is invalid: {message}")]
     InvalidFlow {
@@ -53,6 +57,7 @@ pub enum RegistryError {
 pub struct Registry {
     integration: Integration,
     flows: Vec<Flow>,
+    routing: Option<Routing>,
 }
 
 impl Registry {
@@ -60,8 +65,8 @@ impl Registry {
     ///
     /// # Errors
     ///
-    /// Returns the first [`RegistryError`]: a repeated stable key or name, or several
-    /// preprocess flows.
+    /// Returns the first [`RegistryError`]: a repeated stable key or name, several preprocess
+    /// flows, or routing fields that do not fit the endpoint type.
     pub fn from_inventory(integration: Integration) -> Result<Self, RegistryError> {
         let flows = inventory::iter::<FlowRegistration>
             .into_iter()
@@ -120,12 +125,28 @@ impl Registry {
             }
         }
 
-        Ok(Self { integration, flows })
+        let routing = Routing::check(&integration, &flows)?;
+        Ok(Self {
+            integration,
+            flows,
+            routing,
+        })
     }
 
     /// Returns the integration settings.
     pub fn integration(&self) -> &Integration {
         &self.integration
+    }
+
+    /// Returns how requests find their flow on an instance-specific or shared endpoint, or
+    /// `None` for a flow-specific one.
+    pub fn routing(&self) -> Option<&Routing> {
+        self.routing.as_ref()
+    }
+
+    /// Returns the flows marked `agent`: the tools of each instance's MCP server.
+    pub fn agent_flows(&self) -> impl Iterator<Item = &Flow> {
+        self.flows.iter().filter(|flow| flow.config.agent)
     }
 
     /// Returns every flow, ordered by stable key.

@@ -7,6 +7,7 @@
 //! frees up or its retry is due.
 
 mod dispatch;
+mod route;
 mod run;
 mod waiters;
 
@@ -21,6 +22,7 @@ use futures::FutureExt as _;
 use serde_json::Value;
 use tokio::sync::{Notify, Semaphore, oneshot};
 
+pub use route::{Route, RouteError};
 pub use waiters::Completion;
 
 use crate::clock::Clock;
@@ -64,6 +66,10 @@ pub enum Source {
     Cli,
     /// `invoke_flow` from another execution, whose id is given.
     Invoke(String),
+    /// A request routed by the preprocess flow's execution, whose id is given.
+    Preprocess(String),
+    /// A `tools/call` request on the instance's MCP server.
+    Mcp,
     /// A schedule tick.
     Schedule,
 }
@@ -74,14 +80,16 @@ impl Source {
             Self::Webhook => "webhook",
             Self::Cli => "cli",
             Self::Invoke(_) => "invoke",
+            Self::Preprocess(_) => "preprocess",
+            Self::Mcp => "mcp",
             Self::Schedule => "schedule",
         }
     }
 
     fn parent_id(&self) -> Option<String> {
         match self {
-            Self::Invoke(parent) => Some(parent.clone()),
-            Self::Webhook | Self::Cli | Self::Schedule => None,
+            Self::Invoke(parent) | Self::Preprocess(parent) => Some(parent.clone()),
+            Self::Webhook | Self::Cli | Self::Mcp | Self::Schedule => None,
         }
     }
 }

@@ -1,12 +1,15 @@
 //! The HTTP server: webhooks, the executions API and health.
 //!
 //! Routes:
-//! - `ANY /webhooks/{instance}/{stable_key}` and `ANY /webhooks/{instance}/{stable_key}/{*path}`
+//! - webhooks, by the integration's endpoint type: `ANY /webhooks/{instance}/{stable_key}[/{*path}]`
+//!   (flow-specific), `ANY /webhooks/{instance}[/{*path}]` (instance-specific) or
+//!   `ANY /webhooks[/{*path}]` (shared)
 //! - `GET /executions?flow=&instance=&status=&limit=` and `GET /executions/{id}`
 //! - `GET /health`
 
 mod executions;
 pub(crate) mod request;
+mod routed;
 mod security;
 mod webhook;
 
@@ -18,6 +21,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use flow_core::EndpointType;
 use serde_json::json;
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
@@ -50,27 +54,48 @@ pub(crate) struct AppState {
 ///
 /// `organization_keys` contains each organization-secured flow's keys, by stable key.
 pub fn router(runtime: Runtime, settings: HttpSettings, organization_keys: HashMap<String, Vec<String>>) -> Router {
+    let endpoint_type = runtime.registry().integration().endpoint_type;
     let state = AppState {
         runtime,
         settings: Arc::new(settings),
         organization_keys: Arc::new(organization_keys),
     };
+    let webhooks = match endpoint_type {
+        EndpointType::FlowSpecific => Router::new()
+            .route("/webhooks/{instance}/{stable_key}", any(webhook::handle))
+            .route("/webhooks/{instance}/{stable_key}/{*path}", any(webhook::handle)),
+        EndpointType::InstanceSpecific => Router::new()
+            .route("/webhooks/{instance}", any(routed::handle_instance))
+            .route("/webhooks/{instance}/{*path}", any(routed::handle_instance)),
+        EndpointType::SharedInstance => Router::new()
+            .route("/webhooks", any(routed::handle_shared))
+            .route("/webhooks/{*path}", any(routed::handle_shared)),
+    };
+    let webhook_route = webhook_route(endpoint_type);
     Router::new()
-        .route("/webhooks/{instance}/{stable_key}", any(webhook::handle))
-        .route("/webhooks/{instance}/{stable_key}/{*path}", any(webhook::handle))
+        .merge(webhooks)
         .route("/executions", get(executions::list))
         .route("/executions/{id}", get(executions::show))
         .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
-        .fallback(|| async {
+        .fallback(move || async move {
             error_response(
                 StatusCode::NOT_FOUND,
-                "no such route; webhooks are at /webhooks/{instance}/{stable_key}, executions at /executions",
+                format!("no such route; webhooks are at {webhook_route}, executions at /executions"),
             )
         })
         .layer(RequestDecompressionLayer::new())
         .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
         .layer(axum::middleware::map_response(describe_bare_errors))
         .with_state(state)
+}
+
+/// Returns the webhook route of an endpoint type, as the 404 answer for unknown routes names it.
+fn webhook_route(endpoint_type: EndpointType) -> &'static str {
+    match endpoint_type {
+        EndpointType::FlowSpecific => "/webhooks/{instance}/{stable_key}",
+        EndpointType::InstanceSpecific => "/webhooks/{instance}",
+        EndpointType::SharedInstance => "/webhooks",
+    }
 }
 
 /// Maximum time a client may take to send a request body.

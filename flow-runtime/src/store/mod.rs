@@ -7,6 +7,7 @@
 
 #[cfg(test)]
 mod conformance;
+mod lineage;
 mod migrations;
 mod records;
 mod sqlite;
@@ -22,6 +23,7 @@ pub use records::{
     AttemptOutcome, AttemptRecord, AttemptSummary, ClaimedExecution, ExecutionFilter, ExecutionRecord, ExecutionStatus,
     ExecutionSummary, InsertOutcome, Lease, NewExecution, QueuePolicies, StepRecord, StateScope, StateWrite,
 };
+pub use lineage::{Ancestor, ExecutionWithLineage, MAX_LINEAGE_DEPTH, execution_with_lineage};
 pub use sqlite::{Durability, ServingLock, SqliteStore};
 
 /// A failure of the store itself: the database could not be opened, read or written.
