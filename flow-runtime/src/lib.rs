@@ -24,6 +24,7 @@ pub mod http;
 pub mod instance;
 pub mod integration;
 pub mod logger;
+pub mod mcp;
 pub mod registry;
 pub mod routing;
 pub mod signature;

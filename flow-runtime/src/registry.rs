@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::definition::{Flow, FlowRegistration};
 use crate::integration::Integration;
+use crate::mcp::check_object_schema;
 use crate::routing::{Routing, RoutingError};
 
 /// A rule that spans several flows is broken; the binary cannot start.
@@ -94,6 +95,7 @@ impl Registry {
                     message: messages.join("; "),
                 });
             }
+            check_agent_schemas(flow)?;
         }
 
         let mut by_key: BTreeMap<&str, &Flow> = BTreeMap::new();
@@ -200,6 +202,23 @@ impl Registry {
     }
 }
 
+/// Checks that an agent flow's invoke schemas describe JSON objects, as MCP tools need.
+fn check_agent_schemas(flow: &Flow) -> Result<(), RegistryError> {
+    if !flow.config.agent {
+        return Ok(());
+    }
+    let schemas = [("input", &flow.config.schemas.input), ("output", &flow.config.schemas.output)];
+    for (role, schema) in schemas {
+        if let Some(schema) = schema {
+            check_object_schema(flow, role, schema).map_err(|message| RegistryError::InvalidFlow {
+                flow: flow.source.to_string(),
+                message,
+            })?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use flow_core::{ApiKeySource, EndpointSecurity, FlowConfig, PreprocessConfig};
@@ -271,6 +290,17 @@ mod tests {
         assert!(registry.find("orders").is_some());
         assert!(registry.find("Process Order").is_some());
         assert!(registry.find("nothing").is_none());
+    }
+
+    #[test]
+    fn agent_flow_with_non_object_input_is_rejected() {
+        let mut agent = flow("lookup", "Lookup", 1);
+        agent.config.agent = true;
+        agent.config.schemas.input = Some(crate::definition::type_schema::<String>("String"));
+        let error = Registry::new(integration(), vec![agent]).expect_err("string input");
+        let message = error.to_string();
+        assert!(message.contains("`String`"), "{message}");
+        assert!(message.contains("use a struct"), "{message}");
     }
 
     #[test]

@@ -444,6 +444,48 @@ impl TestHarness {
         })
     }
 
+    /// Returns the tools the instance's MCP server lists, as `tools/list` sends them: one per
+    /// agent flow, with `name`, `description`, `inputSchema` and `outputSchema`.
+    pub fn tools(&self) -> Vec<Value> {
+        crate::mcp::tool_definitions(self.runtime().registry())
+            .iter()
+            .map(|tool| serde_json::to_value(tool).unwrap_or(Value::Null))
+            .collect()
+    }
+
+    /// Calls an agent flow as the MCP server's `tools/call` does: the arguments are the body,
+    /// the execution's source is `mcp`, and the first attempt's outcome is returned. The
+    /// `Api-Key` check of the HTTP layer is not part of the call.
+    ///
+    /// # Panics
+    ///
+    /// Panics when no agent flow has this stable key, when `arguments` is not a JSON object,
+    /// or when the store fails.
+    pub async fn call_tool(&self, name: &str, arguments: Value) -> TestRun {
+        let runtime = self.runtime();
+        let is_agent = runtime.registry().get(name).is_some_and(|flow| flow.config.agent);
+        assert!(is_agent, "no agent flow has the stable key \"{name}\"");
+        let Value::Object(arguments) = arguments else {
+            panic!("tool arguments must be a JSON object, not {arguments}");
+        };
+
+        let payload = crate::mcp::tool_payload(Some(arguments));
+        let submitted = runtime
+            .submit(name, &self.instance.id, payload, Source::Mcp, true)
+            .await
+            .unwrap_or_else(|error: SubmitError| panic!("the tool call was not accepted: {error}"));
+        let Some(completion) = submitted.completion else {
+            panic!("the tool call was deduplicated into execution {}", submitted.execution_id);
+        };
+        self.run_due().await;
+        let completion = completion.await.expect("the tool call finishes");
+        TestRun {
+            execution_id: submitted.execution_id,
+            trigger_response: None,
+            completion,
+        }
+    }
+
     /// Stores an execution without waiting for it, as an asynchronous webhook does; returns its
     /// id, or the matched id for a deduplicated request. Call [`TestHarness::run_due`] or
     /// [`TestHarness::advance`] to run it.

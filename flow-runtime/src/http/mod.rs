@@ -4,13 +4,14 @@
 //! - webhooks, by the integration's endpoint type: `ANY /webhooks/{instance}/{stable_key}[/{*path}]`
 //!   (flow-specific), `ANY /webhooks/{instance}[/{*path}]` (instance-specific) or
 //!   `ANY /webhooks[/{*path}]` (shared)
+//! - `ANY /mcp/{instance}`: the instance's MCP server, whose tools are its agent flows
 //! - `GET /executions?flow=&instance=&status=&limit=` and `GET /executions/{id}`
 //! - `GET /health`
 
 mod executions;
 pub(crate) mod request;
 mod routed;
-mod security;
+pub(crate) mod security;
 mod webhook;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::engine::Runtime;
+use crate::mcp::{self, McpEndpoint};
 
 pub use webhook::SYNCHRONOUS_HEADER;
 
@@ -48,6 +50,8 @@ pub(crate) struct AppState {
     pub(crate) settings: Arc<HttpSettings>,
     /// Organization keys of each flow, by stable key, resolved at startup.
     pub(crate) organization_keys: Arc<HashMap<String, Vec<String>>>,
+    /// The MCP server of each instance, by instance id.
+    pub(crate) mcp: Arc<HashMap<String, McpEndpoint>>,
 }
 
 /// Builds the router.
@@ -55,10 +59,13 @@ pub(crate) struct AppState {
 /// `organization_keys` contains each organization-secured flow's keys, by stable key.
 pub fn router(runtime: Runtime, settings: HttpSettings, organization_keys: HashMap<String, Vec<String>>) -> Router {
     let endpoint_type = runtime.registry().integration().endpoint_type;
+    let organization_keys = Arc::new(organization_keys);
+    let mcp = Arc::new(mcp::endpoints(&runtime, &settings, &organization_keys));
     let state = AppState {
         runtime,
         settings: Arc::new(settings),
-        organization_keys: Arc::new(organization_keys),
+        organization_keys,
+        mcp,
     };
     let webhooks = match endpoint_type {
         EndpointType::FlowSpecific => Router::new()
@@ -74,13 +81,14 @@ pub fn router(runtime: Runtime, settings: HttpSettings, organization_keys: HashM
     let webhook_route = webhook_route(endpoint_type);
     Router::new()
         .merge(webhooks)
+        .route("/mcp/{instance}", any(mcp::handle))
         .route("/executions", get(executions::list))
         .route("/executions/{id}", get(executions::show))
         .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
         .fallback(move || async move {
             error_response(
                 StatusCode::NOT_FOUND,
-                format!("no such route; webhooks are at {webhook_route}, executions at /executions"),
+                format!("no such route; webhooks are at {webhook_route}, MCP servers at /mcp/{{instance}}, executions at /executions"),
             )
         })
         .layer(RequestDecompressionLayer::new())
@@ -124,3 +132,4 @@ async fn describe_bare_errors(response: Response) -> Response {
 pub(crate) fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
+
