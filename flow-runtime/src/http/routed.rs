@@ -48,7 +48,7 @@ async fn handle(state: AppState, instance_id: Option<String>, uri: Uri, headers:
             return error_response(StatusCode::NOT_FOUND, format!("instance \"{instance_id}\" not found"));
         };
         let flow = state.runtime.registry().get(preprocess).expect("the routing names a registered flow");
-        if let Err(rejection) = authorize(&state, flow, &instance, &headers) {
+        if let Some(rejection) = reject_unauthorized(&state, flow, &instance, &headers) {
             return rejection;
         }
     }
@@ -67,7 +67,7 @@ async fn handle(state: AppState, instance_id: Option<String>, uri: Uri, headers:
         Err(error) => return route_error(error),
     };
     let flow = state.runtime.registry().get(&route.flow).expect("the route names a registered flow");
-    if let Err(rejection) = authorize(&state, flow, &route.instance, &headers) {
+    if let Some(rejection) = reject_unauthorized(&state, flow, &route.instance, &headers) {
         return rejection;
     }
 
@@ -84,13 +84,13 @@ async fn handle(state: AppState, instance_id: Option<String>, uri: Uri, headers:
     answer(&state, flow, &route.instance, trigger, route.source, &headers).await
 }
 
-/// Checks the request's `Api-Key` against the flow's endpoint security on the instance.
-fn authorize(state: &AppState, flow: &Flow, instance: &Instance, headers: &HeaderMap) -> Result<(), Response> {
+/// Returns a 401 response unless the request's `Api-Key` passes the flow's endpoint security on
+/// the instance; `None` lets the request through.
+fn reject_unauthorized(state: &AppState, flow: &Flow, instance: &Instance, headers: &HeaderMap) -> Option<Response> {
     let organization_keys = state.organization_keys.get(flow.stable_key()).map_or(&[][..], Vec::as_slice);
-    check_api_key(flow, instance, organization_keys, headers).map_err(|rejection| {
-        tracing::info!(flow = flow.stable_key(), instance = %instance.id, "routed webhook rejected: unauthorized");
-        error_response(StatusCode::UNAUTHORIZED, rejection.0)
-    })
+    let rejection = check_api_key(flow, instance, organization_keys, headers).err()?;
+    tracing::info!(flow = flow.stable_key(), instance = %instance.id, "routed webhook rejected: unauthorized");
+    Some(error_response(StatusCode::UNAUTHORIZED, rejection.0))
 }
 
 fn route_error(error: RouteError) -> Response {
