@@ -4,6 +4,7 @@
 //! literal attribute values at compile time, and the runtime calls the same rules on values
 //! known only at deploy time (a cron expression read from a config variable, for one).
 
+pub mod endpoint;
 pub mod field_path;
 pub mod flow;
 pub mod media;
@@ -18,6 +19,7 @@ pub mod step_error;
 pub mod suggest;
 pub mod violation;
 
+pub use endpoint::EndpointType;
 pub use field_path::{FieldPath, FieldPathError};
 pub use flow::{FlowConfig, HandlerFlags, InvokeSchemas, TriggerType, TypeSchema, check_name, check_stable_key};
 pub use media::MediaKind;

@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use flow_core::Customer;
+use flow_core::{Customer, EndpointType};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -290,13 +290,14 @@ pub fn parse_store_url(url: &str) -> Result<PathBuf, ConfigError> {
 }
 
 /// Builds the runtime's instances: applies config defaults, checks required variables, and
-/// computes webhook URLs. With no instance declared, one named `default` is created.
+/// computes webhook URLs for the integration's endpoint type. With no instance declared, one
+/// named `default` is created.
 ///
 /// # Errors
 ///
 /// Returns a [`ConfigError`] naming the variable and the instance for a missing required
-/// variable, an unset environment variable, a repeated instance id, or API keys for an
-/// unknown flow.
+/// variable, an unset environment variable, a repeated instance id, API keys for an unknown
+/// flow, or, on a shared endpoint, two instances with the same customer external id.
 pub fn build_instances(
     settings: &RuntimeSettings,
     registry: &Registry,
@@ -326,7 +327,29 @@ pub fn build_instances(
         }
         instances.push(build_instance(entry, settings, registry, &env)?);
     }
+    if registry.integration().endpoint_type == EndpointType::SharedInstance {
+        check_unique_customers(&instances)?;
+    }
     Ok(instances)
+}
+
+/// Checks that no two instances have the same customer external id, which selects the instance
+/// of a request to a shared endpoint.
+fn check_unique_customers(instances: &[Instance]) -> Result<(), ConfigError> {
+    let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
+    for instance in instances {
+        let Some(external_id) = instance.customer.external_id.as_deref() else {
+            continue;
+        };
+        if let Some(first) = owners.insert(external_id, &instance.id) {
+            return Err(ConfigError(format!(
+                "instances \"{first}\" and \"{}\" both have customer external_id \"{external_id}\", which selects \
+                 the instance on the shared endpoint; give each instance its own customer",
+                instance.id
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn build_instance(
@@ -387,7 +410,11 @@ fn build_instance(
     let mut webhook_urls = BTreeMap::new();
     let mut keys_by_name = BTreeMap::new();
     for flow in registry.flows() {
-        let url = format!("{}/webhooks/{}/{}", settings.public_url, id, flow.stable_key());
+        let url = match registry.integration().endpoint_type {
+            EndpointType::FlowSpecific => format!("{}/webhooks/{}/{}", settings.public_url, id, flow.stable_key()),
+            EndpointType::InstanceSpecific => format!("{}/webhooks/{}", settings.public_url, id),
+            EndpointType::SharedInstance => format!("{}/webhooks", settings.public_url),
+        };
         webhook_urls.insert(flow.name().to_owned(), url);
         let keys = entry.api_keys.get(flow.stable_key()).cloned().unwrap_or_default();
         keys_by_name.insert(flow.name().to_owned(), keys);
@@ -602,6 +629,53 @@ mod tests {
     fn repeated_instance_id_is_rejected() {
         let settings = settings("[[instances]]\nid = \"a\"\n[[instances]]\nid = \"a\"\n", &[]).expect("valid");
         assert!(build_instances(&settings, &registry(Vec::new()), |_| None).is_err());
+    }
+
+    fn routed_registry(endpoint_type: EndpointType) -> Registry {
+        let integration = Integration::new("test", "Test", "0").endpoint_type(endpoint_type).preprocess(
+            crate::integration::PreprocessFields::new()
+                .flow_name_field("body.event")
+                .external_customer_id_field("body.customer"),
+        );
+        Registry::new(integration, Vec::new()).expect("valid routing")
+    }
+
+    #[test]
+    fn shared_endpoint_rejects_two_instances_of_one_customer() {
+        let text = "[[instances]]\nid = \"a\"\ncustomer = { external_id = \"C-1\" }\n\
+                    [[instances]]\nid = \"b\"\ncustomer = { external_id = \"C-1\" }\n";
+        let settings = settings(text, &[]).expect("valid");
+        let error = build_instances(&settings, &routed_registry(EndpointType::SharedInstance), |_| None)
+            .expect_err("same customer twice");
+        assert!(error.0.contains("\"C-1\""), "{}", error.0);
+    }
+
+    #[test]
+    fn instance_specific_endpoint_gives_one_url_per_instance() {
+        let text = "[server]\npublic_url = \"https://flows.example.com\"\n[[instances]]\nid = \"acme\"\n";
+        let settings = settings(text, &[]).expect("valid");
+        let registry = Registry::new(
+            Integration::new("test", "Test", "0")
+                .endpoint_type(EndpointType::InstanceSpecific)
+                .preprocess(crate::integration::PreprocessFields::new().flow_name_field("body.event")),
+            vec![crate::definition::Flow {
+                config: flow_core::FlowConfig {
+                    name: "Orders".into(),
+                    stable_key: "orders".into(),
+                    ..flow_core::FlowConfig::default()
+                },
+                execute: |_, _| Box::pin(async { Ok(Value::Null.into()) }),
+                handlers: crate::definition::Handlers::default(),
+                source: crate::definition::SourceLocation {
+                    file: "test.rs",
+                    line: 1,
+                    function: "orders",
+                },
+            }],
+        )
+        .expect("valid routing");
+        let instances = build_instances(&settings, &registry, |_| None).expect("valid");
+        assert_eq!(instances[0].webhook_urls["Orders"], "https://flows.example.com/webhooks/acme");
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! The integration: its name, version and the config variables its instances set.
+//! The integration: its name, version, endpoint type, routing fields and the config variables
+//! its instances set.
 
+use flow_core::EndpointType;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -74,6 +76,11 @@ pub struct Integration {
     pub description: Option<String>,
     /// Config variables every instance sets.
     pub config_vars: Vec<ConfigVar>,
+    /// The shape of the instances' webhook URLs, `flow_specific` unless set.
+    pub endpoint_type: EndpointType,
+    /// Routing fields read straight from the trigger payload, for integrations without a
+    /// preprocess flow.
+    pub preprocess: Option<PreprocessFields>,
 }
 
 impl Integration {
@@ -85,6 +92,8 @@ impl Integration {
             version: version.into(),
             description: None,
             config_vars: Vec::new(),
+            endpoint_type: EndpointType::FlowSpecific,
+            preprocess: None,
         }
     }
 
@@ -102,8 +111,66 @@ impl Integration {
         self
     }
 
+    /// Sets the endpoint type. `InstanceSpecific` and `SharedInstance` route every request by
+    /// preprocess fields: those of the flow marked `preprocess(...)`, or those given to
+    /// [`Integration::preprocess`]. The registry rejects a routed endpoint type without them.
+    #[must_use]
+    pub fn endpoint_type(mut self, endpoint_type: EndpointType) -> Self {
+        self.endpoint_type = endpoint_type;
+        self
+    }
+
+    /// Sets routing fields that read the trigger payload directly, with no preprocess flow.
+    #[must_use]
+    pub fn preprocess(mut self, fields: PreprocessFields) -> Self {
+        self.preprocess = Some(fields);
+        self
+    }
+
     /// Returns the declaration of the variable `name`.
     pub fn find_config_var(&self, name: &str) -> Option<&ConfigVar> {
         self.config_vars.iter().find(|var| var.name == name)
+    }
+}
+
+/// Routing fields of [`Integration::preprocess`]: field paths into the trigger payload, such as
+/// `body.event` or `headers.x-customer-id`. The registry parses them when the binary starts and
+/// names any invalid path.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreprocessFields {
+    /// Path of the flow's name or stable key.
+    pub flow_name_field: Option<String>,
+    /// Path of the customer's external id; selects the instance on a shared endpoint.
+    pub external_customer_id_field: Option<String>,
+    /// Path of the customer user's external id, passed to the flow as `user.externalId`.
+    pub external_customer_user_id_field: Option<String>,
+}
+
+impl PreprocessFields {
+    /// Creates an empty set of fields.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the path of the flow's name or stable key.
+    #[must_use]
+    pub fn flow_name_field(mut self, path: impl Into<String>) -> Self {
+        self.flow_name_field = Some(path.into());
+        self
+    }
+
+    /// Sets the path of the customer's external id.
+    #[must_use]
+    pub fn external_customer_id_field(mut self, path: impl Into<String>) -> Self {
+        self.external_customer_id_field = Some(path.into());
+        self
+    }
+
+    /// Sets the path of the customer user's external id.
+    #[must_use]
+    pub fn external_customer_user_id_field(mut self, path: impl Into<String>) -> Self {
+        self.external_customer_user_id_field = Some(path.into());
+        self
     }
 }

@@ -24,8 +24,10 @@ pub mod http;
 pub mod instance;
 pub mod integration;
 pub mod logger;
+pub mod mcp;
 pub mod polling;
 pub mod registry;
+pub mod routing;
 pub mod signature;
 pub mod step;
 pub mod store;
@@ -36,7 +38,7 @@ pub use definition::{Flow, Handlers, SourceLocation};
 pub use flow_core as core;
 pub use flow_macros::flow;
 pub use instance::Instance;
-pub use integration::{ConfigVar, Integration};
+pub use integration::{ConfigVar, Integration, PreprocessFields};
 pub use logger::{LogEntry, LogLevel, Logger};
 pub use polling::PollingState;
 pub use registry::{Registry, RegistryError};
@@ -72,16 +74,17 @@ macro_rules! main {
 /// Everything a flow author needs: `use flow_runtime::prelude::*;`.
 pub mod prelude {
     pub use flow_core::{
-        ApiKeySource, Body, BodyData, Customer, EndpointSecurity, ExecutionParams, FieldPath, FlowConfig, FlowError,
-        FlowOutput, FlowResult, HttpResponse, PreprocessConfig, QueueConfig, QueueMode, RetryConfig, Schedule,
-        ScheduleSource, StepErrorConfig, StepErrorHandler, TriggerError, TriggerPayload, TriggerResult, TriggerType,
+        ApiKeySource, Body, BodyData, Customer, EndpointSecurity, EndpointType, ExecutionParams, FieldPath, FlowConfig,
+        FlowError, FlowOutput, FlowResult, HttpResponse, PreprocessConfig, QueueConfig, QueueMode, RetryConfig,
+        Schedule, ScheduleSource, StepErrorConfig, StepErrorHandler, TriggerError, TriggerPayload, TriggerResult,
+        TriggerType,
     };
     pub use flow_macros::flow;
     pub use serde_json::json;
 
     pub use crate::context::{Context, TriggerContext};
     pub use crate::engine::ScheduledTick;
-    pub use crate::integration::{ConfigVar, Integration};
+    pub use crate::integration::{ConfigVar, Integration, PreprocessFields};
 }
 
 /// Items the `#[flow]` macro expands to; not a public API.

@@ -6,6 +6,8 @@ use serde_json::Value;
 
 use crate::definition::{Flow, FlowRegistration};
 use crate::integration::Integration;
+use crate::mcp::check_object_schema;
+use crate::routing::{Routing, RoutingError};
 
 /// A rule that spans several flows is broken; the binary cannot start.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -38,6 +40,9 @@ pub enum RegistryError {
         /// The second definition.
         second: String,
     },
+    /// The endpoint type and the routing fields do not fit together.
+    #[error(transparent)]
+    Routing(#[from] RoutingError),
     /// A flow breaks a rule of its own (only reachable for flows built by hand, not by `#[flow]`).
     #[error("flow {flow} is invalid: {message}")]
     InvalidFlow {
@@ -53,6 +58,7 @@ pub enum RegistryError {
 pub struct Registry {
     integration: Integration,
     flows: Vec<Flow>,
+    routing: Option<Routing>,
 }
 
 impl Registry {
@@ -60,8 +66,8 @@ impl Registry {
     ///
     /// # Errors
     ///
-    /// Returns the first [`RegistryError`]: a repeated stable key or name, or several
-    /// preprocess flows.
+    /// Returns the first [`RegistryError`]: a repeated stable key or name, several preprocess
+    /// flows, or routing fields that do not fit the endpoint type.
     pub fn from_inventory(integration: Integration) -> Result<Self, RegistryError> {
         let flows = inventory::iter::<FlowRegistration>
             .into_iter()
@@ -89,6 +95,7 @@ impl Registry {
                     message: messages.join("; "),
                 });
             }
+            check_agent_schemas(flow)?;
         }
 
         let mut by_key: BTreeMap<&str, &Flow> = BTreeMap::new();
@@ -120,12 +127,28 @@ impl Registry {
             }
         }
 
-        Ok(Self { integration, flows })
+        let routing = Routing::check(&integration, &flows)?;
+        Ok(Self {
+            integration,
+            flows,
+            routing,
+        })
     }
 
     /// Returns the integration settings.
     pub fn integration(&self) -> &Integration {
         &self.integration
+    }
+
+    /// Returns how requests find their flow on an instance-specific or shared endpoint, or
+    /// `None` for a flow-specific one.
+    pub fn routing(&self) -> Option<&Routing> {
+        self.routing.as_ref()
+    }
+
+    /// Returns the flows marked `agent`: the tools of each instance's MCP server.
+    pub fn agent_flows(&self) -> impl Iterator<Item = &Flow> {
+        self.flows.iter().filter(|flow| flow.config.agent)
     }
 
     /// Returns every flow, ordered by stable key.
@@ -177,6 +200,23 @@ impl Registry {
             "flows": self.flows_json(),
         })
     }
+}
+
+/// Checks that an agent flow's invoke schemas describe JSON objects, as MCP tools need.
+fn check_agent_schemas(flow: &Flow) -> Result<(), RegistryError> {
+    if !flow.config.agent {
+        return Ok(());
+    }
+    let schemas = [("input", &flow.config.schemas.input), ("output", &flow.config.schemas.output)];
+    for (role, schema) in schemas {
+        if let Some(schema) = schema {
+            check_object_schema(flow, role, schema).map_err(|message| RegistryError::InvalidFlow {
+                flow: flow.source.to_string(),
+                message,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -250,6 +290,17 @@ mod tests {
         assert!(registry.find("orders").is_some());
         assert!(registry.find("Process Order").is_some());
         assert!(registry.find("nothing").is_none());
+    }
+
+    #[test]
+    fn agent_flow_with_non_object_input_is_rejected() {
+        let mut agent = flow("lookup", "Lookup", 1);
+        agent.config.agent = true;
+        agent.config.schemas.input = Some(crate::definition::type_schema::<String>("String"));
+        let error = Registry::new(integration(), vec![agent]).expect_err("string input");
+        let message = error.to_string();
+        assert!(message.contains("`String`"), "{message}");
+        assert!(message.contains("use a struct"), "{message}");
     }
 
     #[test]

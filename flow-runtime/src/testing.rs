@@ -27,20 +27,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use flow_core::{Body, Customer, FlowOutput, HttpResponse, RawBody, TriggerError, TriggerPayload, TriggerResult};
+use flow_core::{Body, Customer, EndpointType, FlowOutput, HttpResponse, RawBody, TriggerError, TriggerPayload, TriggerResult};
 use serde_json::Value;
 
 use crate::clock::{Clock, ManualClock};
 use crate::config::{FileConfig, InstanceSettings, Overrides, RuntimeSettings, build_instances};
 use crate::definition::Flow;
-use crate::engine::{Completion, EngineSettings, HookRun, LifecycleError, Runtime, Source, SubmitError};
+use crate::engine::{Completion, EngineSettings, HookRun, LifecycleError, RouteError, Runtime, Source, SubmitError};
 use crate::http::request::{parse_body, query_parameters};
 use crate::integration::Integration;
 use crate::registry::Registry;
 use crate::store::{
-    Durability, ExecutionFilter, ExecutionRecord, ExecutionSummary, SqliteStore, StateScope, StateWrite, Store, TickFilter,
-    TickRecord,
+    Ancestor, Durability, ExecutionFilter, ExecutionRecord, ExecutionSummary, SqliteStore, StateScope, StateWrite, Store,
+    TickFilter, TickRecord, execution_with_lineage,
 };
+
+/// Maximum wait for the preprocess flow in [`TestHarness::route`], in real time.
+const ROUTE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A request to run a flow with: body, headers, query and path fragment.
 #[derive(Debug, Clone, Default)]
@@ -407,6 +410,97 @@ impl TestHarness {
         }
     }
 
+    /// Sends a request to the integration's routed endpoint: `/webhooks/{instance}` of the test
+    /// instance, or the shared `/webhooks`. The preprocess flow runs first when there is one.
+    /// The routed flow's trigger and execution run next, and the first attempt's outcome is
+    /// returned. The routed execution's [`TestHarness::lineage`]
+    /// lists the preprocess execution.
+    ///
+    /// # Errors
+    ///
+    /// Returns the [`RouteError`] the HTTP layer answers with: an unknown flow or customer
+    /// (404), a missing routing field (400), a failed preprocess flow (500), or the routed
+    /// flow's trigger rejection.
+    ///
+    /// # Panics
+    ///
+    /// Panics when the store fails or the request was deduplicated.
+    pub async fn route(&self, request: TestRequest) -> Result<TestRun, RouteError> {
+        let runtime = self.runtime();
+        let shared = runtime.registry().integration().endpoint_type == EndpointType::SharedInstance;
+        let instance_id = (!shared).then_some(self.instance.id.as_str());
+        let payload = request.into_payload().await;
+        let route = runtime.route(instance_id, payload, ROUTE_TIMEOUT).await?;
+
+        let flow = runtime.registry().get(&route.flow).expect("the route names a registered flow");
+        let mut payload = route.payload;
+        runtime.describe_payload(&mut payload, flow, &route.instance, &uuid::Uuid::now_v7().to_string());
+        let trigger = runtime
+            .run_trigger(flow, &route.instance, payload)
+            .await
+            .map_err(|rejection| RouteError {
+                status: rejection.status,
+                message: rejection.message,
+                execution_id: None,
+            })?;
+        let submitted = runtime
+            .submit(&route.flow, &route.instance.id, trigger.payload, route.source, true)
+            .await
+            .unwrap_or_else(|error: SubmitError| panic!("the routed execution was not accepted: {error}"));
+        let Some(completion) = submitted.completion else {
+            panic!("the routed request was deduplicated into execution {}", submitted.execution_id);
+        };
+        self.run_due().await;
+        let completion = completion.await.expect("the routed execution finishes");
+        Ok(TestRun {
+            execution_id: submitted.execution_id,
+            trigger_response: trigger.response.or(route.trigger_response),
+            completion,
+        })
+    }
+
+    /// Returns the tools the instance's MCP server lists, as `tools/list` sends them: one per
+    /// agent flow, with `name`, `description`, `inputSchema` and `outputSchema`.
+    pub fn tools(&self) -> Vec<Value> {
+        crate::mcp::tool_definitions(self.runtime().registry())
+            .iter()
+            .map(|tool| serde_json::to_value(tool).unwrap_or(Value::Null))
+            .collect()
+    }
+
+    /// Calls an agent flow as the MCP server's `tools/call` does: the arguments are the body,
+    /// the execution's source is `mcp`, and the first attempt's outcome is returned. The
+    /// `Api-Key` check of the HTTP layer is not part of the call.
+    ///
+    /// # Panics
+    ///
+    /// Panics when no agent flow has this stable key, when `arguments` is not a JSON object,
+    /// or when the store fails.
+    pub async fn call_tool(&self, name: &str, arguments: Value) -> TestRun {
+        let runtime = self.runtime();
+        let is_agent = runtime.registry().get(name).is_some_and(|flow| flow.config.agent);
+        assert!(is_agent, "no agent flow has the stable key \"{name}\"");
+        let Value::Object(arguments) = arguments else {
+            panic!("tool arguments must be a JSON object, not {arguments}");
+        };
+
+        let payload = crate::mcp::tool_payload(Some(arguments));
+        let submitted = runtime
+            .submit(name, &self.instance.id, payload, Source::Mcp, true)
+            .await
+            .unwrap_or_else(|error: SubmitError| panic!("the tool call was not accepted: {error}"));
+        let Some(completion) = submitted.completion else {
+            panic!("the tool call was deduplicated into execution {}", submitted.execution_id);
+        };
+        self.run_due().await;
+        let completion = completion.await.expect("the tool call finishes");
+        TestRun {
+            execution_id: submitted.execution_id,
+            trigger_response: None,
+            completion,
+        }
+    }
+
     /// Stores an execution without waiting for it, as an asynchronous webhook does; returns its
     /// id, or the matched id for a deduplicated request. Call [`TestHarness::run_due`] or
     /// [`TestHarness::advance`] to run it.
@@ -552,6 +646,20 @@ impl TestHarness {
             .await
             .expect("reads the store")
             .unwrap_or_else(|| panic!("no execution has the id {id}"))
+    }
+
+    /// Returns the executions that started this one, nearest first, as `GET /executions/{id}`
+    /// lists them under `lineage`.
+    ///
+    /// # Panics
+    ///
+    /// Panics when no execution has this id.
+    pub async fn lineage(&self, id: &str) -> Vec<Ancestor> {
+        execution_with_lineage(self.runtime().store().as_ref(), id)
+            .await
+            .expect("reads the store")
+            .unwrap_or_else(|| panic!("no execution has the id {id}"))
+            .lineage
     }
 
     /// Returns the saved instance state of a flow (its stable key).

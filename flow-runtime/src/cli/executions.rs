@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::{CliError, load_settings, open_store};
 use crate::config::Overrides;
-use crate::store::{ExecutionFilter, ExecutionStatus, Store};
+use crate::store::{ExecutionFilter, ExecutionStatus, Store, execution_with_lineage};
 
 #[derive(Debug, clap::Subcommand)]
 pub(super) enum ExecutionsCommand {
@@ -78,7 +78,7 @@ pub(super) async fn run(config: Option<PathBuf>, overrides: Overrides, command: 
             Ok(())
         }
         ExecutionsCommand::Show { id } => {
-            let record = store.get(&id).await.map_err(|error| CliError::failed(error.to_string()))?;
+            let record = execution_with_lineage(store.as_ref(), &id).await.map_err(|error| CliError::failed(error.to_string()))?;
             match record {
                 Some(record) => {
                     print_line!("{}", serde_json::to_string_pretty(&record).unwrap_or_default());

@@ -8,6 +8,7 @@
 
 mod dispatch;
 mod lifecycle;
+mod route;
 mod run;
 mod scheduler;
 mod waiters;
@@ -24,6 +25,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, Semaphore, oneshot};
 
 pub use lifecycle::{Hook, HookRun, LifecycleError};
+pub use route::{Route, RouteError};
 pub use scheduler::{ScheduledTick, TickReport};
 pub use waiters::Completion;
 
@@ -69,6 +71,10 @@ pub enum Source {
     Cli,
     /// `invoke_flow` from another execution, whose id is given.
     Invoke(String),
+    /// A request routed by the preprocess flow's execution, whose id is given.
+    Preprocess(String),
+    /// A `tools/call` request on the instance's MCP server.
+    Mcp,
     /// A schedule tick.
     Schedule,
 }
@@ -79,14 +85,16 @@ impl Source {
             Self::Webhook => "webhook",
             Self::Cli => "cli",
             Self::Invoke(_) => "invoke",
+            Self::Preprocess(_) => "preprocess",
+            Self::Mcp => "mcp",
             Self::Schedule => "schedule",
         }
     }
 
     fn parent_id(&self) -> Option<String> {
         match self {
-            Self::Invoke(parent) => Some(parent.clone()),
-            Self::Webhook | Self::Cli | Self::Schedule => None,
+            Self::Invoke(parent) | Self::Preprocess(parent) => Some(parent.clone()),
+            Self::Webhook | Self::Cli | Self::Mcp | Self::Schedule => None,
         }
     }
 }

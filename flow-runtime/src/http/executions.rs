@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{AppState, error_response};
-use crate::store::{ExecutionFilter, ExecutionStatus};
+use crate::store::{ExecutionFilter, ExecutionStatus, execution_with_lineage};
 
 /// Most executions one list request returns.
 const MAX_LIST_LIMIT: usize = 1000;
@@ -57,12 +57,13 @@ pub(super) async fn list(
     }
 }
 
-/// `GET /executions/{id}`: status, result, error, logs and attempts.
+/// `GET /executions/{id}`: status, result, error, logs, attempts and the `lineage` of
+/// executions that started it.
 pub(super) async fn show(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     if let Some(rejection) = reject_unauthorized(&state, &headers) {
         return rejection;
     }
-    match state.runtime.store().get(&id).await {
+    match execution_with_lineage(state.runtime.store().as_ref(), &id).await {
         Ok(Some(record)) => axum::Json(record).into_response(),
         Ok(None) => error_response(StatusCode::NOT_FOUND, format!("execution \"{id}\" not found")),
         Err(error) => error_response(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),

@@ -1,7 +1,10 @@
 //! The HTTP server: webhooks, the executions API and health.
 //!
 //! Routes:
-//! - `ANY /webhooks/{instance}/{stable_key}` and `ANY /webhooks/{instance}/{stable_key}/{*path}`
+//! - webhooks, by the integration's endpoint type: `ANY /webhooks/{instance}/{stable_key}[/{*path}]`
+//!   (flow-specific), `ANY /webhooks/{instance}[/{*path}]` (instance-specific) or
+//!   `ANY /webhooks[/{*path}]` (shared)
+//! - `ANY /mcp/{instance}`: the instance's MCP server, whose tools are its agent flows
 //! - `GET /executions?flow=&instance=&status=&limit=` and `GET /executions/{id}`
 //! - `GET /instances`, `POST /instances/{instance}/deploy`, `POST /instances/{instance}/delete`
 //! - `GET /schedules` and `GET /ticks?flow=&instance=&limit=`
@@ -10,7 +13,8 @@
 mod admin;
 mod executions;
 pub(crate) mod request;
-mod security;
+mod routed;
+pub(crate) mod security;
 mod webhook;
 
 use std::collections::HashMap;
@@ -21,11 +25,13 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use flow_core::EndpointType;
 use serde_json::json;
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::engine::Runtime;
+use crate::mcp::{self, McpEndpoint};
 
 pub use webhook::SYNCHRONOUS_HEADER;
 
@@ -47,20 +53,38 @@ pub(crate) struct AppState {
     pub(crate) settings: Arc<HttpSettings>,
     /// Organization keys of each flow, by stable key, resolved at startup.
     pub(crate) organization_keys: Arc<HashMap<String, Vec<String>>>,
+    /// The MCP server of each instance, by instance id.
+    pub(crate) mcp: Arc<HashMap<String, McpEndpoint>>,
 }
 
 /// Builds the router.
 ///
 /// `organization_keys` contains each organization-secured flow's keys, by stable key.
 pub fn router(runtime: Runtime, settings: HttpSettings, organization_keys: HashMap<String, Vec<String>>) -> Router {
+    let endpoint_type = runtime.registry().integration().endpoint_type;
+    let organization_keys = Arc::new(organization_keys);
+    let mcp = Arc::new(mcp::endpoints(&runtime, &settings, &organization_keys));
     let state = AppState {
         runtime,
         settings: Arc::new(settings),
-        organization_keys: Arc::new(organization_keys),
+        organization_keys,
+        mcp,
     };
+    let webhooks = match endpoint_type {
+        EndpointType::FlowSpecific => Router::new()
+            .route("/webhooks/{instance}/{stable_key}", any(webhook::handle))
+            .route("/webhooks/{instance}/{stable_key}/{*path}", any(webhook::handle)),
+        EndpointType::InstanceSpecific => Router::new()
+            .route("/webhooks/{instance}", any(routed::handle_instance))
+            .route("/webhooks/{instance}/{*path}", any(routed::handle_instance)),
+        EndpointType::SharedInstance => Router::new()
+            .route("/webhooks", any(routed::handle_shared))
+            .route("/webhooks/{*path}", any(routed::handle_shared)),
+    };
+    let webhook_route = webhook_route(endpoint_type);
     Router::new()
-        .route("/webhooks/{instance}/{stable_key}", any(webhook::handle))
-        .route("/webhooks/{instance}/{stable_key}/{*path}", any(webhook::handle))
+        .merge(webhooks)
+        .route("/mcp/{instance}", any(mcp::handle))
         .route("/executions", get(executions::list))
         .route("/executions/{id}", get(executions::show))
         .route("/instances", get(admin::list_instances))
@@ -69,16 +93,25 @@ pub fn router(runtime: Runtime, settings: HttpSettings, organization_keys: HashM
         .route("/schedules", get(admin::list_schedules))
         .route("/ticks", get(admin::list_ticks))
         .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
-        .fallback(|| async {
+        .fallback(move || async move {
             error_response(
                 StatusCode::NOT_FOUND,
-                "no such route; webhooks are at /webhooks/{instance}/{stable_key}, executions at /executions",
+                format!("no such route; webhooks are at {webhook_route}, MCP servers at /mcp/{{instance}}, executions at /executions"),
             )
         })
         .layer(RequestDecompressionLayer::new())
         .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
         .layer(axum::middleware::map_response(describe_bare_errors))
         .with_state(state)
+}
+
+/// Returns the webhook route of an endpoint type, as the 404 answer for unknown routes names it.
+fn webhook_route(endpoint_type: EndpointType) -> &'static str {
+    match endpoint_type {
+        EndpointType::FlowSpecific => "/webhooks/{instance}/{stable_key}",
+        EndpointType::InstanceSpecific => "/webhooks/{instance}",
+        EndpointType::SharedInstance => "/webhooks",
+    }
 }
 
 /// Maximum time a client may take to send a request body.
@@ -103,7 +136,22 @@ async fn describe_bare_errors(response: Response) -> Response {
     error_response(status, message)
 }
 
+/// Returns a 409 naming the instance when it does not serve: its last deploy failed or it
+/// was deleted.
+pub(crate) fn reject_undeployed(runtime: &Runtime, instance_id: &str) -> Option<Response> {
+    if runtime.is_serving(instance_id) {
+        return None;
+    }
+    Some(error_response(
+        StatusCode::CONFLICT,
+        format!(
+            "instance \"{instance_id}\" is not deployed (its last deploy failed or it was deleted); deploy it with `deploy {instance_id}`"
+        ),
+    ))
+}
+
 /// A JSON error answer: `{"error": message}` plus any extra fields.
 pub(crate) fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
+

@@ -19,7 +19,7 @@ use crate::instance::Instance;
 /// Request header that makes an asynchronous flow answer with its result: `Flow-Synchronous: true`.
 pub const SYNCHRONOUS_HEADER: &str = "flow-synchronous";
 
-/// Handles `ANY /webhooks/{instance}/{stable_key}[/{*path}]`.
+/// Handles `ANY /webhooks/{instance}/{stable_key}[/{*path}]` of a flow-specific integration.
 pub(super) async fn handle(
     State(state): State<AppState>,
     Path(segments): Path<Vec<(String, String)>>,
@@ -40,11 +40,8 @@ pub(super) async fn handle(
     let Some(instance) = state.runtime.instance(&instance_id).cloned() else {
         return error_response(StatusCode::NOT_FOUND, format!("instance \"{instance_id}\" not found"));
     };
-    if !state.runtime.is_serving(&instance.id) {
-        return error_response(
-            StatusCode::CONFLICT,
-            format!("instance \"{instance_id}\" is not deployed (its last deploy failed or it was deleted); deploy it with `deploy {instance_id}`"),
-        );
+    if let Some(rejection) = super::reject_undeployed(&state.runtime, &instance.id) {
+        return rejection;
     }
     let Some(flow) = state.runtime.registry().get(&flow_key) else {
         return error_response(
@@ -59,31 +56,11 @@ pub(super) async fn handle(
         return error_response(StatusCode::UNAUTHORIZED, rejection.0);
     }
 
-    let bytes = match read_body(body, &headers, state.settings.body_limit).await {
-        Ok(bytes) => bytes,
+    let mut payload = match read_payload(&state, &uri, &headers, body, path_fragment(uri.path(), 2)).await {
+        Ok(payload) => payload,
         Err(rejection) => return rejection,
     };
-    let content_type = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    let data = match parse_body(content_type.as_deref(), &bytes).await {
-        Ok(data) => data,
-        Err(error) => return error_response(StatusCode::BAD_REQUEST, error.to_string()),
-    };
-
     let execution_id = uuid::Uuid::now_v7().to_string();
-    let mut payload = TriggerPayload {
-        headers: header_map(&headers, &[API_KEY_HEADER]),
-        query_parameters: query_parameters(uri.query()),
-        raw_body: RawBody {
-            data: bytes.to_vec(),
-            content_type: content_type.clone(),
-        },
-        body: flow_core::Body { data, content_type },
-        path_fragment: path_fragment(uri.path()),
-        ..TriggerPayload::default()
-    };
     state.runtime.describe_payload(&mut payload, flow, &instance, &execution_id);
     tracing::debug!(flow = flow.stable_key(), instance = %instance.id, method = %method, "webhook received");
 
@@ -92,10 +69,23 @@ pub(super) async fn handle(
         Err(rejection) => return rejection,
     };
 
-    let wants_result = trigger.response.is_none() && (flow.config.synchronous || asks_synchronous(&headers));
+    answer(&state, flow, &instance, trigger, Source::Webhook, &headers).await
+}
+
+/// Stores the execution of a request that passed its trigger and responds with the trigger's
+/// own response, the execution id, or, for a synchronous flow, the first attempt's result.
+pub(super) async fn answer(
+    state: &AppState,
+    flow: &Flow,
+    instance: &Instance,
+    trigger: TriggerResult,
+    source: Source,
+    headers: &HeaderMap,
+) -> Response {
+    let wants_result = trigger.response.is_none() && (flow.config.synchronous || asks_synchronous(headers));
     let submitted = state
         .runtime
-        .submit(flow.stable_key(), &instance.id, trigger.payload, Source::Webhook, wants_result)
+        .submit(flow.stable_key(), &instance.id, trigger.payload, source, wants_result)
         .await;
     let submitted = match submitted {
         Ok(submitted) => submitted,
@@ -151,6 +141,38 @@ pub(super) async fn handle(
     }
 }
 
+/// Reads and parses the request into a trigger payload without the `Api-Key` header. The
+/// fields that describe where it runs are left for [`crate::engine::Runtime::describe_payload`].
+pub(super) async fn read_payload(
+    state: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+    path_fragment: String,
+) -> Result<TriggerPayload, Response> {
+    let bytes = read_body(body, headers, state.settings.body_limit).await?;
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let data = match parse_body(content_type.as_deref(), &bytes).await {
+        Ok(data) => data,
+        Err(error) => return Err(error_response(StatusCode::BAD_REQUEST, error.to_string())),
+    };
+
+    Ok(TriggerPayload {
+        headers: header_map(headers, &[API_KEY_HEADER]),
+        query_parameters: query_parameters(uri.query()),
+        raw_body: RawBody {
+            data: bytes.to_vec(),
+            content_type: content_type.clone(),
+        },
+        body: flow_core::Body { data, content_type },
+        path_fragment,
+        ..TriggerPayload::default()
+    })
+}
+
 /// Reads the whole body, answering 413 when it is larger than `limit` bytes. A declared
 /// `Content-Length` over the limit is rejected before reading; a chunked body is cut off as
 /// soon as it passes the limit.
@@ -186,10 +208,12 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<byte
     }
 }
 
-/// Returns the part of the path after `/webhooks/{instance}/{stable_key}/`, as sent.
-fn path_fragment(path: &str) -> String {
-    let rest = path.strip_prefix("/webhooks/").unwrap_or(path);
-    rest.splitn(3, '/').nth(2).unwrap_or_default().to_owned()
+/// Returns the part of the path after `/webhooks/` and `segments` more segments, as sent: two
+/// for `/webhooks/{instance}/{stable_key}/`, one for `/webhooks/{instance}/`, none for
+/// `/webhooks/`.
+pub(super) fn path_fragment(path: &str, segments: usize) -> String {
+    let rest = path.strip_prefix("/webhooks/").unwrap_or_default();
+    rest.splitn(segments + 1, '/').nth(segments).unwrap_or_default().to_owned()
 }
 
 fn asks_synchronous(headers: &HeaderMap) -> bool {
@@ -199,7 +223,7 @@ fn asks_synchronous(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"))
 }
 
-async fn run_trigger(
+pub(super) async fn run_trigger(
     state: &AppState,
     flow: &Flow,
     instance: &Arc<Instance>,
@@ -218,7 +242,7 @@ const FRAMING_HEADERS: [&str; 4] = ["content-length", "transfer-encoding", "conn
 /// Turns a flow's or trigger's response into an HTTP response. Framing headers
 /// (`Content-Length`, `Transfer-Encoding`, `Connection`, `Keep-Alive`) and invalid header
 /// names or values are dropped with a warning.
-fn http_response(response: HttpResponse) -> Response {
+pub(super) fn http_response(response: HttpResponse) -> Response {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut answer = (status, response.body).into_response();
     let headers = answer.headers_mut();
@@ -246,11 +270,22 @@ mod tests {
 
     #[test]
     fn path_fragment_is_empty_without_extra_path() {
-        assert_eq!(path_fragment("/webhooks/acme/orders"), "");
+        assert_eq!(path_fragment("/webhooks/acme/orders", 2), "");
     }
 
     #[test]
     fn path_fragment_keeps_the_rest_as_sent() {
-        assert_eq!(path_fragment("/webhooks/acme/orders/a/b%20c"), "a/b%20c");
+        assert_eq!(path_fragment("/webhooks/acme/orders/a/b%20c", 2), "a/b%20c");
+    }
+
+    #[test]
+    fn path_fragment_after_instance_url() {
+        assert_eq!(path_fragment("/webhooks/acme/orders/7", 1), "orders/7");
+    }
+
+    #[test]
+    fn path_fragment_after_shared_url() {
+        assert_eq!(path_fragment("/webhooks/orders/7", 0), "orders/7");
+        assert_eq!(path_fragment("/webhooks", 0), "");
     }
 }

@@ -7,6 +7,7 @@
 
 #[cfg(test)]
 mod conformance;
+mod lineage;
 mod migrations;
 mod records;
 mod schedules;
@@ -24,6 +25,7 @@ pub use records::{
     AttemptOutcome, AttemptRecord, AttemptSummary, ClaimedExecution, ExecutionFilter, ExecutionRecord, ExecutionStatus,
     ExecutionSummary, InsertOutcome, Lease, NewExecution, QueuePolicies, StepRecord, StateScope, StateWrite,
 };
+pub use lineage::{Ancestor, ExecutionWithLineage, MAX_LINEAGE_DEPTH, execution_with_lineage};
 pub use schedules::{
     DeploymentRecord, DeploymentStatus, NewTick, ScheduleSummary, TickFilter, TickOutcome, TickRecord, TickRecorded,
 };

@@ -81,9 +81,10 @@ pub struct NewExecution {
     pub dedupe_key: Option<String>,
     /// Value of the flow's unique request id field.
     pub unique_request_id: Option<String>,
-    /// The execution that started this one (`invoke_flow`).
+    /// The execution that started this one: the caller of `invoke_flow`, or the preprocess
+    /// execution that routed the request.
     pub parent_id: Option<String>,
-    /// What started it: `webhook`, `invoke`, `cli`, `schedule`.
+    /// What started it: `webhook`, `invoke`, `preprocess`, `mcp`, `cli`, `schedule`.
     pub source: String,
     /// When set, the execution is stored as `running` (attempt 1) under this lease, so the
     /// inserting worker runs it at once without a separate claim.

@@ -1,0 +1,272 @@
+//! Routing of a request to an instance-specific or shared endpoint: run the preprocess flow
+//! when there is one, read the routing fields, and pick the flow, the instance and the user.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flow_core::{EndpointType, FieldPath, FlowOutput, HttpResponse, TriggerPayload};
+use serde_json::Value;
+
+use super::{Completion, Runtime, Source, SubmitError};
+use crate::instance::Instance;
+use crate::routing::Routing;
+
+/// The flow and instance a routed request runs in.
+#[derive(Debug)]
+pub struct Route {
+    /// Stable key of the flow to run.
+    pub flow: String,
+    /// The instance to run it in.
+    pub instance: Arc<Instance>,
+    /// The request's payload, with `user.externalId` set from the user field. Its execution id
+    /// and start time are cleared, so the routed execution gets its own.
+    pub payload: TriggerPayload,
+    /// `Preprocess` with the preprocess execution's id, or `Webhook` when the fields were read
+    /// from the request.
+    pub source: Source,
+    /// The response returned by the preprocess flow's custom trigger, sent to the caller in
+    /// place of the routed flow's result.
+    pub trigger_response: Option<HttpResponse>,
+}
+
+/// Why a request could not be routed: the HTTP status and a message naming the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RouteError {
+    /// HTTP status for the caller.
+    pub status: u16,
+    /// The reason, naming the value and what to send instead.
+    pub message: String,
+    /// The preprocess execution, when one was stored.
+    pub execution_id: Option<String>,
+}
+
+impl RouteError {
+    fn new(status: u16, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            execution_id: None,
+        }
+    }
+
+    fn of_execution(mut self, execution_id: &str) -> Self {
+        self.execution_id = Some(execution_id.to_owned());
+        self
+    }
+}
+
+impl Runtime {
+    /// Routes a request to a routed endpoint. `instance_id` is the instance named by an
+    /// instance-specific URL, and `None` on a shared endpoint, where the customer field selects
+    /// the instance. The preprocess flow, if any, runs first as an execution of its own. Its
+    /// result takes the place of `body` when the routing fields are read, and `timeout` bounds
+    /// the wait for it.
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`RouteError`]: 404 for an unknown instance, flow or customer, 400 for a
+    /// missing routing field, 500 when the preprocess flow fails or returns no JSON, 504 when
+    /// it has no result within `timeout`.
+    pub async fn route(
+        &self,
+        instance_id: Option<&str>,
+        mut payload: TriggerPayload,
+        timeout: Duration,
+    ) -> Result<Route, RouteError> {
+        let Some(routing) = self.registry().routing() else {
+            return Err(RouteError::new(
+                404,
+                "this integration has flow-specific endpoints; send requests to /webhooks/{instance}/{stable_key}",
+            ));
+        };
+        let url_instance = match instance_id {
+            Some(id) => Some(
+                self.instance(id)
+                    .cloned()
+                    .ok_or_else(|| RouteError::new(404, format!("instance \"{id}\" not found")))?,
+            ),
+            None => None,
+        };
+
+        let (fields, source, trigger_response) = match (&routing.preprocess_flow, &url_instance) {
+            (Some(preprocess), Some(instance)) => self.run_preprocess(preprocess, instance, payload.clone(), timeout).await?,
+            (Some(preprocess), None) => {
+                return Err(RouteError::new(
+                    500,
+                    format!("the preprocess flow \"{preprocess}\" needs an instance, and a shared endpoint has none"),
+                ));
+            }
+            (None, _) => (payload.field_source(), Source::Webhook, None),
+        };
+
+        let flow = self.routed_flow(routing, &fields)?;
+        let instance = match url_instance {
+            Some(instance) => {
+                check_customer(routing, &fields, &instance)?;
+                instance
+            }
+            None => self.customer_instance(routing, &fields)?,
+        };
+        if let Some(user_field) = &routing.fields.external_customer_user_id_field {
+            payload.user.external_id = user_field.resolve_id(&fields);
+        }
+
+        // The routed execution gets its own id and start time when it is submitted.
+        payload.execution_id = String::new();
+        payload.started_at = None;
+        tracing::info!(flow = %flow, instance = %instance.id, source = source.name(), "request routed");
+        Ok(Route {
+            flow,
+            instance,
+            payload,
+            source,
+            trigger_response,
+        })
+    }
+
+    /// Runs the preprocess flow's trigger and execution on the request and returns the JSON the
+    /// routing fields read, with the flow's result in place of `body`.
+    async fn run_preprocess(
+        &self,
+        preprocess: &str,
+        instance: &Arc<Instance>,
+        mut payload: TriggerPayload,
+        timeout: Duration,
+    ) -> Result<(Value, Source, Option<HttpResponse>), RouteError> {
+        let flow = self
+            .registry()
+            .get(preprocess)
+            .expect("Routing::check takes the preprocess flow from the registry's flows");
+        let execution_id = uuid::Uuid::now_v7().to_string();
+        self.describe_payload(&mut payload, flow, instance, &execution_id);
+        let trigger = self
+            .run_trigger(flow, instance, payload)
+            .await
+            .map_err(|rejection| RouteError::new(rejection.status, rejection.message))?;
+
+        let mut fields = trigger.payload.field_source();
+        let submitted = self
+            .submit(preprocess, &instance.id, trigger.payload, Source::Webhook, true)
+            .await
+            .map_err(|error| match error {
+                SubmitError::Store(error) => {
+                    tracing::error!(%error, flow = preprocess, instance = %instance.id, "preprocess execution not stored");
+                    RouteError::new(503, format!("the preprocess execution was not stored: {error}; retry the request"))
+                }
+                other => RouteError::new(500, other.to_string()),
+            })?;
+        let execution_id = submitted.execution_id;
+        let Some(completion) = submitted.completion else {
+            return Err(RouteError::new(
+                409,
+                format!("the request was deduplicated into preprocess execution {execution_id} and was not routed"),
+            )
+            .of_execution(&execution_id));
+        };
+
+        let result = match tokio::time::timeout(timeout, completion).await {
+            Ok(Ok(Completion::Succeeded(FlowOutput::Data(value)))) => value,
+            Ok(Ok(Completion::Succeeded(FlowOutput::Response(_)))) => {
+                return Err(RouteError::new(
+                    500,
+                    format!(
+                        "the preprocess flow \"{preprocess}\" returned an HTTP response; return JSON that holds the \
+                         routing fields"
+                    ),
+                )
+                .of_execution(&execution_id));
+            }
+            Ok(Ok(Completion::Failed { error, .. })) => {
+                return Err(RouteError::new(500, format!("the preprocess flow \"{preprocess}\" failed: {error}"))
+                    .of_execution(&execution_id));
+            }
+            Ok(Err(_)) => {
+                return Err(RouteError::new(503, "the runtime is shutting down; retry the request")
+                    .of_execution(&execution_id));
+            }
+            Err(_) => {
+                return Err(RouteError::new(
+                    504,
+                    format!(
+                        "the preprocess flow \"{preprocess}\" gave no result within {} seconds",
+                        timeout.as_secs()
+                    ),
+                )
+                .of_execution(&execution_id));
+            }
+        };
+
+        if let Some(object) = fields.as_object_mut() {
+            object.insert("body".to_owned(), result);
+        }
+        Ok((fields, Source::Preprocess(execution_id), trigger.response))
+    }
+
+    /// Returns the stable key of the flow the flow name field names; the preprocess flow is
+    /// not a target.
+    fn routed_flow(&self, routing: &Routing, fields: &Value) -> Result<String, RouteError> {
+        let field = routing.flow_name_field();
+        let name = required(field, fields, "the flow's name or stable key")?;
+        let flow = self
+            .registry()
+            .find(&name)
+            .filter(|flow| Some(flow.stable_key()) != routing.preprocess_flow.as_deref())
+            .ok_or_else(|| {
+                RouteError::new(
+                    404,
+                    format!("flow \"{name}\" not found; the routing field `{field}` must name a flow by name or stable key"),
+                )
+            })?;
+        Ok(flow.stable_key().to_owned())
+    }
+
+    /// Returns the instance whose customer has the external id the customer field holds.
+    fn customer_instance(&self, routing: &Routing, fields: &Value) -> Result<Arc<Instance>, RouteError> {
+        let Some(field) = &routing.fields.external_customer_id_field else {
+            return Err(RouteError::new(500, "a shared endpoint needs `external_customer_id_field`"));
+        };
+        let customer = required(field, fields, "the customer's external id")?;
+        self.instances()
+            .find(|instance| instance.customer.external_id.as_deref() == Some(customer.as_str()))
+            .cloned()
+            .ok_or_else(|| {
+                RouteError::new(
+                    404,
+                    format!("no instance belongs to customer \"{customer}\" (read from the routing field `{field}`)"),
+                )
+            })
+    }
+}
+
+/// Checks that the customer named by the request, when the routing reads one, owns the
+/// instance of an instance-specific URL.
+fn check_customer(routing: &Routing, fields: &Value, instance: &Instance) -> Result<(), RouteError> {
+    debug_assert_eq!(routing.endpoint_type, EndpointType::InstanceSpecific);
+    let Some(field) = &routing.fields.external_customer_id_field else {
+        return Ok(());
+    };
+    let Some(customer) = field.resolve_id(fields) else {
+        return Ok(());
+    };
+    if instance.customer.external_id.as_deref() == Some(customer.as_str()) {
+        return Ok(());
+    }
+    Err(RouteError::new(
+        404,
+        format!(
+            "customer \"{customer}\" (read from the routing field `{field}`) has no instance at /webhooks/{}",
+            instance.id
+        ),
+    ))
+}
+
+/// Reads a routing field that must be present.
+fn required(field: &FieldPath, fields: &Value, meaning: &str) -> Result<String, RouteError> {
+    field.resolve_id(fields).ok_or_else(|| {
+        RouteError::new(
+            400,
+            format!("the routing field `{field}`, which contains {meaning}, is missing or not a string or number"),
+        )
+    })
+}
