@@ -24,11 +24,11 @@ use futures::FutureExt as _;
 use serde::Serialize;
 
 use super::{Inner, Runtime};
-use crate::context::{Context, RunInfo, StateStore, States};
+use crate::context::{Context, RunInfo};
 use crate::definition::{Flow, HookFn};
 use crate::instance::Instance;
 use crate::logger::Logger;
-use crate::store::{DeploymentRecord, DeploymentStatus, StateScope, StateWrite, StoreError};
+use crate::store::{DeploymentRecord, DeploymentStatus, StateWrite, StoreError};
 
 /// A lifecycle hook, as reports and errors name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -154,28 +154,8 @@ impl Inner {
 
     async fn run_hook(&self, flow: &Flow, instance: &Arc<Instance>, hook: Hook, function: HookFn) -> Result<(), String> {
         let run_id = format!("{}-{}", hook.key(), uuid::Uuid::now_v7());
-        let scopes = [
-            StateScope::Flow {
-                instance: instance.id.clone(),
-                flow: flow.stable_key().to_owned(),
-            },
-            StateScope::CrossFlow {
-                instance: instance.id.clone(),
-            },
-            StateScope::Integration,
-        ];
-        let mut loaded = Vec::with_capacity(scopes.len());
-        for scope in &scopes {
-            let values = self.state(scope.clone()).await.map_err(|error| format!("could not load state: {error}"))?;
-            loaded.push((*values).clone());
-        }
-        let mut loaded = loaded.into_iter();
-        let states = Arc::new(States {
-            instance: StateStore::new(loaded.next().unwrap_or_default()),
-            cross_flow: StateStore::new(loaded.next().unwrap_or_default()),
-            integration: StateStore::new(loaded.next().unwrap_or_default()),
-            execution: StateStore::default(),
-        });
+        let scopes = super::state_scopes(flow, instance);
+        let states = Arc::new(self.load_states(&scopes).await.map_err(|error| format!("could not load state: {error}"))?);
 
         let context = Context::new(
             RunInfo {

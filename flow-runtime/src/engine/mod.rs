@@ -26,11 +26,11 @@ use tokio::sync::{Notify, Semaphore, oneshot};
 
 pub use lifecycle::{Hook, HookRun, LifecycleError};
 pub use route::{Route, RouteError};
-pub use scheduler::{ScheduledTick, TickReport};
+pub use scheduler::ScheduledTick;
 pub use waiters::Completion;
 
 use crate::clock::Clock;
-use crate::context::{Context, RunInfo, States};
+use crate::context::{Context, RunInfo, StateStore, States};
 use crate::logger::Logger;
 use crate::definition::Flow;
 use crate::instance::Instance;
@@ -229,7 +229,7 @@ impl Runtime {
     /// # Errors
     ///
     /// Returns the store's error.
-    pub async fn run_schedules(&self) -> Result<Vec<TickReport>, StoreError> {
+    pub async fn run_schedules(&self) -> Result<Vec<crate::store::TickRecord>, StoreError> {
         self.inner.run_schedules().await
     }
 
@@ -412,6 +412,21 @@ impl Runtime {
             Err(error) => tracing::error!(%error, "could not requeue unfinished executions; they are recovered at the next start"),
         }
     }
+}
+
+/// Returns the persisted state scopes a run of `flow` in `instance` sees: the flow's own, the
+/// instance's and the integration's.
+pub(crate) fn state_scopes(flow: &Flow, instance: &Instance) -> [StateScope; 3] {
+    [
+        StateScope::Flow {
+            instance: instance.id.clone(),
+            flow: flow.stable_key().to_owned(),
+        },
+        StateScope::CrossFlow {
+            instance: instance.id.clone(),
+        },
+        StateScope::Integration,
+    ]
 }
 
 impl Inner {
@@ -650,6 +665,18 @@ impl Inner {
             parent_id: source.parent_id(),
             source: source.name().to_owned(),
             claimed_by,
+        })
+    }
+
+    /// Loads the persisted state scopes of a run, in the order [`state_scopes`] gives them,
+    /// with an empty execution state.
+    pub(crate) async fn load_states(&self, scopes: &[StateScope; 3]) -> Result<States, StoreError> {
+        let [instance, cross_flow, integration] = scopes;
+        Ok(States {
+            instance: StateStore::new((*self.state(instance.clone()).await?).clone()),
+            cross_flow: StateStore::new((*self.state(cross_flow.clone()).await?).clone()),
+            integration: StateStore::new((*self.state(integration.clone()).await?).clone()),
+            execution: StateStore::default(),
         })
     }
 

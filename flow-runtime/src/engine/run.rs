@@ -11,12 +11,12 @@ use tracing::Instrument as _;
 
 use super::waiters::Completion;
 use super::{Inner, Source};
-use crate::context::{Context, FlowInvoker, RunInfo, StateStore, States};
+use crate::context::{Context, FlowInvoker, RunInfo};
 use crate::definition::{BoxFuture, Flow};
 use crate::instance::Instance;
 use crate::logger::Logger;
 use crate::step::StepJournal;
-use crate::store::{AttemptOutcome, AttemptRecord, ClaimedExecution, StateScope, StateWrite};
+use crate::store::{AttemptOutcome, AttemptRecord, ClaimedExecution, StateWrite};
 
 /// Runs one attempt and records it. `payload` is the submitted payload when the submitting
 /// process runs the execution at once; otherwise the stored one is read.
@@ -76,36 +76,17 @@ async fn execute(
     instance: &Arc<Instance>,
     payload: TriggerPayload,
 ) -> Attempt {
-    let scopes = [
-        StateScope::Flow {
-            instance: instance.id.clone(),
-            flow: flow.stable_key().to_owned(),
-        },
-        StateScope::CrossFlow {
-            instance: instance.id.clone(),
-        },
-        StateScope::Integration,
-    ];
-    let mut loaded = Vec::with_capacity(scopes.len());
-    for scope in &scopes {
-        match inner.state(scope.clone()).await {
-            Ok(values) => loaded.push((*values).clone()),
-            Err(error) => {
-                return Attempt {
-                    result: Err(FlowError::new(format!("could not load state: {error}"))),
-                    logs: Vec::new(),
-                    state_writes: Vec::new(),
-                };
-            }
+    let scopes = super::state_scopes(flow, instance);
+    let states = match inner.load_states(&scopes).await {
+        Ok(states) => Arc::new(states),
+        Err(error) => {
+            return Attempt {
+                result: Err(FlowError::new(format!("could not load state: {error}"))),
+                logs: Vec::new(),
+                state_writes: Vec::new(),
+            };
         }
-    }
-    let mut loaded = loaded.into_iter();
-    let states = Arc::new(States {
-        instance: StateStore::new(loaded.next().unwrap_or_default()),
-        cross_flow: StateStore::new(loaded.next().unwrap_or_default()),
-        integration: StateStore::new(loaded.next().unwrap_or_default()),
-        execution: StateStore::default(),
-    });
+    };
 
     let logger = Logger::new(Arc::clone(&inner.clock), &claimed.id, flow.stable_key(), &instance.id);
     let context = Context::new(

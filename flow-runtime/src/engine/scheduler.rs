@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Inner, Source, SubmitError};
 use crate::polling::{POLLING_STATE_KEY, PollingState};
-use crate::store::{NewTick, StateScope, StateWrite, StoreError, TickOutcome, TickRecorded};
+use crate::store::{NewTick, StateScope, StateWrite, StoreError, TickOutcome, TickRecord, TickRecorded};
 
 /// Missed instants recorded one by one after downtime; older ones are only counted.
 const MAX_RECORDED_MISSED: usize = 1000;
@@ -47,23 +47,6 @@ pub(crate) struct ScheduledFlow {
     pub(crate) cron: CronSchedule,
     pub(crate) singleton: bool,
     pub(crate) polling: bool,
-}
-
-/// The outcome of one tick as the scheduler handled it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TickReport {
-    /// Stable key of the flow.
-    pub flow: String,
-    /// Instance id.
-    pub instance: String,
-    /// The fire instant handled.
-    pub scheduled_at: DateTime<Utc>,
-    /// Its outcome.
-    pub outcome: TickOutcome,
-    /// The execution it started.
-    pub execution_id: Option<String>,
-    /// How many earlier instants it caught up for.
-    pub missed: u64,
 }
 
 /// The JSON body of a scheduled execution's trigger payload; a polling trigger receives it
@@ -168,7 +151,7 @@ fn tick_payload(schedule: &ScheduledFlow, due: &DueTicks) -> TriggerPayload {
 
 impl Inner {
     /// Handles every tick due by the clock's current time; see the module documentation.
-    pub(crate) async fn run_schedules(&self) -> Result<Vec<TickReport>, StoreError> {
+    pub(crate) async fn run_schedules(&self) -> Result<Vec<TickRecord>, StoreError> {
         let now = self.clock.now();
         let mut reports = Vec::new();
         for schedule in &self.schedules {
@@ -195,7 +178,7 @@ impl Inner {
             .min()
     }
 
-    async fn fire_tick(&self, schedule: &ScheduledFlow, due: DueTicks, now: DateTime<Utc>) -> Result<Option<TickReport>, StoreError> {
+    async fn fire_tick(&self, schedule: &ScheduledFlow, due: DueTicks, now: DateTime<Utc>) -> Result<Option<TickRecord>, StoreError> {
         let (Some(flow), Some(instance)) = (self.registry.get(&schedule.flow), self.instances.get(&schedule.instance)) else {
             return Ok(None);
         };
@@ -273,14 +256,16 @@ impl Inner {
         self.record(tick).await
     }
 
-    async fn record(&self, tick: NewTick) -> Result<Option<TickReport>, StoreError> {
-        let mut report = TickReport {
+    async fn record(&self, tick: NewTick) -> Result<Option<TickRecord>, StoreError> {
+        let mut report = TickRecord {
             flow: tick.flow.clone(),
             instance: tick.instance.clone(),
             scheduled_at: tick.scheduled_at,
             outcome: tick.outcome,
             execution_id: tick.execution.as_ref().map(|execution| execution.id.clone()),
             missed: tick.missed_total,
+            detail: tick.detail.clone(),
+            recorded_at: tick.recorded_at,
         };
         match self.store.record_tick(tick).await? {
             TickRecorded::AlreadyHandled => {
