@@ -38,6 +38,14 @@ pub(super) async fn serve(registry: Registry, config: Option<PathBuf>, overrides
         for (flow, url) in &instance.webhook_urls {
             tracing::info!(instance = %instance.id, flow = %flow, url = %url, "webhook");
         }
+        for flow in runtime.registry().flows() {
+            let next = runtime
+                .schedule_of(flow.stable_key(), &instance.id)
+                .and_then(|cron| cron.next_after(runtime.clock().now()));
+            if let Some(next) = next {
+                tracing::info!(instance = %instance.id, flow = flow.stable_key(), next_tick = %next, "schedule");
+            }
+        }
     }
 
     let app = router(
