@@ -587,7 +587,7 @@ impl TestHarness {
     ///
     /// Returns every failed hook with its flow and error.
     pub async fn delete(&self) -> Result<Vec<HookRun>, LifecycleError> {
-        self.runtime().delete(&self.instance.id).await
+        self.runtime().delete(&self.instance.id, false).await
     }
 
     /// Returns the recorded schedule ticks of a flow (its stable key), oldest first.

@@ -48,7 +48,7 @@ async fn deploy_endpoint_lists_hooks_that_ran() {
     let body = json_of(response).await;
     assert_eq!(body["status"], "deployed");
     assert_eq!(body["hooks"][0]["hook"], "on_instance_deploy");
-    assert_eq!(body["hooks"][1]["hook"], "webhook_create");
+    assert_eq!(body["hooks"][1]["hook"], "webhook_lifecycle.create");
 }
 
 #[tokio::test]
@@ -148,4 +148,40 @@ async fn schedules_endpoint_counts_fired_ticks() {
     let listed = ticks["ticks"].as_array().map_or(0, Vec::len);
     assert!(listed >= usize::try_from(started).unwrap_or_default(), "{ticks}");
     assert!(schedules["schedules"][0]["nextTick"].is_string(), "{schedules}");
+}
+
+#[tokio::test]
+async fn second_deploy_is_conflict() {
+    let handlers = Handlers {
+        webhook_create: Some(succeeding_hook),
+        ..Handlers::default()
+    };
+    let server = start(vec![with_hooks("contacts", handlers)], options()).await;
+    server.client.post(server.url("/instances/acme/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
+
+    let again = server.client.post(server.url("/instances/acme/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
+
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn forced_delete_deletes_despite_failed_hook() {
+    let handlers = Handlers {
+        webhook_delete: Some(failing_hook),
+        ..Handlers::default()
+    };
+    let server = start(vec![with_hooks("contacts", handlers)], options()).await;
+
+    let refused = server.client.post(server.url("/instances/acme/delete")).bearer_auth(TOKEN).send().await.expect("sends");
+    let forced = server
+        .client
+        .post(server.url("/instances/acme/delete?force=true"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sends");
+
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(forced.status(), StatusCode::OK);
+    assert!(!server.runtime.is_serving("acme"));
 }

@@ -492,3 +492,32 @@ async fn deploy_hook_reads_config_vars() {
 
     assert!(error.to_string().contains("config variable `Region` is not set"), "{error}");
 }
+
+#[tokio::test]
+async fn redeployed_instance_does_not_catch_up_deleted_time() {
+    let harness = harness(quarter_hour_sync::definition()).await;
+    harness.deploy().await.expect("deploys");
+    harness.advance(15 * MINUTE).await;
+    harness.delete().await.expect("deletes");
+
+    harness.advance(60 * MINUTE).await;
+    harness.deploy().await.expect("deploys again");
+    harness.advance(5 * MINUTE).await;
+
+    let ticks = harness.ticks("quarter-hour-sync").await;
+    assert_eq!(outcomes(&ticks), vec![(at(10, 15), TickOutcome::Started)]);
+}
+
+#[tokio::test]
+async fn second_deploy_is_rejected() {
+    let harness = TestHarness::builder()
+        .flow(order_events::definition())
+        .config_var("Region", "eu-west")
+        .build()
+        .await;
+    harness.deploy().await.expect("deploys");
+
+    let error = harness.deploy().await.expect_err("already deployed");
+
+    assert!(error.to_string().contains("already deployed"), "{error}");
+}

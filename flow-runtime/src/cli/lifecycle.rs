@@ -12,7 +12,8 @@ use crate::registry::Registry;
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Action {
     Deploy,
-    Delete,
+    /// Deletes; with `true`, even when hooks fail.
+    Delete(bool),
 }
 
 pub(super) async fn run(
@@ -28,11 +29,11 @@ pub(super) async fn run(
 
     let result = match action {
         Action::Deploy => runtime.deploy(instance).await,
-        Action::Delete => runtime.delete(instance).await,
+        Action::Delete(force) => runtime.delete(instance, force).await,
     };
     let verb = match action {
         Action::Deploy => "deployed",
-        Action::Delete => "deleted",
+        Action::Delete(_) => "deleted",
     };
     match result {
         Ok(runs) => {
@@ -45,7 +46,9 @@ pub(super) async fn run(
             let failure = LifecycleError::HookFailed { instance, runs };
             Err(CliError::failed(failure.to_string()))
         }
-        Err(error @ LifecycleError::UnknownInstance(_)) => Err(CliError::config(error.to_string())),
+        Err(error @ (LifecycleError::UnknownInstance(_) | LifecycleError::AlreadyDeployed(_))) => {
+            Err(CliError::config(error.to_string()))
+        }
         Err(error @ LifecycleError::Store(_)) => Err(CliError::failed(error.to_string())),
     }
 }

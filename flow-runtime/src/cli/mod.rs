@@ -85,6 +85,10 @@ enum Command {
     Delete {
         /// Instance id, as in the config file.
         instance: String,
+        /// Records the instance as deleted even when hooks fail, as when the remote webhook
+        /// is already gone.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -129,9 +133,9 @@ pub fn run(integration: Integration) -> ExitCode {
                 let overrides = Overrides { addr: None, store: cli.store };
                 lifecycle::run(registry, cli.config, overrides, &instance, lifecycle::Action::Deploy).await
             }
-            Command::Delete { instance } => {
+            Command::Delete { instance, force } => {
                 let overrides = Overrides { addr: None, store: cli.store };
-                lifecycle::run(registry, cli.config, overrides, &instance, lifecycle::Action::Delete).await
+                lifecycle::run(registry, cli.config, overrides, &instance, lifecycle::Action::Delete(force)).await
             }
             Command::Executions { command } => {
                 let overrides = Overrides { addr: None, store: cli.store };

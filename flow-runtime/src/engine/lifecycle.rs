@@ -6,7 +6,9 @@
 //! webhooks return 409 and its schedules do not fire) until a deploy succeeds. Hooks that ran
 //! before the failure are not undone. Deleting runs `webhook_lifecycle(delete = ...)` and then
 //! `on_instance_delete` for each flow; every hook runs even when one fails, and the instance
-//! is recorded as `deleted` only when all succeed.
+//! is recorded as `deleted` only when all succeed, unless the delete is forced. A deployed
+//! instance is not deployed again until it is deleted, so create hooks never run twice for one
+//! deployment. Each hook has 30 seconds to finish.
 //!
 //! Hooks see the instance's config variables, customer and webhook URLs, and the state of
 //! their flow, of the instance and of the integration; a successful hook's state changes are
@@ -30,17 +32,23 @@ use crate::instance::Instance;
 use crate::logger::Logger;
 use crate::store::{DeploymentRecord, DeploymentStatus, StateWrite, StoreError};
 
+/// Maximum run time of one lifecycle hook; a hook still running then fails.
+const HOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A lifecycle hook, as reports and errors name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
 pub enum Hook {
     /// `on_instance_deploy`.
+    #[serde(rename = "on_instance_deploy")]
     OnInstanceDeploy,
     /// `webhook_lifecycle(create = ...)`.
+    #[serde(rename = "webhook_lifecycle.create")]
     WebhookCreate,
     /// `webhook_lifecycle(delete = ...)`.
+    #[serde(rename = "webhook_lifecycle.delete")]
     WebhookDelete,
     /// `on_instance_delete`.
+    #[serde(rename = "on_instance_delete")]
     OnInstanceDelete,
 }
 
@@ -83,6 +91,9 @@ pub enum LifecycleError {
     /// No instance has this id.
     #[error("instance \"{0}\" not found; instances come from the config file's [[instances]]")]
     UnknownInstance(String),
+    /// The instance is deployed; deploying it again would run the create hooks twice.
+    #[error("instance \"{0}\" is already deployed; run `delete {0}` first to deploy it again")]
+    AlreadyDeployed(String),
     /// A hook failed; the runs up to and including the failure are given.
     #[error("{}", describe_failures(.instance, .runs))]
     HookFailed {
@@ -173,10 +184,12 @@ impl Inner {
             Arc::clone(&states),
             None,
         );
-        let mut outcome = match AssertUnwindSafe(function(&context)).catch_unwind().await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(error.to_string()),
-            Err(_) => Err("the hook panicked; see the runtime log".to_owned()),
+        let run = tokio::time::timeout(HOOK_TIMEOUT, AssertUnwindSafe(function(&context)).catch_unwind());
+        let mut outcome = match run.await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(error))) => Err(error.to_string()),
+            Ok(Err(_)) => Err("the hook panicked; see the runtime log".to_owned()),
+            Err(_) => Err(format!("the hook did not finish within {} seconds", HOOK_TIMEOUT.as_secs())),
         };
 
         // A successful hook's state changes are saved, so a webhook id registered on deploy
@@ -245,6 +258,12 @@ impl Runtime {
             .get(instance_id)
             .ok_or_else(|| LifecycleError::UnknownInstance(instance_id.to_owned()))?;
 
+        // Another process (a server, or the CLI beside it) may have changed the deployment.
+        inner.refresh_deployments().await?;
+        if inner.deployment_status(instance_id) == Some(DeploymentStatus::Deployed) {
+            return Err(LifecycleError::AlreadyDeployed(instance_id.to_owned()));
+        }
+
         let runs = inner.run_hooks(instance, [Hook::OnInstanceDeploy, Hook::WebhookCreate], true).await;
         if runs.iter().any(|run| run.error.is_some()) {
             let error = LifecycleError::HookFailed {
@@ -254,19 +273,23 @@ impl Runtime {
             inner.save_status(instance_id, DeploymentStatus::Failed, Some(error.to_string())).await?;
             return Err(error);
         }
+        // Ticks that fell while the instance was not deployed are not caught up.
+        inner.store.restart_schedules(instance_id, inner.clock.now()).await?;
         inner.save_status(instance_id, DeploymentStatus::Deployed, None).await?;
         tracing::info!(instance = instance_id, hooks = runs.len(), "instance deployed");
         Ok(runs)
     }
 
     /// Runs the delete hooks of every flow for an instance and records it as deleted; see the
-    /// module documentation. Returns the hooks that ran.
+    /// module documentation. Returns the hooks that ran. With `force`, the instance is
+    /// recorded as deleted even when hooks fail, and the failures are in the returned runs;
+    /// use it when the remote side is already gone.
     ///
     /// # Errors
     ///
     /// Returns [`LifecycleError::HookFailed`] listing every failed hook, leaving the
-    /// deployment as it was; or an unknown instance or store error.
-    pub async fn delete(&self, instance_id: &str) -> Result<Vec<HookRun>, LifecycleError> {
+    /// deployment as it was unless `force` is set; or an unknown instance or store error.
+    pub async fn delete(&self, instance_id: &str, force: bool) -> Result<Vec<HookRun>, LifecycleError> {
         let inner = &self.inner;
         let instance = inner
             .instances
@@ -274,7 +297,7 @@ impl Runtime {
             .ok_or_else(|| LifecycleError::UnknownInstance(instance_id.to_owned()))?;
 
         let runs = inner.run_hooks(instance, [Hook::WebhookDelete, Hook::OnInstanceDelete], false).await;
-        if runs.iter().any(|run| run.error.is_some()) {
+        if !force && runs.iter().any(|run| run.error.is_some()) {
             return Err(LifecycleError::HookFailed {
                 instance: instance_id.to_owned(),
                 runs,
@@ -294,17 +317,23 @@ impl Runtime {
     /// Returns the store's error; hook failures are returned in the list, not as an error.
     pub async fn deploy_pending(&self) -> Result<Vec<LifecycleError>, StoreError> {
         self.inner.refresh_deployments().await?;
-        let mut failures = Vec::new();
+        let mut pending = Vec::new();
         for instance in self.inner.instances.keys() {
             match self.inner.deployment_status(instance) {
-                Some(DeploymentStatus::Deployed) => continue,
+                Some(DeploymentStatus::Deployed) => {}
                 Some(DeploymentStatus::Deleted) => {
                     tracing::warn!(instance = %instance, "instance was deleted and serves nothing; run `deploy {instance}` to deploy it again");
-                    continue;
                 }
-                Some(DeploymentStatus::Failed) | None => {}
+                Some(DeploymentStatus::Failed) | None => pending.push(instance.as_str()),
             }
-            match self.deploy(instance).await {
+        }
+
+        // Instances deploy side by side, so one slow customer system delays the start by at
+        // most its own hooks' timeouts.
+        let deploys = pending.into_iter().map(|instance| self.deploy(instance));
+        let mut failures = Vec::new();
+        for result in futures::future::join_all(deploys).await {
+            match result {
                 Ok(_) => {}
                 Err(LifecycleError::Store(error)) => return Err(error),
                 Err(error) => failures.push(error),

@@ -16,8 +16,8 @@
 //! cursor is what claims the tick, so a tick fires once across restarts and processes. A new
 //! schedule starts at the time of its first pass: instants before it are not caught up.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -38,6 +38,10 @@ const MAX_COUNTED_MISSED: u64 = 100_000;
 /// Maximum sleep of the scheduler loop, so deployments changed by another process (the
 /// `deploy` and `delete` commands) take effect within it.
 const REFRESH: Duration = Duration::from_secs(5);
+
+/// Maximum run time of a scheduled or polling trigger; a trigger still running then is
+/// recorded as `trigger_failed`, and its polling state is not saved.
+const TRIGGER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A flow's schedule in one instance, resolved from its cron literal or config variable.
 #[derive(Debug, Clone)]
@@ -158,15 +162,22 @@ impl Inner {
             if !self.is_serving(&schedule.instance) {
                 continue;
             }
-            let cursor = self.store.schedule_cursor(&schedule.flow, &schedule.instance, now).await?;
-            let Some(due) = due_ticks(&schedule.cron, cursor, now) else {
-                continue;
-            };
-            if let Some(report) = self.fire_tick(schedule, due, now).await? {
-                reports.push(report);
-            }
+            let (report, _) = self.run_schedule(schedule, now).await?;
+            reports.extend(report);
         }
         Ok(reports)
+    }
+
+    /// Handles the ticks of one schedule due by `now`, and returns the tick it recorded and
+    /// the instant up to which its ticks are now handled.
+    async fn run_schedule(&self, schedule: &ScheduledFlow, now: DateTime<Utc>) -> Result<(Option<TickRecord>, DateTime<Utc>), StoreError> {
+        let cursor = self.store.schedule_cursor(&schedule.flow, &schedule.instance, now).await?;
+        let Some(due) = due_ticks(&schedule.cron, cursor, now) else {
+            return Ok((None, cursor));
+        };
+        let handled_until = due.fire;
+        let report = self.fire_tick(schedule, due, now).await?;
+        Ok((report, handled_until))
     }
 
     /// Returns the first fire instant after `after` of any schedule of a serving instance.
@@ -224,7 +235,14 @@ impl Inner {
             } else {
                 None
             };
-            match self.run_trigger_with(flow, instance, payload.clone(), polling.clone()).await {
+            let trigger = self.run_trigger_with(flow, instance, payload.clone(), polling.clone());
+            let outcome = tokio::time::timeout(TRIGGER_TIMEOUT, trigger).await.unwrap_or_else(|_| {
+                Err(flow_core::TriggerError::internal(format!(
+                    "the trigger did not finish within {} seconds",
+                    TRIGGER_TIMEOUT.as_secs()
+                )))
+            });
+            match outcome {
                 Ok(result) => {
                     tick.state = polling.and_then(|state| state.changed_value()).map(|value| StateWrite {
                         scope,
@@ -295,8 +313,14 @@ impl Inner {
 }
 
 /// Fires due ticks and sleeps until the next fire instant, until the engine stops.
+///
+/// Each schedule's ticks are handled on a task of their own, so a slow poll holds back only its
+/// own schedule. The loop remembers each schedule's next fire instant and reads the store only
+/// when that instant has come (or the schedule is new to it).
 pub(super) async fn run_scheduler(inner: Arc<Inner>) {
     let mut stopping = inner.stopping.subscribe();
+    let next_due: Arc<Mutex<HashMap<usize, DateTime<Utc>>>> = Arc::default();
+    let in_flight: Arc<Mutex<HashSet<usize>>> = Arc::default();
     loop {
         if *stopping.borrow() {
             return;
@@ -304,8 +328,41 @@ pub(super) async fn run_scheduler(inner: Arc<Inner>) {
         if let Err(error) = inner.refresh_deployments().await {
             tracing::error!(%error, "could not read instance deployments; keeping the last known ones");
         }
-        if let Err(error) = inner.run_schedules().await {
-            tracing::error!(%error, "could not handle schedule ticks; retrying at the next pass");
+
+        let now = inner.clock.now();
+        for (index, schedule) in inner.schedules.iter().enumerate() {
+            if !inner.is_serving(&schedule.instance) {
+                continue;
+            }
+            let known_due = next_due.lock().unwrap_or_else(PoisonError::into_inner).get(&index).copied();
+            if known_due.is_some_and(|due| due > now) {
+                continue;
+            }
+            if !in_flight.lock().unwrap_or_else(PoisonError::into_inner).insert(index) {
+                continue;
+            }
+
+            let (inner, next_due, in_flight) = (Arc::clone(&inner), Arc::clone(&next_due), Arc::clone(&in_flight));
+            tokio::spawn(async move {
+                let schedule = &inner.schedules[index];
+                match inner.run_schedule(schedule, now).await {
+                    Ok((_, handled_until)) => {
+                        let next = schedule.cron.next_after(handled_until.max(now));
+                        let mut next_due = next_due.lock().unwrap_or_else(PoisonError::into_inner);
+                        match next {
+                            Some(next) => next_due.insert(index, next),
+                            None => next_due.insert(index, DateTime::<Utc>::MAX_UTC),
+                        };
+                    }
+                    Err(error) => tracing::error!(
+                        %error,
+                        flow = %schedule.flow,
+                        instance = %schedule.instance,
+                        "could not handle a schedule tick; retrying at the next pass"
+                    ),
+                }
+                in_flight.lock().unwrap_or_else(PoisonError::into_inner).remove(&index);
+            });
         }
 
         let now = inner.clock.now();

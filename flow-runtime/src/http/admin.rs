@@ -51,13 +51,28 @@ pub(super) async fn deploy(State(state): State<AppState>, headers: HeaderMap, Pa
     lifecycle_response(&instance, "deployed", state.runtime.deploy(&instance).await)
 }
 
-/// `POST /instances/{instance}/delete`: runs the delete hooks; 200 with the hooks that ran, or
-/// 422 naming each failed flow and hook.
-pub(super) async fn delete(State(state): State<AppState>, headers: HeaderMap, Path(instance): Path<String>) -> Response {
+#[derive(Debug, Deserialize)]
+pub(super) struct DeleteQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+/// `POST /instances/{instance}/delete[?force=true]`: runs the delete hooks; 200 with the hooks
+/// that ran, or 422 naming each failed flow and hook. With `force=true` the instance is deleted
+/// even when hooks fail.
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(instance): Path<String>,
+    query: Result<Query<DeleteQuery>, QueryRejection>,
+) -> Response {
     if let Some(rejection) = reject_unauthorized(&state, &headers) {
         return rejection;
     }
-    lifecycle_response(&instance, "deleted", state.runtime.delete(&instance).await)
+    let Ok(Query(query)) = query else {
+        return error_response(StatusCode::BAD_REQUEST, "invalid query; use ?force=true or ?force=false");
+    };
+    lifecycle_response(&instance, "deleted", state.runtime.delete(&instance, query.force).await)
 }
 
 fn lifecycle_response(instance: &str, status: &str, result: Result<Vec<crate::engine::HookRun>, LifecycleError>) -> Response {
@@ -77,6 +92,7 @@ fn lifecycle_response(instance: &str, status: &str, result: Result<Vec<crate::en
             )
                 .into_response()
         }
+        Err(error @ LifecycleError::AlreadyDeployed(_)) => error_response(StatusCode::CONFLICT, error.to_string()),
         Err(LifecycleError::Store(error)) => error_response(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
     }
 }

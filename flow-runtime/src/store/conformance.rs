@@ -444,6 +444,23 @@ pub(super) async fn summaries_count_ticks_by_outcome(store: Arc<dyn Store>) {
     assert_eq!(summaries[0].counts.get(&TickOutcome::Started), Some(&1));
 }
 
+pub(super) async fn restarted_schedule_skips_earlier_instants(store: Arc<dyn Store>) {
+    store.schedule_cursor("orders", "acme", at(0)).await.expect("starts");
+
+    let moved = store.restart_schedules("acme", at(30)).await.expect("restarts");
+
+    assert_eq!(moved, 1);
+    assert_eq!(store.schedule_cursor("orders", "acme", at(0)).await.expect("reads"), at(30));
+}
+
+pub(super) async fn restart_never_moves_a_cursor_back(store: Arc<dyn Store>) {
+    store.schedule_cursor("orders", "acme", at(30)).await.expect("starts");
+
+    store.restart_schedules("acme", at(10)).await.expect("restarts");
+
+    assert_eq!(store.schedule_cursor("orders", "acme", at(0)).await.expect("reads"), at(30));
+}
+
 pub(super) async fn deployment_is_replaced_by_the_latest(store: Arc<dyn Store>) {
     let record = |status, minute| DeploymentRecord {
         instance: "acme".to_owned(),
@@ -494,6 +511,8 @@ macro_rules! store_conformance_tests {
             missed_ticks_are_listed_with_the_catch_up,
             summaries_count_ticks_by_outcome,
             deployment_is_replaced_by_the_latest,
+            restarted_schedule_skips_earlier_instants,
+            restart_never_moves_a_cursor_back,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

@@ -117,6 +117,10 @@ pub trait Store: Send + Sync + 'static {
     /// when the schedule has none, so a new schedule fires from `start` on.
     fn schedule_cursor(&self, flow: &str, instance: &str, start: DateTime<Utc>) -> BoxFuture<'_, StoreResult<DateTime<Utc>>>;
 
+    /// Moves every schedule cursor of an instance forward to `at`, so instants before it are
+    /// not caught up; a deployed-again instance starts its schedules afresh this way.
+    fn restart_schedules(&self, instance: &str, at: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>>;
+
     /// Records a handled tick with its missed ticks, execution and polling state in one
     /// transaction, and moves the schedule's cursor to it; see [`NewTick`].
     fn record_tick(&self, tick: NewTick) -> BoxFuture<'_, StoreResult<TickRecorded>>;

@@ -26,7 +26,7 @@ use super::records::{
 };
 use super::schedules::{DeploymentRecord, NewTick, ScheduleSummary, TickFilter, TickRecord, TickRecorded};
 use super::sqlite_schedules::{
-    deployments, list_ticks, record_tick, save_deployment, schedule_cursor, schedule_summaries, unfinished_execution,
+    deployments, list_ticks, record_tick, restart_schedules, save_deployment, schedule_cursor, schedule_summaries, unfinished_execution,
 };
 use super::{Store, StoreError, StoreResult};
 use crate::logger::LogEntry;
@@ -316,6 +316,11 @@ impl Store for SqliteStore {
     fn schedule_cursor(&self, flow: &str, instance: &str, start: DateTime<Utc>) -> BoxFuture<'_, StoreResult<DateTime<Utc>>> {
         let (flow, instance) = (flow.to_owned(), instance.to_owned());
         self.write(move |tx| schedule_cursor(tx, &flow, &instance, start))
+    }
+
+    fn restart_schedules(&self, instance: &str, at: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
+        let instance = instance.to_owned();
+        self.write(move |tx| restart_schedules(tx, &instance, at))
     }
 
     fn record_tick(&self, tick: NewTick) -> BoxFuture<'_, StoreResult<TickRecorded>> {

@@ -29,6 +29,15 @@ pub(super) fn schedule_cursor(tx: &Connection, flow: &str, instance: &str, start
     Ok(from_millis(cursor))
 }
 
+pub(super) fn restart_schedules(tx: &Connection, instance: &str, at: DateTime<Utc>) -> StoreResult<usize> {
+    let at = at.timestamp_millis();
+    tx.prepare_cached(
+        "UPDATE schedules SET handled_until = ?2, updated_at = ?2 WHERE instance = ?1 AND handled_until < ?2",
+    )
+    .and_then(|mut statement| statement.execute(params![instance, at]))
+    .map_err(database)
+}
+
 pub(super) fn record_tick(tx: &Connection, tick: &NewTick) -> StoreResult<TickRecorded> {
     let scheduled_at = tick.scheduled_at.timestamp_millis();
     let recorded_at = tick.recorded_at.timestamp_millis();
