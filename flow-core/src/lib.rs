@@ -28,7 +28,7 @@ pub use payload::{Body, BodyData, Customer, FlowRef, InstanceRef, IntegrationRef
 pub use preprocess::PreprocessConfig;
 pub use queue::{QueueConfig, QueueMode};
 pub use retry::RetryConfig;
-pub use schedule::{CronSchedule, Schedule, ScheduleSource, parse_time_zone};
+pub use schedule::{CronSchedule, Schedule, ScheduleSource, check_cron, parse_time_zone};
 pub use security::{API_KEY_HEADER, ApiKeySource, EndpointSecurity};
 pub use step_error::{StepErrorConfig, StepErrorHandler};
 pub use violation::Violation;

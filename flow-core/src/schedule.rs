@@ -72,18 +72,7 @@ impl CronSchedule {
     /// Returns a [`Violation`] on `schedule.cron` with the parser's reason, or on
     /// `schedule.timezone` with the nearest valid zone names.
     pub fn parse(expression: &str, timezone: Option<&str>) -> Result<Self, Violation> {
-        let parser = CronParser::builder().seconds(Seconds::Optional).year(Year::Disallowed).build();
-        let field_count = expression.split_whitespace().count();
-        let cron = if expression.trim_start().starts_with('@') {
-            Err(format!("nicknames such as `{}` are not supported; write the fields", expression.trim()))
-        } else if !(5..=6).contains(&field_count) {
-            Err(format!("expected 5 fields (minute hour day month weekday) or 6 (seconds first), found {field_count}"))
-        } else {
-            parser
-                .parse(expression)
-                .map_err(|error| describe_cron_error(&parser, expression, &error.to_string()))
-        };
-        let cron = cron.map_err(|reason| {
+        let cron = parse_cron(expression).map_err(|reason| {
             Violation::new(
                 "schedule.cron",
                 format!(
@@ -135,6 +124,37 @@ impl CronSchedule {
     }
 }
 
+/// Checks a cron expression alone and returns why it is invalid, for messages that point to
+/// where the expression came from, such as a config variable.
+///
+/// # Errors
+///
+/// Returns the reason: the invalid field, the wrong field count, or that no date matches.
+pub fn check_cron(expression: &str) -> Result<(), String> {
+    parse_cron(expression).map(|_| ())
+}
+
+fn parse_cron(expression: &str) -> Result<Cron, String> {
+    let parser = CronParser::builder().seconds(Seconds::Optional).year(Year::Disallowed).build();
+    let field_count = expression.split_whitespace().count();
+    if expression.trim_start().starts_with('@') {
+        return Err(format!("nicknames such as `{}` are not supported; write the fields", expression.trim()));
+    }
+    if !(5..=6).contains(&field_count) {
+        return Err(format!("expected 5 fields (minute hour day month weekday) or 6 (seconds first), found {field_count}"));
+    }
+    let cron = parser
+        .parse(expression)
+        .map_err(|error| describe_cron_error(&parser, expression, &error.to_string()))?;
+
+    // A valid expression can still name no real date, such as 30 February; it would never fire.
+    let reference = DateTime::<Utc>::from_timestamp(946_684_800, 0).unwrap_or_default();
+    if cron.find_next_occurrence(&reference, false).is_err() {
+        return Err("no date matches it, so it would never fire (check the day-of-month and month fields)".to_owned());
+    }
+    Ok(cron)
+}
+
 /// Names the field that makes `expression` invalid, when replacing that one field with `*`
 /// makes it parse, and cleans up the parser's own reason.
 fn describe_cron_error(parser: &CronParser, expression: &str, reason: &str) -> String {
@@ -184,6 +204,17 @@ mod tests {
 
     fn instant(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text).expect("valid instant").with_timezone(&Utc)
+    }
+
+    #[test]
+    fn date_that_never_exists_is_rejected() {
+        let violation = CronSchedule::parse("0 0 30 2 *", None).expect_err("30 February");
+        assert!(violation.message.contains("never fire"), "{}", violation.message);
+    }
+
+    #[test]
+    fn leap_day_is_accepted() {
+        assert!(CronSchedule::parse("0 0 29 2 *", None).is_ok());
     }
 
     #[test]

@@ -232,7 +232,15 @@ impl RuntimeSettings {
         let shutdown_grace_seconds = parse_env("FLOW_SHUTDOWN_GRACE_SECONDS")?
             .or(file.server.shutdown_grace_seconds)
             .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECONDS);
-        let admin_token = env("FLOW_ADMIN_TOKEN").or(file.server.admin_token).filter(|token| !token.is_empty());
+        // An empty FLOW_ADMIN_TOKEN counts as unset, so it cannot switch off a file's token.
+        let admin_token = env("FLOW_ADMIN_TOKEN").filter(|token| !token.is_empty()).or(file.server.admin_token);
+        if admin_token.as_deref().is_some_and(|token| token.trim().is_empty()) {
+            return Err(ConfigError(
+                "`server.admin_token` is empty, which would leave the executions and admin API open; \
+                 set a token of at least one character or remove the line"
+                    .to_owned(),
+            ));
+        }
 
         let store_url = overrides
             .store
@@ -459,7 +467,16 @@ pub fn resolve_schedule(
     let expression = match &schedule.source {
         flow_core::ScheduleSource::Cron(expression) => expression.clone(),
         flow_core::ScheduleSource::ConfigVar(name) => match config.get(name) {
-            Some(Value::String(expression)) => expression.clone(),
+            Some(Value::String(expression)) => {
+                flow_core::check_cron(expression).map_err(|reason| {
+                    format!(
+                        "config variable \"{name}\" holds \"{expression}\", which is not a valid cron expression: {reason}; \
+                         set it to five fields (minute hour day-of-month month day-of-week) such as \"*/5 * * * *\", \
+                         or six with seconds first"
+                    )
+                })?;
+                expression.clone()
+            }
             Some(other) => {
                 return Err(format!(
                     "config variable \"{name}\" holds the schedule, so it must be a cron expression string, not {other}"
@@ -539,6 +556,18 @@ mod tests {
     fn invalid_environment_number_names_the_variable() {
         let error = settings("", &[("FLOW_BODY_LIMIT", "ten")]).expect_err("invalid");
         assert!(error.0.contains("FLOW_BODY_LIMIT=\"ten\""), "{}", error.0);
+    }
+
+    #[test]
+    fn empty_admin_token_variable_keeps_the_file_token() {
+        let settings = settings("[server]\nadmin_token = \"tok\"\n", &[("FLOW_ADMIN_TOKEN", "")]).expect("valid");
+        assert_eq!(settings.admin_token.as_deref(), Some("tok"));
+    }
+
+    #[test]
+    fn empty_admin_token_in_file_is_rejected() {
+        let error = settings("[server]\nadmin_token = \"\"\n", &[]).expect_err("empty token");
+        assert!(error.0.contains("`server.admin_token` is empty"), "{}", error.0);
     }
 
     #[test]

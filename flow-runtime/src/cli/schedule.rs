@@ -14,9 +14,9 @@ pub(super) struct ScheduleArgs {
     /// Stable key of a flow with a schedule.
     stable_key: String,
 
-    /// How many fire instants to print.
-    #[arg(long, default_value_t = 5)]
-    next: usize,
+    /// How many fire instants to print, from 1 to 10000.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    next: u16,
 
     /// Instant to search after, as RFC 3339 (e.g. 2026-03-08T00:00:00Z); now when omitted.
     #[arg(long, value_name = "RFC3339-INSTANT")]
@@ -63,6 +63,36 @@ fn fire_lines(registry: &Registry, settings: &RuntimeSettings, args: &ScheduleAr
         None => Utc::now(),
     };
 
+    // A literal schedule needs no instance, so it works without the server's configuration.
+    let cron = match &schedule.source {
+        flow_core::ScheduleSource::Cron(expression) if args.instance.is_none() => {
+            flow_core::CronSchedule::parse(expression, schedule.timezone.as_deref())
+                .map_err(|violation| CliError::config(violation.message))?
+        }
+        _ => instance_schedule(registry, settings, args, schedule)?,
+    };
+    let lines = cron
+        .upcoming(after, usize::from(args.next))
+        .into_iter()
+        .map(|instant| {
+            let local = instant.with_timezone(&cron.zone());
+            format!(
+                "{} {}",
+                instant.to_rfc3339_opts(SecondsFormat::Secs, true),
+                local.format("%Y-%m-%dT%H:%M:%S%:z")
+            )
+        })
+        .collect();
+    Ok(lines)
+}
+
+/// Resolves a schedule in the instance named by `--instance`, or the only instance.
+fn instance_schedule(
+    registry: &Registry,
+    settings: &RuntimeSettings,
+    args: &ScheduleArgs,
+    schedule: &flow_core::Schedule,
+) -> Result<flow_core::CronSchedule, CliError> {
     let instances = build_instances(settings, registry, env_var).map_err(|error| CliError::config(error.to_string()))?;
     let instance = match &args.instance {
         Some(id) => instances
@@ -79,20 +109,7 @@ fn fire_lines(registry: &Registry, settings: &RuntimeSettings, args: &ScheduleAr
         },
     };
 
-    let cron = resolve_schedule(schedule, &instance.config, &instance.id).map_err(CliError::config)?;
-    let lines = cron
-        .upcoming(after, args.next)
-        .into_iter()
-        .map(|instant| {
-            let local = instant.with_timezone(&cron.zone());
-            format!(
-                "{} {}",
-                instant.to_rfc3339_opts(SecondsFormat::Secs, true),
-                local.format("%Y-%m-%dT%H:%M:%S%:z")
-            )
-        })
-        .collect();
-    Ok(lines)
+    resolve_schedule(schedule, &instance.config, &instance.id).map_err(CliError::config)
 }
 
 #[cfg(test)]
@@ -127,7 +144,7 @@ mod tests {
         Registry::new(integration, vec![flow]).expect("valid")
     }
 
-    fn args(after: &str, next: usize) -> ScheduleArgs {
+    fn args(after: &str, next: u16) -> ScheduleArgs {
         ScheduleArgs {
             stable_key: "nightly-report".into(),
             next,
@@ -167,5 +184,21 @@ mod tests {
         let registry = registry(ScheduleSource::Cron("0 6 * * *".into()), "UTC");
         let error = fire_lines(&registry, &settings(""), &args("yesterday", 1)).expect_err("invalid");
         assert!(error.message.contains("--after \"yesterday\""), "{}", error.message);
+    }
+
+    #[test]
+    fn literal_schedule_needs_no_instance_config() {
+        let registry = registry(ScheduleSource::Cron("0 12 * * 0".into()), "Europe/Berlin");
+        let several = settings("[[instances]]\nid = \"a\"\n[[instances]]\nid = \"b\"\n");
+        let lines = fire_lines(&registry, &several, &args("2022-03-24T11:00:00Z", 1)).expect("valid");
+        assert_eq!(lines.len(), 1);
+    }
+
+    #[test]
+    fn invalid_config_var_schedule_names_the_variable() {
+        let registry = registry(ScheduleSource::ConfigVar("Report Schedule".into()), "UTC");
+        let settings = settings("[[instances]]\nid = \"acme\"\nconfig = { \"Report Schedule\" = \"61 * * * *\" }\n");
+        let error = fire_lines(&registry, &settings, &args("2022-03-24T11:00:00Z", 1)).expect_err("invalid minute");
+        assert!(error.message.contains("config variable \"Report Schedule\" holds \"61 * * * *\""), "{}", error.message);
     }
 }
