@@ -213,3 +213,31 @@ async fn schedule_command_prints_new_york_instants() {
     assert!(lines[0].starts_with("2026-03-07T12:00:00Z"), "{stdout}");
     assert!(lines[1].starts_with("2026-03-08T11:00:00Z"), "{stdout}");
 }
+
+#[tokio::test]
+async fn invoke_runs_scheduled_flow_with_a_tick_body() {
+    let supplier = MockSupplier::start().await;
+    let folder = tempfile::tempdir().expect("temp dir");
+    let config = write_config(folder.path(), free_port(), &supplier);
+
+    let output = run_cli(&config, &["invoke", "daily-stock-report"]).await;
+
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON result");
+    assert!(report["reportDate"].is_string(), "{report}");
+}
+
+#[tokio::test]
+async fn invoke_runs_a_poll_without_moving_the_cursor() {
+    let supplier = MockSupplier::start().await;
+    supplier.change("WID-1", 40);
+    let folder = tempfile::tempdir().expect("temp dir");
+    let config = write_config(folder.path(), free_port(), &supplier);
+
+    let first = run_cli(&config, &["invoke", "sync-stock"]).await;
+    let second = run_cli(&config, &["invoke", "sync-stock"]).await;
+
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    assert_eq!(supplier.lock().stock_requests, vec![0, 0]);
+}

@@ -71,7 +71,20 @@ pub(super) async fn invoke(
         return Err(CliError::config(format!("instance \"{instance_id}\" not found in the configuration")));
     };
 
-    let body = read_data(args.data.as_deref())?;
+    // A scheduled flow run by hand without --data gets the body a tick at this second gets.
+    let scheduled = runtime.schedule_of(flow.stable_key(), &instance.id);
+    let body = match (&args.data, scheduled) {
+        (None, Some(cron)) => {
+            let now = chrono::Utc::now();
+            let tick = crate::engine::ScheduledTick {
+                scheduled_at: now - chrono::Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos())),
+                time_zone: cron.zone().name().to_owned(),
+                missed_ticks: 0,
+            };
+            serde_json::to_vec(&tick).unwrap_or_default()
+        }
+        _ => read_data(args.data.as_deref())?,
+    };
     let mut headers = std::collections::BTreeMap::new();
     for header in &args.headers {
         let parsed = header.split_once(':').and_then(|(name, value)| {
@@ -116,10 +129,17 @@ pub(super) async fn invoke(
     };
     runtime.describe_payload(&mut payload, flow, &instance, &execution_id);
 
-    let trigger = runtime
-        .run_trigger(flow, &instance, payload)
-        .await
-        .map_err(|rejection| CliError::failed(format!("the trigger rejected the request: {rejection}")))?;
+    let polling = flow.config.trigger_type == flow_core::TriggerType::Polling;
+    let triggered = if polling {
+        runtime.run_poll(flow, &instance, payload).await
+    } else {
+        runtime.run_trigger(flow, &instance, payload).await
+    };
+    let trigger = triggered.map_err(|rejection| CliError::failed(format!("the trigger rejected the request: {rejection}")))?;
+    if trigger.polled_no_changes {
+        eprintln!("the poll found no changes; nothing ran (the saved polling state is not changed by `invoke`)");
+        return Ok(());
+    }
     if let Some(response) = &trigger.response {
         eprintln!("trigger response: {}", serde_json::to_string(response).unwrap_or_default());
     }

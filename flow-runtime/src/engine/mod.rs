@@ -348,6 +348,32 @@ impl Runtime {
         self.inner.run_trigger_with(flow, instance, payload, None).await
     }
 
+    /// Runs a polling flow's trigger with its saved polling state, as a tick does, but saves
+    /// nothing: the `invoke` command uses it to try a poll without moving the cursor.
+    ///
+    /// # Errors
+    ///
+    /// Returns the trigger's [`TriggerError`], or a 500 one when the state cannot be read.
+    pub async fn run_poll(
+        &self,
+        flow: &Flow,
+        instance: &Arc<Instance>,
+        payload: TriggerPayload,
+    ) -> Result<TriggerResult, TriggerError> {
+        let scope = StateScope::Polling {
+            instance: instance.id.clone(),
+            flow: flow.stable_key().to_owned(),
+        };
+        let saved = self
+            .inner
+            .store
+            .load_state(scope)
+            .await
+            .map_err(|error| TriggerError::internal(format!("could not load the polling state: {error}")))?;
+        let polling = Arc::new(PollingState::new(saved.get(crate::polling::POLLING_STATE_KEY).cloned()));
+        self.inner.run_trigger_with(flow, instance, payload, Some(polling)).await
+    }
+
     /// Stores a new execution and returns its id once the insert is committed.
     ///
     /// When `wait` is set, [`Submitted::completion`] resolves with the first attempt's outcome.
