@@ -254,10 +254,19 @@ fn print_flows(registry: &Registry, json: bool) {
     for flow in registry.flows() {
         let config = &flow.config;
         let mode = if config.synchronous { "synchronous" } else { "asynchronous" };
-        let queue = match config.queue_mode() {
+        let mut queue = match config.queue_mode() {
             flow_core::QueueMode::Parallel => "parallel".to_owned(),
             flow_core::QueueMode::Throttled { concurrency_limit } => format!("throttled({concurrency_limit})"),
             flow_core::QueueMode::Sequential => "sequential".to_owned(),
+        };
+        if config.queue.as_ref().is_some_and(|queue| queue.singleton) {
+            queue.push_str(",singleton");
+        }
+        let mode = match (config.trigger_type, config.agent, config.preprocess.is_some()) {
+            (flow_core::TriggerType::Polling, _, _) => "polling",
+            (_, _, true) => "preprocess",
+            (_, true, _) => "agent",
+            _ => mode,
         };
         let security = serde_json::to_value(config.endpoint_security)
             .ok()
