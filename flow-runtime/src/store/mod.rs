@@ -143,4 +143,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Returns every instance's deployment state, ordered by instance id.
     fn deployments(&self) -> BoxFuture<'_, StoreResult<Vec<DeploymentRecord>>>;
+
+    /// Returns whether other processes may write to the store while this one runs. The engine
+    /// then reads state from the store for every run instead of from its in-process cache,
+    /// which would miss other processes' writes. The default is `false`, for a store that one
+    /// process owns.
+    fn is_shared(&self) -> bool {
+        false
+    }
 }

@@ -474,6 +474,10 @@ impl Store for PostgresStore {
     fn deployments(&self) -> BoxFuture<'_, StoreResult<Vec<DeploymentRecord>>> {
         Box::pin(self.transact("deployments", |connection| Box::pin(deployments(connection))))
     }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
 }
 
 /// Inserts an execution, or records it as deduplicated; see [`Store::insert`].
