@@ -11,8 +11,8 @@
 //! shutdown_grace_seconds = 30        # FLOW_SHUTDOWN_GRACE_SECONDS
 //!
 //! [store]
-//! url = "sqlite://flows.db"          # FLOW_STORE
-//! durability = "full"                # or "normal"
+//! url = "sqlite://flows.db"          # FLOW_STORE; or postgres://USER@HOST/DATABASE
+//! durability = "full"                # or "normal"; SQLite only
 //!
 //! [[instances]]
 //! id = "acme"
@@ -77,9 +77,10 @@ pub struct ServerSettings {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
-    /// `sqlite://PATH` or a plain file path.
+    /// `sqlite://PATH`, a plain file path, or `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`.
     pub url: Option<String>,
-    /// `full` (default) or `normal`.
+    /// `full` (default) or `normal`; applies to SQLite only, since PostgreSQL commits follow
+    /// the server's `synchronous_commit` setting.
     pub durability: Option<String>,
 }
 
@@ -146,7 +147,9 @@ pub struct RuntimeSettings {
     pub workers: usize,
     /// How long running executions may finish after SIGTERM or Ctrl-C.
     pub shutdown_grace: std::time::Duration,
-    /// Path of the SQLite file.
+    /// Where the store lives.
+    pub store: StoreLocation,
+    /// Path of the SQLite file; empty when `store` is a PostgreSQL database.
     pub store_path: PathBuf,
     /// Whether commits are fsynced fully.
     pub durability: crate::store::Durability,
@@ -248,7 +251,11 @@ impl RuntimeSettings {
             .or_else(|| env("FLOW_STORE"))
             .or(file.store.url)
             .unwrap_or_else(|| DEFAULT_STORE_URL.to_owned());
-        let store_path = parse_store_url(&store_url)?;
+        let store = parse_store_location(&store_url)?;
+        let store_path = match &store {
+            StoreLocation::Sqlite(path) => path.clone(),
+            StoreLocation::Postgres(_) => PathBuf::new(),
+        };
         let durability = match file.store.durability.as_deref() {
             None | Some("full") => crate::store::Durability::Full,
             Some("normal") => crate::store::Durability::Normal,
@@ -267,11 +274,44 @@ impl RuntimeSettings {
             admin_token,
             workers,
             shutdown_grace: std::time::Duration::from_secs(shutdown_grace_seconds),
+            store,
             store_path,
             durability,
             instances: file.instances,
         })
     }
+}
+
+/// Where the store lives, as its URL names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A SQLite file, served by one process at a time.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database URL, shared by any number of serving processes.
+    Postgres(String),
+}
+
+impl std::fmt::Display for StoreLocation {
+    /// Formats the SQLite path, or the PostgreSQL URL without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "{}", path.display()),
+            Self::Postgres(url) => f.write_str(&crate::store::redact_password(url)),
+        }
+    }
+}
+
+/// Parses a store URL: `postgres://...` or `postgresql://...` selects PostgreSQL, and
+/// anything [`parse_store_url`] accepts selects SQLite.
+///
+/// # Errors
+///
+/// Returns a [`ConfigError`] for other schemes or an empty path.
+pub fn parse_store_location(url: &str) -> Result<StoreLocation, ConfigError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(StoreLocation::Postgres(url.to_owned()));
+    }
+    parse_store_url(url).map(StoreLocation::Sqlite)
 }
 
 /// Parses `sqlite://PATH`, `sqlite:PATH` or a plain path.
@@ -285,8 +325,10 @@ pub fn parse_store_url(url: &str) -> Result<PathBuf, ConfigError> {
     } else if let Some(path) = url.strip_prefix("sqlite:") {
         path
     } else if url.contains("://") {
+        let shown = crate::store::redact_password(url);
         return Err(ConfigError(format!(
-            "store URL \"{url}\" has an unsupported scheme; use sqlite://PATH, e.g. sqlite://flows.db"
+            "store URL \"{shown}\" has an unsupported scheme; use sqlite://PATH (e.g. sqlite://flows.db) or \
+             postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
         )));
     } else {
         url
@@ -712,5 +754,32 @@ mod tests {
         assert_eq!(parse_store_url("sqlite://data/flows.db").expect("valid"), PathBuf::from("data/flows.db"));
         assert_eq!(parse_store_url("flows.db").expect("valid"), PathBuf::from("flows.db"));
         assert!(parse_store_url("postgres://localhost/test").is_err());
+    }
+
+    #[test]
+    fn store_location_selects_postgres_by_scheme() {
+        let url = "postgres://app@db.internal:5432/flows";
+        assert_eq!(parse_store_location(url).expect("valid"), StoreLocation::Postgres(url.to_owned()));
+        let alias = "postgresql://app@db.internal/flows";
+        assert_eq!(parse_store_location(alias).expect("valid"), StoreLocation::Postgres(alias.to_owned()));
+        assert_eq!(
+            parse_store_location("sqlite://flows.db").expect("valid"),
+            StoreLocation::Sqlite(PathBuf::from("flows.db"))
+        );
+    }
+
+    #[test]
+    fn store_location_display_hides_the_password() {
+        let location = parse_store_location("postgres://app:s3cret@db/flows").expect("valid");
+        assert_eq!(location.to_string(), "postgres://app:***@db/flows");
+    }
+
+    #[test]
+    fn unsupported_store_scheme_error_names_both_forms() {
+        let error = parse_store_location("mysql://app:s3cret@db/flows").expect_err("unsupported");
+        let message = error.to_string();
+        assert!(message.contains("sqlite://PATH"), "{message}");
+        assert!(message.contains("postgres://"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
     }
 }

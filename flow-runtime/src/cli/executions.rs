@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use super::{CliError, load_settings, open_store};
-use crate::config::Overrides;
-use crate::store::{ExecutionFilter, ExecutionStatus, Store, execution_with_lineage};
+use crate::config::{Overrides, StoreLocation};
+use crate::store::{ExecutionFilter, ExecutionStatus, execution_with_lineage};
 
 #[derive(Debug, clap::Subcommand)]
 pub(super) enum ExecutionsCommand {
@@ -35,13 +35,15 @@ pub(super) enum ExecutionsCommand {
 
 pub(super) async fn run(config: Option<PathBuf>, overrides: Overrides, command: ExecutionsCommand) -> Result<(), CliError> {
     let settings = load_settings(config, &overrides)?;
-    if !settings.store_path.exists() {
+    if let StoreLocation::Sqlite(path) = &settings.store
+        && !path.exists()
+    {
         return Err(CliError::config(format!(
             "no store at {}; pass the server's --config FILE or --store URL",
-            settings.store_path.display()
+            path.display()
         )));
     }
-    let store = open_store(&settings)?;
+    let store = open_store(&settings).await?.shared();
     match command {
         ExecutionsCommand::List {
             flow,
@@ -84,7 +86,7 @@ pub(super) async fn run(config: Option<PathBuf>, overrides: Overrides, command: 
                     print_line!("{}", serde_json::to_string_pretty(&record).unwrap_or_default());
                     Ok(())
                 }
-                None => Err(CliError::config(format!("execution \"{id}\" not found in {}", settings.store_path.display()))),
+                None => Err(CliError::config(format!("execution \"{id}\" not found in {}", settings.store))),
             }
         }
     }

@@ -40,8 +40,8 @@ pub(super) async fn invoke(
     args: InvokeArgs,
 ) -> Result<(), CliError> {
     let settings = load_settings(config, &overrides)?;
-    let store = open_store(&settings)?;
-    let (runtime, _) = build_runtime(registry, &settings, store)?;
+    let store = open_store(&settings).await?;
+    let (runtime, _) = build_runtime(registry, &settings, store.shared())?;
 
     let Some(flow) = runtime.registry().get(&args.stable_key) else {
         let keys: Vec<&str> = runtime.registry().flows().iter().map(|flow| flow.stable_key()).collect();

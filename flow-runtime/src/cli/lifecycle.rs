@@ -1,7 +1,6 @@
 //! `deploy` and `delete`: run an instance's lifecycle hooks and record its deployment.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use super::{CliError, build_runtime, load_settings, open_store};
 use crate::config::Overrides;
@@ -24,8 +23,8 @@ pub(super) async fn run(
     action: Action,
 ) -> Result<(), CliError> {
     let settings = load_settings(config, &overrides)?;
-    let store = open_store(&settings)?;
-    let (runtime, _) = build_runtime(registry, &settings, Arc::clone(&store))?;
+    let store = open_store(&settings).await?;
+    let (runtime, _) = build_runtime(registry, &settings, store.shared())?;
 
     let result = match action {
         Action::Deploy => runtime.deploy(instance).await,

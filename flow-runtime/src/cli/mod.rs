@@ -29,7 +29,8 @@ use crate::config::{FileConfig, Overrides, RuntimeSettings, build_instances};
 use crate::engine::{EngineSettings, Runtime};
 use crate::integration::Integration;
 use crate::registry::Registry;
-use crate::store::SqliteStore;
+use crate::store::{PostgresStore, ServingLock, SqliteStore, Store};
+use crate::config::StoreLocation;
 
 /// Exit code for a configuration or usage error.
 const EXIT_CONFIG: u8 = 2;
@@ -43,7 +44,9 @@ struct Cli {
     #[arg(long, global = true, env = "FLOW_CONFIG")]
     config: Option<PathBuf>,
 
-    /// Store URL, such as sqlite://flows.db; overrides the config file and `FLOW_STORE`.
+    /// Store URL: sqlite://PATH (the default, sqlite://flows.db) for one server, or
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE for several; overrides the config
+    /// file and `FLOW_STORE`.
     #[arg(long, global = true)]
     store: Option<String>,
 
@@ -201,11 +204,44 @@ pub(crate) fn load_settings(config: Option<PathBuf>, overrides: &Overrides) -> R
     RuntimeSettings::resolve(file, overrides, env_var).map_err(|error| CliError::config(error.to_string()))
 }
 
+/// An opened store of either kind.
+pub(crate) enum OpenedStore {
+    /// The embedded SQLite file.
+    Sqlite(Arc<SqliteStore>),
+    /// The shared PostgreSQL database.
+    Postgres(Arc<PostgresStore>),
+}
+
+impl OpenedStore {
+    /// Returns the store as the engine uses it.
+    pub(crate) fn shared(&self) -> Arc<dyn Store> {
+        match self {
+            Self::Sqlite(store) => Arc::clone(store) as Arc<dyn Store>,
+            Self::Postgres(store) => Arc::clone(store) as Arc<dyn Store>,
+        }
+    }
+
+    /// Takes the lock that lets one server own a SQLite store. A PostgreSQL store needs none,
+    /// because several servers may share it, so this returns `None` for it.
+    pub(crate) fn lock_for_serving(&self) -> Result<Option<ServingLock>, CliError> {
+        match self {
+            Self::Sqlite(store) => store.lock_for_serving().map(Some).map_err(|error| CliError::config(error.to_string())),
+            Self::Postgres(_) => Ok(None),
+        }
+    }
+}
+
 /// Opens the store named by the settings.
-pub(crate) fn open_store(settings: &RuntimeSettings) -> Result<Arc<SqliteStore>, CliError> {
-    SqliteStore::open(&settings.store_path, settings.durability)
-        .map(Arc::new)
-        .map_err(|error| CliError::config(error.to_string()))
+pub(crate) async fn open_store(settings: &RuntimeSettings) -> Result<OpenedStore, CliError> {
+    match &settings.store {
+        StoreLocation::Sqlite(path) => SqliteStore::open(path, settings.durability)
+            .map(|store| OpenedStore::Sqlite(Arc::new(store)))
+            .map_err(|error| CliError::config(error.to_string())),
+        StoreLocation::Postgres(url) => PostgresStore::connect(url)
+            .await
+            .map(|store| OpenedStore::Postgres(Arc::new(store)))
+            .map_err(|error| CliError::config(error.to_string())),
+    }
 }
 
 /// Builds instances and the engine over `store`, and resolves organization keys from the
@@ -213,7 +249,7 @@ pub(crate) fn open_store(settings: &RuntimeSettings) -> Result<Arc<SqliteStore>,
 pub(crate) fn build_runtime(
     registry: Registry,
     settings: &RuntimeSettings,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
 ) -> Result<(Runtime, HashMap<String, Vec<String>>), CliError> {
     let instances = build_instances(settings, &registry, env_var).map_err(|error| CliError::config(error.to_string()))?;
 

@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use std::sync::Arc;
-
 use super::{CliError, build_runtime, load_settings, open_store};
 use crate::config::Overrides;
 use crate::http::{HttpSettings, router};
@@ -11,15 +9,16 @@ use crate::registry::Registry;
 
 pub(super) async fn serve(registry: Registry, config: Option<PathBuf>, overrides: Overrides) -> Result<(), CliError> {
     let settings = load_settings(config, &overrides)?;
-    let store = open_store(&settings)?;
-    let (runtime, organization_keys) = build_runtime(registry, &settings, Arc::clone(&store))?;
+    let store = open_store(&settings).await?;
+    let (runtime, organization_keys) = build_runtime(registry, &settings, store.shared())?;
 
-    // Listen and lock the store before recovery, which requeues every running execution:
-    // a second server started by mistake must stop before it touches them.
+    // Listen and lock a SQLite store before recovery, which requeues every running execution
+    // there: a second server started by mistake must stop before it touches them. Recovery on
+    // PostgreSQL requeues only executions whose lease ended, so servers share it unlocked.
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .map_err(|error| CliError::config(format!("cannot listen on {}: {error}; choose another --addr", settings.addr)))?;
-    let _lock = store.lock_for_serving().map_err(|error| CliError::config(error.to_string()))?;
+    let _lock = store.lock_for_serving()?;
     runtime
         .start()
         .await
@@ -33,7 +32,7 @@ pub(super) async fn serve(registry: Registry, config: Option<PathBuf>, overrides
     }
     runtime.start_scheduler();
     let local = listener.local_addr().map_err(|error| CliError::config(error.to_string()))?;
-    tracing::info!(addr = %local, store = %settings.store_path.display(), "serving flows");
+    tracing::info!(addr = %local, store = %settings.store, "serving flows");
     for instance in runtime.instances() {
         for (flow, url) in &instance.webhook_urls {
             tracing::info!(instance = %instance.id, flow = %flow, url = %url, "webhook");

@@ -706,8 +706,13 @@ impl Inner {
         })
     }
 
-    /// Returns a state map from the cache, loading it from the store on first use.
+    /// Returns a state map from the cache, loading it from the store on first use. A store
+    /// shared with other processes is read every time and nothing is cached, because other
+    /// processes' writes would not reach the cache.
     pub(crate) async fn state(&self, scope: StateScope) -> Result<Arc<BTreeMap<String, Value>>, StoreError> {
+        if self.store.is_shared() {
+            return Ok(Arc::new(self.store.load_state(scope).await?));
+        }
         let key = scope.storage_key();
         if let Some(values) = self.state_cache.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
             return Ok(Arc::clone(values));

@@ -1,14 +1,20 @@
 //! Durable storage of executions, attempts, logs and state.
 //!
 //! [`Store`] is the interface the engine and the HTTP layer use. [`SqliteStore`] is the
-//! embedded default. The interface is shaped for a shared PostgreSQL store as well: work is
-//! taken with [`Store::claim`], which marks executions `running` under a lease held by one
-//! worker, and [`Store::reclaim_expired`] returns executions whose worker died.
+//! embedded default, for one process. [`PostgresStore`] is shared by several processes
+//! serving one queue: work is taken with [`Store::claim`], which marks executions `running`
+//! under a lease held by one worker, and [`Store::reclaim_expired`] returns executions whose
+//! worker died.
 
 #[cfg(test)]
 mod conformance;
 mod lineage;
 mod migrations;
+mod postgres;
+mod postgres_migrations;
+mod postgres_schedules;
+#[cfg(test)]
+mod postgres_tests;
 mod records;
 mod schedules;
 mod sqlite;
@@ -29,6 +35,8 @@ pub use lineage::{Ancestor, ExecutionWithLineage, MAX_LINEAGE_DEPTH, execution_w
 pub use schedules::{
     DeploymentRecord, DeploymentStatus, NewTick, ScheduleSummary, TickFilter, TickOutcome, TickRecord, TickRecorded,
 };
+pub use postgres::PostgresStore;
+pub(crate) use postgres::redact_password;
 pub use sqlite::{Durability, ServingLock, SqliteStore};
 
 /// A failure of the store itself: the database could not be opened, read or written.
@@ -139,4 +147,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Returns every instance's deployment state, ordered by instance id.
     fn deployments(&self) -> BoxFuture<'_, StoreResult<Vec<DeploymentRecord>>>;
+
+    /// Returns whether other processes may write to the store while this one runs. The engine
+    /// then reads state from the store for every run instead of from its in-process cache,
+    /// which would miss other processes' writes. The default is `false`, for a store that one
+    /// process owns.
+    fn is_shared(&self) -> bool {
+        false
+    }
 }

@@ -965,7 +965,7 @@ mod tests {
         (Arc::new(store), folder)
     }
 
-    store_conformance_tests!(fresh());
+    store_conformance_tests!(async { Some(fresh()) });
 
     #[tokio::test]
     async fn accepted_execution_survives_reopening_the_file() {

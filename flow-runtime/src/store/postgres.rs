@@ -1,0 +1,944 @@
+//! The shared store: one PostgreSQL database that several runtime processes serve from.
+//!
+//! Every method runs in its own transaction on a pooled connection and returns after the
+//! commit. Transactions run at READ COMMITTED, so each statement sees the rows other nodes
+//! committed before it started. A transaction that PostgreSQL aborts for a deadlock or a
+//! serialization failure is run again from the start, a few times.
+//!
+//! How claims stay within the queue limits when several nodes claim at once:
+//!
+//! - Parallel flows: rows are picked with `FOR UPDATE SKIP LOCKED`, so two nodes never pick the
+//!   same row, and a row another node marked `running` meanwhile fails the `status = 'queued'`
+//!   recheck.
+//! - Throttled and sequential flows: a node claiming from one (flow, instance) queue first takes
+//!   a transaction-level advisory lock on that queue. A second node waits for the first to
+//!   commit, and only then counts the queue's running executions and reads its head, so it sees
+//!   the first node's claims. The locks are taken in (flow, instance) order, so two claims do
+//!   not wait on each other in a cycle; a hash collision between two queues' keys could still
+//!   deadlock, and PostgreSQL then aborts one claim, which is retried. SERIALIZABLE was not
+//!   chosen because every claim reads the whole due index and would often abort under load.
+//!
+//! Leases compare instants from each node's own clock. NOTE: the nodes' clocks must agree to
+//! well within the lease duration, or one node may reclaim an execution another still runs.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::Row;
+
+use flow_core::QueueMode;
+
+use super::postgres_migrations::migrate;
+use super::postgres_schedules::{
+    deployments, list_ticks, record_tick, save_deployment, schedule_cursor, schedule_summaries, unfinished_execution,
+};
+use super::records::{
+    AttemptOutcome, AttemptRecord, AttemptSummary, ClaimedExecution, ExecutionFilter, ExecutionRecord, ExecutionStatus,
+    ExecutionSummary, InsertOutcome, NewExecution, QueuePolicies, StateScope, StateWrite, StepRecord,
+};
+use super::schedules::{DeploymentRecord, NewTick, ScheduleSummary, TickFilter, TickRecord, TickRecorded};
+use super::sqlite::from_millis;
+use super::{Store, StoreError, StoreResult};
+use crate::logger::LogEntry;
+
+/// First key of the advisory lock that serializes migrations of one schema.
+pub(super) const ADVISORY_MIGRATIONS: i32 = 0x666c_0001;
+/// First key of the advisory lock on one throttled or sequential (flow, instance) queue.
+const ADVISORY_QUEUE: i32 = 0x666c_0002;
+/// First key of the advisory lock on one dedupe key of a flow and instance.
+const ADVISORY_DEDUPE: i32 = 0x666c_0003;
+
+/// Connections each process keeps open at most. Every store call holds one connection for
+/// one short transaction, so this bounds concurrent calls, not running executions.
+const MAX_CONNECTIONS: u32 = 16;
+
+/// Maximum wait for a pooled connection, including connecting to the server.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs of one transaction that PostgreSQL aborted for a deadlock or serialization failure.
+const MAX_TRANSACTION_RUNS: u32 = 5;
+
+/// Executions listed when a filter sets no limit.
+const DEFAULT_LIST_LIMIT: usize = 100;
+
+/// The PostgreSQL store.
+///
+/// Several processes may serve from one database (and schema) at once: claims, leases,
+/// queue limits, dedupe and schedule ticks hold across them.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    url: Arc<str>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`)
+    /// and applies migrations. The tables live in the connection's current schema;
+    /// `?options[search_path]=NAME` in the URL selects another existing schema.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`StoreError::Database`] naming the URL without its password when the URL is
+    /// invalid, the server cannot be reached or refuses the login, or a migration fails.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let redacted_url = redact_password(url);
+        let options = PgConnectOptions::from_str(url).map_err(|error| {
+            StoreError::Database(format!(
+                "invalid PostgreSQL store URL \"{redacted_url}\": {error}; use postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+            ))
+        })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|error| {
+                StoreError::Database(format!(
+                    "cannot connect to the PostgreSQL store at {redacted_url}: {error}; check that the server runs and \
+                     accepts connections at that host and port, and that the user, password and database are right"
+                ))
+            })?;
+
+        migrate(&pool)
+            .await
+            .map_err(|error| StoreError::Database(format!("cannot migrate the PostgreSQL store at {redacted_url}: {error}")))?;
+        tracing::info!(url = %redacted_url, "connected to the PostgreSQL store");
+        Ok(Self { pool, url: redacted_url.into() })
+    }
+
+    /// Returns the store's URL without its password.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    #[cfg(test)]
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Runs `operation` in a transaction and commits it, running it again when PostgreSQL
+    /// aborts it for a deadlock or a serialization failure.
+    async fn transact<T, F>(&self, name: &'static str, mut operation: F) -> StoreResult<T>
+    where
+        F: for<'c> FnMut(&'c mut PgConnection) -> BoxFuture<'c, Result<T, QueryError>>,
+    {
+        let mut run = 1;
+        loop {
+            let outcome = self.transact_once(&mut operation).await;
+            match outcome {
+                Ok(value) => return Ok(value),
+                Err(error) if error.is_transient() && run < MAX_TRANSACTION_RUNS => {
+                    tracing::warn!(operation = name, run, error = %error, "PostgreSQL aborted a transaction; running it again");
+                    run += 1;
+                }
+                Err(error) => return Err(error.into_store_error(name)),
+            }
+        }
+    }
+
+    async fn transact_once<T, F>(&self, operation: &mut F) -> Result<T, QueryError>
+    where
+        F: for<'c> FnMut(&'c mut PgConnection) -> BoxFuture<'c, Result<T, QueryError>>,
+    {
+        let mut transaction = self.pool.begin().await?;
+        match operation(&mut transaction).await {
+            Ok(value) => {
+                transaction.commit().await?;
+                Ok(value)
+            }
+            Err(error) => {
+                if let Err(rollback) = transaction.rollback().await {
+                    tracing::warn!(error = %rollback, "rollback of a failed PostgreSQL transaction failed");
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+/// A failure inside a transaction: PostgreSQL's error, which may be worth a retry, or the
+/// store's own.
+#[derive(Debug)]
+pub(super) enum QueryError {
+    Sql(sqlx::Error),
+    Store(StoreError),
+}
+
+impl From<sqlx::Error> for QueryError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Sql(error)
+    }
+}
+
+impl From<StoreError> for QueryError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+impl std::fmt::Display for QueryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sql(error) => error.fmt(f),
+            Self::Store(error) => error.fmt(f),
+        }
+    }
+}
+
+impl QueryError {
+    /// Returns whether PostgreSQL aborted the transaction for a serialization failure
+    /// (SQLSTATE 40001) or a deadlock (40P01), after which the same transaction may succeed.
+    fn is_transient(&self) -> bool {
+        let Self::Sql(error) = self else {
+            return false;
+        };
+        let code = error.as_database_error().and_then(|database_error| database_error.code());
+        matches!(code.as_deref(), Some("40001" | "40P01"))
+    }
+
+    fn into_store_error(self, operation: &str) -> StoreError {
+        match self {
+            Self::Sql(sqlx::Error::PoolClosed) => StoreError::Closed("the PostgreSQL pool is closed".to_owned()),
+            Self::Sql(error) => StoreError::Database(format!("{operation} failed: {error}")),
+            Self::Store(error) => error,
+        }
+    }
+}
+
+pub(super) fn database(error: sqlx::Error) -> StoreError {
+    StoreError::Database(error.to_string())
+}
+
+pub(super) fn corrupt(context: &str, error: impl std::fmt::Display) -> QueryError {
+    QueryError::Store(StoreError::Corrupt(format!("{context}: {error}")))
+}
+
+/// Returns `url` with the password in its user info, and any `password=` query parameter,
+/// replaced by `***`, for messages and logs.
+pub(crate) fn redact_password(url: &str) -> String {
+    let mut redacted = redact_user_info_password(url);
+    if let Some(start) = redacted.find("password=") {
+        let value_start = start + "password=".len();
+        let value_end = redacted[value_start..].find('&').map_or(redacted.len(), |end| value_start + end);
+        redacted.replace_range(value_start..value_end, "***");
+    }
+    redacted
+}
+
+fn redact_user_info_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let Some((user_info, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match user_info.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+        None => url.to_owned(),
+    }
+}
+
+impl Store for PostgresStore {
+    fn insert(&self, execution: NewExecution) -> BoxFuture<'_, StoreResult<InsertOutcome>> {
+        Box::pin(self.transact("insert", move |connection| {
+            let execution = execution.clone();
+            Box::pin(async move { insert_execution(connection, &execution).await })
+        }))
+    }
+
+    fn claim(
+        &self,
+        worker: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        queues: Arc<QueuePolicies>,
+    ) -> BoxFuture<'_, StoreResult<Vec<ClaimedExecution>>> {
+        let worker = worker.to_owned();
+        Box::pin(self.transact("claim", move |connection| {
+            let (worker, queues) = (worker.clone(), Arc::clone(&queues));
+            Box::pin(async move {
+                let times = (now.timestamp_millis(), lease_until.timestamp_millis());
+                claim(connection, &worker, limit, times, &queues).await
+            })
+        }))
+    }
+
+    fn finish_attempt(&self, record: AttemptRecord) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(self.transact("finish_attempt", move |connection| {
+            let record = record.clone();
+            Box::pin(async move { finish_attempt(connection, &record).await })
+        }))
+    }
+
+    fn recover(&self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
+        // Other live nodes share the store and renew their leases, so only executions whose
+        // lease ended belong to a process that died.
+        self.reclaim_expired(now)
+    }
+
+    fn reclaim_expired(&self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
+        Box::pin(self.transact("reclaim_expired", move |connection| {
+            Box::pin(async move {
+                let now = now.timestamp_millis();
+                let moved = sqlx::query(
+                    "UPDATE executions SET status = 'queued', lease_owner = NULL, lease_until = NULL, updated_at = $1 \
+                     WHERE status = 'running' AND lease_until < $1",
+                )
+                .bind(now)
+                .execute(&mut *connection)
+                .await?;
+                Ok(usize::try_from(moved.rows_affected()).unwrap_or(usize::MAX))
+            })
+        }))
+    }
+
+    fn renew_leases(&self, worker: &str, until: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
+        let worker = worker.to_owned();
+        Box::pin(self.transact("renew_leases", move |connection| {
+            let worker = worker.clone();
+            Box::pin(async move {
+                let renewed =
+                    sqlx::query("UPDATE executions SET lease_until = $2 WHERE status = 'running' AND lease_owner = $1")
+                        .bind(worker)
+                        .bind(until.timestamp_millis())
+                        .execute(&mut *connection)
+                        .await?;
+                Ok(usize::try_from(renewed.rows_affected()).unwrap_or(usize::MAX))
+            })
+        }))
+    }
+
+    fn release_worker(&self, worker: &str) -> BoxFuture<'_, StoreResult<usize>> {
+        let worker = worker.to_owned();
+        Box::pin(self.transact("release_worker", move |connection| {
+            let worker = worker.clone();
+            Box::pin(async move {
+                let released = sqlx::query(
+                    "UPDATE executions SET status = 'queued', lease_owner = NULL, lease_until = NULL \
+                     WHERE status = 'running' AND lease_owner = $1",
+                )
+                .bind(worker)
+                .execute(&mut *connection)
+                .await?;
+                Ok(usize::try_from(released.rows_affected()).unwrap_or(usize::MAX))
+            })
+        }))
+    }
+
+    fn get(&self, id: &str) -> BoxFuture<'_, StoreResult<Option<ExecutionRecord>>> {
+        let id = id.to_owned();
+        Box::pin(self.transact("get", move |connection| {
+            let id = id.clone();
+            Box::pin(async move { read_execution(connection, &id).await })
+        }))
+    }
+
+    fn list(&self, filter: ExecutionFilter) -> BoxFuture<'_, StoreResult<Vec<ExecutionSummary>>> {
+        Box::pin(self.transact("list", move |connection| {
+            let filter = filter.clone();
+            Box::pin(async move { list_executions(connection, &filter).await })
+        }))
+    }
+
+    fn next_due(&self) -> BoxFuture<'_, StoreResult<Option<DateTime<Utc>>>> {
+        Box::pin(self.transact("next_due", |connection| {
+            Box::pin(async move {
+                let due: Option<i64> = sqlx::query_scalar("SELECT MIN(due_at) FROM executions WHERE status = 'queued'")
+                    .fetch_one(&mut *connection)
+                    .await?;
+                Ok(due.map(from_millis))
+            })
+        }))
+    }
+
+    fn load_state(&self, scope: StateScope) -> BoxFuture<'_, StoreResult<BTreeMap<String, Value>>> {
+        let key = scope.storage_key();
+        Box::pin(self.transact("load_state", move |connection| {
+            let key = key.clone();
+            Box::pin(async move {
+                let text: Option<String> = sqlx::query_scalar("SELECT value::text FROM state WHERE scope = $1")
+                    .bind(&key)
+                    .fetch_optional(&mut *connection)
+                    .await?;
+                match text {
+                    Some(text) => serde_json::from_str(&text).map_err(|error| corrupt(&format!("state {key}"), error)),
+                    None => Ok(BTreeMap::new()),
+                }
+            })
+        }))
+    }
+
+    fn record_step(&self, execution_id: &str, step: StepRecord) -> BoxFuture<'_, StoreResult<()>> {
+        let execution_id = execution_id.to_owned();
+        Box::pin(self.transact("record_step", move |connection| {
+            let (execution_id, step) = (execution_id.clone(), step.clone());
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO steps (execution_id, name, result, recorded_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (execution_id, name) DO NOTHING",
+                )
+                .bind(execution_id)
+                .bind(step.name)
+                .bind(step.result.to_string())
+                .bind(step.recorded_at.timestamp_millis())
+                .execute(&mut *connection)
+                .await?;
+                Ok(())
+            })
+        }))
+    }
+
+    fn load_steps(&self, execution_id: &str) -> BoxFuture<'_, StoreResult<BTreeMap<String, Value>>> {
+        let execution_id = execution_id.to_owned();
+        Box::pin(self.transact("load_steps", move |connection| {
+            let execution_id = execution_id.clone();
+            Box::pin(async move {
+                let rows: Vec<(String, String)> = sqlx::query_as("SELECT name, result FROM steps WHERE execution_id = $1")
+                    .bind(&execution_id)
+                    .fetch_all(&mut *connection)
+                    .await?;
+                let mut steps = BTreeMap::new();
+                for (name, result) in rows {
+                    let value = serde_json::from_str(&result)
+                        .map_err(|error| corrupt(&format!("step {name} of execution {execution_id}"), error))?;
+                    steps.insert(name, value);
+                }
+                Ok(steps)
+            })
+        }))
+    }
+
+    fn save_state(&self, write: StateWrite, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(self.transact("save_state", move |connection| {
+            let write = write.clone();
+            Box::pin(async move { write_state(connection, &write, now.timestamp_millis()).await })
+        }))
+    }
+
+    fn schedule_cursor(&self, flow: &str, instance: &str, start: DateTime<Utc>) -> BoxFuture<'_, StoreResult<DateTime<Utc>>> {
+        let (flow, instance) = (flow.to_owned(), instance.to_owned());
+        Box::pin(self.transact("schedule_cursor", move |connection| {
+            let (flow, instance) = (flow.clone(), instance.clone());
+            Box::pin(async move { schedule_cursor(connection, &flow, &instance, start).await })
+        }))
+    }
+
+    fn record_tick(&self, tick: NewTick) -> BoxFuture<'_, StoreResult<TickRecorded>> {
+        Box::pin(self.transact("record_tick", move |connection| {
+            let tick = tick.clone();
+            Box::pin(async move { record_tick(connection, &tick).await })
+        }))
+    }
+
+    fn unfinished_execution(&self, flow: &str, instance: &str) -> BoxFuture<'_, StoreResult<Option<String>>> {
+        let (flow, instance) = (flow.to_owned(), instance.to_owned());
+        Box::pin(self.transact("unfinished_execution", move |connection| {
+            let (flow, instance) = (flow.clone(), instance.clone());
+            Box::pin(async move { unfinished_execution(connection, &flow, &instance).await })
+        }))
+    }
+
+    fn list_ticks(&self, filter: TickFilter) -> BoxFuture<'_, StoreResult<Vec<TickRecord>>> {
+        Box::pin(self.transact("list_ticks", move |connection| {
+            let filter = filter.clone();
+            Box::pin(async move { list_ticks(connection, &filter).await })
+        }))
+    }
+
+    fn schedule_summaries(&self) -> BoxFuture<'_, StoreResult<Vec<ScheduleSummary>>> {
+        Box::pin(self.transact("schedule_summaries", |connection| Box::pin(schedule_summaries(connection))))
+    }
+
+    fn save_deployment(&self, record: DeploymentRecord) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(self.transact("save_deployment", move |connection| {
+            let record = record.clone();
+            Box::pin(async move { save_deployment(connection, &record).await })
+        }))
+    }
+
+    fn deployments(&self) -> BoxFuture<'_, StoreResult<Vec<DeploymentRecord>>> {
+        Box::pin(self.transact("deployments", |connection| Box::pin(deployments(connection))))
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+}
+
+/// Inserts an execution, or records it as deduplicated; see [`Store::insert`].
+pub(super) async fn insert_execution(
+    connection: &mut PgConnection,
+    execution: &NewExecution,
+) -> Result<InsertOutcome, QueryError> {
+    let now = execution.created_at.timestamp_millis();
+
+    if let Some(key) = &execution.dedupe_key {
+        // Without this lock, two nodes inserting one dedupe key at once would both find no
+        // match. With it, the second waits for the first's commit and then finds its execution.
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema() || '/' || $2 || '/' || $3 || '/' || $4))")
+            .bind(ADVISORY_DEDUPE)
+            .bind(&execution.flow)
+            .bind(&execution.instance)
+            .bind(key)
+            .execute(&mut *connection)
+            .await?;
+        let existing: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM executions WHERE flow = $1 AND instance = $2 AND dedupe_key = $3 \
+             AND status IN ('queued', 'running') ORDER BY seq LIMIT 1",
+        )
+        .bind(&execution.flow)
+        .bind(&execution.instance)
+        .bind(key)
+        .fetch_optional(&mut *connection)
+        .await?;
+        if let Some(existing_id) = existing {
+            sqlx::query(
+                "INSERT INTO executions (id, flow, instance, status, created_at, updated_at, due_at, dedupe_key, \
+                 parent_id, related_id, source, payload, error) \
+                 VALUES ($1, $2, $3, 'cancelled', $4, $4, $4, NULL, $5, $6, $7, $8, $9)",
+            )
+            .bind(&execution.id)
+            .bind(&execution.flow)
+            .bind(&execution.instance)
+            .bind(now)
+            .bind(&execution.parent_id)
+            .bind(&existing_id)
+            .bind(&execution.source)
+            .bind(&execution.payload)
+            .bind(format!("deduplicated: dedupe id \"{key}\" matches execution {existing_id}"))
+            .execute(&mut *connection)
+            .await?;
+            return Ok(InsertOutcome::Deduplicated { existing_id });
+        }
+    }
+
+    if let Some(request_id) = &execution.unique_request_id {
+        sqlx::query(
+            "UPDATE executions SET status = 'cancelled', updated_at = $4, related_id = $5, \
+             error = 'superseded: execution ' || $5 || ' has the same unique request id' \
+             WHERE flow = $1 AND instance = $2 AND unique_request_id = $3 AND status = 'queued' AND attempt > 0",
+        )
+        .bind(&execution.flow)
+        .bind(&execution.instance)
+        .bind(request_id)
+        .bind(now)
+        .bind(&execution.id)
+        .execute(&mut *connection)
+        .await?;
+    }
+
+    let (status, attempt, lease_owner, lease_until) = match &execution.claimed_by {
+        Some(lease) => ("running", 1_i32, Some(lease.worker.as_str()), Some(lease.until.timestamp_millis())),
+        None => ("queued", 0_i32, None, None),
+    };
+    sqlx::query(
+        "INSERT INTO executions (id, flow, instance, status, attempt, lease_owner, lease_until, created_at, \
+         updated_at, due_at, dedupe_key, unique_request_id, parent_id, source, payload) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(&execution.id)
+    .bind(&execution.flow)
+    .bind(&execution.instance)
+    .bind(status)
+    .bind(attempt)
+    .bind(lease_owner)
+    .bind(lease_until)
+    .bind(now)
+    .bind(&execution.dedupe_key)
+    .bind(&execution.unique_request_id)
+    .bind(&execution.parent_id)
+    .bind(&execution.source)
+    .bind(&execution.payload)
+    .execute(&mut *connection)
+    .await?;
+    Ok(InsertOutcome::Inserted)
+}
+
+fn claimed_from_row(row: &PgRow) -> Result<(i64, ClaimedExecution), QueryError> {
+    let attempt: i32 = row.try_get("attempt")?;
+    Ok((
+        row.try_get("seq")?,
+        ClaimedExecution {
+            id: row.try_get("id")?,
+            flow: row.try_get("flow")?,
+            instance: row.try_get("instance")?,
+            payload: row.try_get("payload")?,
+            attempt: u32::try_from(attempt).unwrap_or_default() + 1,
+            created_at: from_millis(row.try_get("created_at")?),
+            parent_id: row.try_get("parent_id")?,
+        },
+    ))
+}
+
+/// Picks due executions within their queues' limits and marks them running.
+///
+/// `times` is (now, lease end) in milliseconds. Throttled and sequential queues are claimed
+/// first, each under its advisory lock; parallel flows fill the remaining room, oldest due
+/// first.
+async fn claim(
+    connection: &mut PgConnection,
+    worker: &str,
+    limit: usize,
+    times: (i64, i64),
+    queues: &QueuePolicies,
+) -> Result<Vec<ClaimedExecution>, QueryError> {
+    let (now, lease_until) = times;
+    let mut picked: Vec<(i64, ClaimedExecution)> = Vec::new();
+
+    for (flow, mode) in &queues.modes {
+        if picked.len() >= limit {
+            break;
+        }
+        let instances: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT instance FROM executions WHERE flow = $1 AND status = 'queued' AND due_at <= $2 \
+             ORDER BY instance",
+        )
+        .bind(flow)
+        .bind(now)
+        .fetch_all(&mut *connection)
+        .await?;
+        for instance in instances {
+            if picked.len() >= limit {
+                break;
+            }
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema() || '/' || $2 || '/' || $3))")
+                .bind(ADVISORY_QUEUE)
+                .bind(flow)
+                .bind(&instance)
+                .execute(&mut *connection)
+                .await?;
+            let room = limit - picked.len();
+            picked.extend(claimable_in_queue(connection, flow, &instance, *mode, now, room).await?);
+        }
+    }
+
+    if picked.len() < limit {
+        let keyed: Vec<String> = queues.modes.keys().cloned().collect();
+        let rows = sqlx::query(
+            "SELECT seq, id, flow, instance, payload, attempt, created_at, parent_id FROM executions \
+             WHERE status = 'queued' AND due_at <= $1 AND flow <> ALL($2) ORDER BY due_at, seq LIMIT $3 \
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind(now)
+        .bind(keyed)
+        .bind(i64::try_from(limit - picked.len()).unwrap_or(i64::MAX))
+        .fetch_all(&mut *connection)
+        .await?;
+        for row in &rows {
+            picked.push(claimed_from_row(row)?);
+        }
+    }
+
+    if picked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sequence_numbers: Vec<i64> = picked.iter().map(|(seq, _)| *seq).collect();
+    sqlx::query(
+        "UPDATE executions SET status = 'running', attempt = attempt + 1, lease_owner = $2, lease_until = $3, \
+         updated_at = $4 WHERE seq = ANY($1)",
+    )
+    .bind(sequence_numbers)
+    .bind(worker)
+    .bind(lease_until)
+    .bind(now)
+    .execute(&mut *connection)
+    .await?;
+    Ok(picked.into_iter().map(|(_, execution)| execution).collect())
+}
+
+/// Returns the executions of one throttled or sequential queue that may start now, locked
+/// for this transaction. The caller holds the queue's advisory lock.
+async fn claimable_in_queue(
+    connection: &mut PgConnection,
+    flow: &str,
+    instance: &str,
+    mode: QueueMode,
+    now: i64,
+    room: usize,
+) -> Result<Vec<(i64, ClaimedExecution)>, QueryError> {
+    let running: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE flow = $1 AND instance = $2 AND status = 'running'")
+            .bind(flow)
+            .bind(instance)
+            .fetch_one(&mut *connection)
+            .await?;
+    let running = usize::try_from(running).unwrap_or(usize::MAX);
+
+    match mode {
+        QueueMode::Parallel => Ok(Vec::new()),
+        QueueMode::Sequential => {
+            if running > 0 {
+                return Ok(Vec::new());
+            }
+            // The oldest unfinished execution is next, even when its retry is not due yet. The
+            // row lock waits (no SKIP LOCKED) so a head being cancelled is never jumped over.
+            let head = sqlx::query(
+                "SELECT seq, id, flow, instance, payload, attempt, created_at, parent_id, due_at FROM executions \
+                 WHERE flow = $1 AND instance = $2 AND status = 'queued' ORDER BY seq LIMIT 1 FOR UPDATE",
+            )
+            .bind(flow)
+            .bind(instance)
+            .fetch_optional(&mut *connection)
+            .await?;
+            let Some(head) = head else {
+                return Ok(Vec::new());
+            };
+            let due_at: i64 = head.try_get("due_at")?;
+            if due_at > now {
+                return Ok(Vec::new());
+            }
+            Ok(vec![claimed_from_row(&head)?])
+        }
+        QueueMode::Throttled { concurrency_limit } => {
+            let allowed = usize::try_from(concurrency_limit).unwrap_or(usize::MAX).saturating_sub(running).min(room);
+            if allowed == 0 {
+                return Ok(Vec::new());
+            }
+            let rows = sqlx::query(
+                "SELECT seq, id, flow, instance, payload, attempt, created_at, parent_id FROM executions \
+                 WHERE flow = $1 AND instance = $2 AND status = 'queued' AND due_at <= $3 ORDER BY seq LIMIT $4 \
+                 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(flow)
+            .bind(instance)
+            .bind(now)
+            .bind(i64::try_from(allowed).unwrap_or(i64::MAX))
+            .fetch_all(&mut *connection)
+            .await?;
+            rows.iter().map(claimed_from_row).collect()
+        }
+    }
+}
+
+/// Records the end of an attempt; see [`Store::finish_attempt`].
+async fn finish_attempt(connection: &mut PgConnection, record: &AttemptRecord) -> Result<bool, QueryError> {
+    let finished = record.finished_at.timestamp_millis();
+    let (status, error, result, due_at) = match &record.outcome {
+        AttemptOutcome::Succeeded { result } => (ExecutionStatus::Succeeded, None, Some(result.to_string()), finished),
+        AttemptOutcome::Retrying { error, retry_at } => {
+            (ExecutionStatus::Queued, Some(error.as_str()), None, retry_at.timestamp_millis())
+        }
+        AttemptOutcome::Failed { error } => (ExecutionStatus::Failed, Some(error.as_str()), None, finished),
+    };
+
+    let updated = sqlx::query(
+        "UPDATE executions SET status = $1, error = $2, result = $3, due_at = $4, updated_at = $5, \
+         lease_owner = NULL, lease_until = NULL \
+         WHERE id = $6 AND status = 'running' AND lease_owner = $7 AND attempt = $8",
+    )
+    .bind(status.as_str())
+    .bind(error)
+    .bind(result)
+    .bind(due_at)
+    .bind(finished)
+    .bind(&record.execution_id)
+    .bind(&record.worker)
+    .bind(i32::try_from(record.attempt).unwrap_or(i32::MAX))
+    .execute(&mut *connection)
+    .await?;
+    if updated.rows_affected() == 0 {
+        // The lease expired and another worker took the execution. That worker's record wins,
+        // so this attempt's outcome and state are dropped.
+        tracing::warn!(execution_id = %record.execution_id, attempt = record.attempt, "attempt outcome dropped: lease lost");
+        return Ok(false);
+    }
+
+    let attempt_status = match record.outcome {
+        AttemptOutcome::Succeeded { .. } => "succeeded",
+        AttemptOutcome::Retrying { .. } | AttemptOutcome::Failed { .. } => "failed",
+    };
+    let logs = serde_json::to_string(&record.logs).map_err(|error| corrupt("attempt logs", error))?;
+    sqlx::query(
+        "INSERT INTO attempts (execution_id, number, status, started_at, finished_at, error, logs) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (execution_id, number) DO UPDATE SET status = EXCLUDED.status, started_at = EXCLUDED.started_at, \
+         finished_at = EXCLUDED.finished_at, error = EXCLUDED.error, logs = EXCLUDED.logs",
+    )
+    .bind(&record.execution_id)
+    .bind(i32::try_from(record.attempt).unwrap_or(i32::MAX))
+    .bind(attempt_status)
+    .bind(record.started_at.timestamp_millis())
+    .bind(finished)
+    .bind(error)
+    .bind(logs)
+    .execute(&mut *connection)
+    .await?;
+
+    if status == ExecutionStatus::Succeeded {
+        for write in &record.state_writes {
+            write_state(connection, write, finished).await?;
+        }
+    }
+    Ok(true)
+}
+
+/// Merges a state write into the stored map in one statement, so concurrent writes of
+/// different keys of one scope, from any node, all take effect.
+pub(super) async fn write_state(connection: &mut PgConnection, write: &StateWrite, now: i64) -> Result<(), QueryError> {
+    let mut set = serde_json::Map::new();
+    let mut removed = Vec::new();
+    for (key, change) in &write.changes {
+        match change {
+            Some(value) => {
+                set.insert(key.clone(), value.clone());
+            }
+            None => removed.push(key.clone()),
+        }
+    }
+
+    sqlx::query(
+        "INSERT INTO state (scope, value, updated_at) VALUES ($1, $2::jsonb, $4) \
+         ON CONFLICT (scope) DO UPDATE SET value = (state.value || EXCLUDED.value) - $3::text[], \
+         updated_at = EXCLUDED.updated_at",
+    )
+    .bind(write.scope.storage_key())
+    .bind(Value::Object(set).to_string())
+    .bind(removed)
+    .bind(now)
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+fn summary_from_row(row: &PgRow) -> Result<ExecutionSummary, QueryError> {
+    let status_text: String = row.try_get("status")?;
+    let status = status_text.parse::<ExecutionStatus>().map_err(|reason| corrupt("execution status", reason))?;
+    let attempts: i32 = row.try_get("attempt")?;
+    Ok(ExecutionSummary {
+        id: row.try_get("id")?,
+        flow: row.try_get("flow")?,
+        instance: row.try_get("instance")?,
+        status,
+        attempts: u32::try_from(attempts).unwrap_or_default(),
+        created_at: from_millis(row.try_get("created_at")?),
+        updated_at: from_millis(row.try_get("updated_at")?),
+        due_at: if status == ExecutionStatus::Queued { Some(from_millis(row.try_get("due_at")?)) } else { None },
+        source: row.try_get("source")?,
+    })
+}
+
+async fn list_executions(connection: &mut PgConnection, filter: &ExecutionFilter) -> Result<Vec<ExecutionSummary>, QueryError> {
+    let limit = if filter.limit == 0 { DEFAULT_LIST_LIMIT } else { filter.limit };
+    let rows = sqlx::query(
+        "SELECT id, flow, instance, status, attempt, created_at, updated_at, due_at, source FROM executions \
+         WHERE ($1::text IS NULL OR flow = $1) AND ($2::text IS NULL OR instance = $2) \
+         AND ($3::text IS NULL OR status = $3) ORDER BY seq DESC LIMIT $4",
+    )
+    .bind(&filter.flow)
+    .bind(&filter.instance)
+    .bind(filter.status.map(ExecutionStatus::as_str))
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(&mut *connection)
+    .await?;
+    rows.iter().map(summary_from_row).collect()
+}
+
+async fn read_execution(connection: &mut PgConnection, id: &str) -> Result<Option<ExecutionRecord>, QueryError> {
+    // One snapshot for the execution, its attempts and its steps.
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *connection)
+        .await?;
+    let row = sqlx::query(
+        "SELECT id, flow, instance, status, attempt, created_at, updated_at, due_at, source, \
+         payload, result, error, related_id, parent_id FROM executions WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *connection)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let summary = summary_from_row(&row)?;
+    let context = format!("execution {id}");
+    let payload: String = row.try_get("payload")?;
+    let result: Option<String> = row.try_get("result")?;
+
+    let mut attempt_history = Vec::new();
+    let mut logs = Vec::new();
+    let attempts = sqlx::query(
+        "SELECT number, status, started_at, finished_at, error, logs FROM attempts WHERE execution_id = $1 ORDER BY number",
+    )
+    .bind(id)
+    .fetch_all(&mut *connection)
+    .await?;
+    for attempt in &attempts {
+        let number: i32 = attempt.try_get("number")?;
+        let attempt_logs: String = attempt.try_get("logs")?;
+        let entries: Vec<LogEntry> = serde_json::from_str(&attempt_logs).map_err(|error| corrupt(&context, error))?;
+        logs.extend(entries);
+        attempt_history.push(AttemptSummary {
+            number: u32::try_from(number).unwrap_or_default(),
+            status: attempt.try_get("status")?,
+            started_at: from_millis(attempt.try_get("started_at")?),
+            finished_at: from_millis(attempt.try_get("finished_at")?),
+            error: attempt.try_get("error")?,
+        });
+    }
+
+    let mut steps = Vec::new();
+    let step_rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT name, result, recorded_at FROM steps WHERE execution_id = $1 ORDER BY recorded_at, name",
+    )
+    .bind(id)
+    .fetch_all(&mut *connection)
+    .await?;
+    for (name, result, recorded_at) in step_rows {
+        steps.push(StepRecord {
+            name,
+            result: serde_json::from_str(&result).map_err(|error| corrupt(&context, error))?,
+            recorded_at: from_millis(recorded_at),
+        });
+    }
+
+    Ok(Some(ExecutionRecord {
+        summary,
+        payload: serde_json::from_str(&payload).map_err(|error| corrupt(&context, error))?,
+        result: result
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|error| corrupt(&context, error))?,
+        error: row.try_get("error")?,
+        related_id: row.try_get("related_id")?,
+        parent_id: row.try_get("parent_id")?,
+        attempt_history,
+        steps,
+        logs,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conformance::store_conformance_tests;
+    use super::super::postgres_tests::TestSchema;
+    use super::*;
+
+    store_conformance_tests!(async {
+        let schema = TestSchema::create("store conformance test").await?;
+        let store: Arc<dyn Store> = Arc::new(schema.open_store().await);
+        Some((store, schema))
+    });
+
+    #[test]
+    fn redact_password_hides_only_the_password() {
+        assert_eq!(redact_password("postgres://app:s3cret@db:5432/flows"), "postgres://app:***@db:5432/flows");
+        assert_eq!(redact_password("postgres://app@db/flows"), "postgres://app@db/flows");
+        assert_eq!(redact_password("postgres://db/flows?user=a"), "postgres://db/flows?user=a");
+        assert_eq!(redact_password("postgres://a:b@c@db/x"), "postgres://a:***@db/x");
+        assert_eq!(redact_password("postgres://db/x?password=p&sslmode=disable"), "postgres://db/x?password=***&sslmode=disable");
+    }
+}
