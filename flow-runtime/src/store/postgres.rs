@@ -36,7 +36,8 @@ use flow_core::QueueMode;
 
 use super::postgres_migrations::migrate;
 use super::postgres_schedules::{
-    deployments, list_ticks, record_tick, save_deployment, schedule_cursor, schedule_summaries, unfinished_execution,
+    deployments, list_ticks, record_tick, restart_schedules, save_deployment, schedule_cursor, schedule_summaries,
+    unfinished_execution,
 };
 use super::records::{
     AttemptOutcome, AttemptRecord, AttemptSummary, ClaimedExecution, ExecutionFilter, ExecutionRecord, ExecutionStatus,
@@ -435,6 +436,14 @@ impl Store for PostgresStore {
         Box::pin(self.transact("schedule_cursor", move |connection| {
             let (flow, instance) = (flow.clone(), instance.clone());
             Box::pin(async move { schedule_cursor(connection, &flow, &instance, start).await })
+        }))
+    }
+
+    fn restart_schedules(&self, instance: &str, at: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
+        let instance = instance.to_owned();
+        Box::pin(self.transact("restart_schedules", move |connection| {
+            let instance = instance.clone();
+            Box::pin(async move { restart_schedules(connection, &instance, at).await })
         }))
     }
 

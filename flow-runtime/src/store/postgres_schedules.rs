@@ -40,6 +40,21 @@ pub(super) async fn schedule_cursor(
     Ok(from_millis(cursor))
 }
 
+pub(super) async fn restart_schedules(
+    connection: &mut PgConnection,
+    instance: &str,
+    at: DateTime<Utc>,
+) -> Result<usize, QueryError> {
+    let moved = sqlx::query(
+        "UPDATE schedules SET handled_until = $2, updated_at = $2 WHERE instance = $1 AND handled_until < $2",
+    )
+    .bind(instance)
+    .bind(at.timestamp_millis())
+    .execute(&mut *connection)
+    .await?;
+    Ok(usize::try_from(moved.rows_affected()).unwrap_or(usize::MAX))
+}
+
 pub(super) async fn record_tick(connection: &mut PgConnection, tick: &NewTick) -> Result<TickRecorded, QueryError> {
     let scheduled_at = tick.scheduled_at.timestamp_millis();
     let recorded_at = tick.recorded_at.timestamp_millis();
