@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::definition::{Flow, FlowRegistration};
 use crate::integration::Integration;
-use crate::mcp::check_object_schema;
+use crate::mcp::{check_object_schema, input_validator};
 use crate::routing::{Routing, RoutingError};
 
 /// A rule that spans several flows is broken; the binary cannot start.
@@ -202,7 +202,8 @@ impl Registry {
     }
 }
 
-/// Checks that an agent flow's invoke schemas describe JSON objects, as MCP tools need.
+/// Checks that an agent flow's invoke schemas describe JSON objects, as MCP tools need, and
+/// that its input schema compiles.
 fn check_agent_schemas(flow: &Flow) -> Result<(), RegistryError> {
     if !flow.config.agent {
         return Ok(());
@@ -215,6 +216,13 @@ fn check_agent_schemas(flow: &Flow) -> Result<(), RegistryError> {
                 message,
             })?;
         }
+    }
+    // `tools/call` checks arguments against the input schema, so it must compile.
+    if let Some(schema) = &flow.config.schemas.input {
+        input_validator(flow, schema).map_err(|message| RegistryError::InvalidFlow {
+            flow: flow.source.to_string(),
+            message,
+        })?;
     }
     Ok(())
 }

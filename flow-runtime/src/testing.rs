@@ -433,6 +433,10 @@ impl TestHarness {
         let route = runtime.route(instance_id, payload, ROUTE_TIMEOUT).await?;
 
         let flow = runtime.registry().get(&route.flow).expect("the route names a registered flow");
+        let preprocess_id = match &route.source {
+            Source::Preprocess(execution_id) => Some(execution_id.clone()),
+            _ => None,
+        };
         let mut payload = route.payload;
         runtime.describe_payload(&mut payload, flow, &route.instance, &uuid::Uuid::now_v7().to_string());
         let trigger = runtime
@@ -441,7 +445,7 @@ impl TestHarness {
             .map_err(|rejection| RouteError {
                 status: rejection.status,
                 message: rejection.message,
-                execution_id: None,
+                execution_id: preprocess_id,
             })?;
         let submitted = runtime
             .submit(&route.flow, &route.instance.id, trigger.payload, route.source, true)
@@ -474,12 +478,19 @@ impl TestHarness {
     ///
     /// # Panics
     ///
-    /// Panics when no agent flow has this stable key, when `arguments` is not a JSON object,
-    /// or when the store fails.
+    /// Panics when no agent flow has this stable key, when `arguments` is not a JSON object or
+    /// does not match the tool's input schema, or when the store fails.
     pub async fn call_tool(&self, name: &str, arguments: Value) -> TestRun {
         let runtime = self.runtime();
-        let is_agent = runtime.registry().get(name).is_some_and(|flow| flow.config.agent);
-        assert!(is_agent, "no agent flow has the stable key \"{name}\"");
+        let Some(flow) = runtime.registry().get(name).filter(|flow| flow.config.agent) else {
+            panic!("no agent flow has the stable key \"{name}\"");
+        };
+        if let Some(schema) = &flow.config.schemas.input {
+            let validator = crate::mcp::input_validator(flow, schema).unwrap_or_else(|error| panic!("{error}"));
+            if let Err(invalid) = crate::mcp::check_arguments(name, &validator, &arguments) {
+                panic!("{}", invalid.message);
+            }
+        }
         let Value::Object(arguments) = arguments else {
             panic!("tool arguments must be a JSON object, not {arguments}");
         };

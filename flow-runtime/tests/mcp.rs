@@ -283,3 +283,192 @@ async fn unknown_instance_answers_404_naming_it() {
     let body: Value = response.json().await.expect("JSON");
     assert!(body["error"].as_str().expect("a message").contains("\"initech\""));
 }
+
+const ACCEPT: &str = "application/json, text/event-stream";
+
+/// Posts a raw body to `/mcp/acme` with the given headers and returns the status and JSON body.
+async fn post_raw(server: &common::TestServer, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
+    let mut request = server.client.post(server.url("/mcp/acme")).body(body.to_owned());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("sends");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON body"))
+}
+
+fn error_text(body: &Value) -> String {
+    body["error"].as_str().expect("an error message").to_owned()
+}
+
+const JSON_HEADERS: [(&str, &str); 2] = [("Accept", ACCEPT), ("Content-Type", "application/json")];
+
+#[tokio::test]
+async fn malformed_json_answers_400() {
+    let server = start(vec![add()], Options::default()).await;
+
+    let (status, _) = post_raw(&server, &JSON_HEADERS, "{\"jsonrpc\":").await;
+
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn malformed_json_names_the_parse_error() {
+    let server = start(vec![add()], Options::default()).await;
+
+    let (_, body) = post_raw(&server, &JSON_HEADERS, "{\"jsonrpc\":").await;
+
+    assert!(error_text(&body).contains("not valid JSON"), "{body}");
+}
+
+#[tokio::test]
+async fn object_without_jsonrpc_member_is_named() {
+    let server = start(vec![add()], Options::default()).await;
+
+    let (status, body) = post_raw(&server, &JSON_HEADERS, r#"{"hello":1}"#).await;
+
+    assert_eq!(status, 400);
+    assert!(error_text(&body).contains("\"jsonrpc\": \"2.0\""), "{body}");
+}
+
+#[tokio::test]
+async fn batch_request_is_named_a_batch() {
+    let server = start(vec![add()], Options::default()).await;
+
+    let (status, body) = post_raw(&server, &JSON_HEADERS, r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"}]"#).await;
+
+    assert_eq!(status, 400);
+    assert!(error_text(&body).contains("batch"), "{body}");
+}
+
+#[tokio::test]
+async fn text_plain_body_names_the_content_type() {
+    let server = start(vec![add()], Options::default()).await;
+
+    let headers = [("Accept", ACCEPT), ("Content-Type", "text/plain")];
+    let (status, body) = post_raw(&server, &headers, r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).await;
+
+    assert_eq!(status, 415);
+    let error = error_text(&body);
+    assert!(error.contains("\"text/plain\""), "{error}");
+    assert!(error.contains("Content-Type: application/json"), "{error}");
+}
+
+#[tokio::test]
+async fn disallowed_host_is_named_with_the_allowed_ones() {
+    let server = start(vec![add()], Options::default()).await;
+
+    let headers = [("Accept", ACCEPT), ("Content-Type", "application/json"), ("Host", "rebound.example")];
+    let (status, body) = post_raw(&server, &headers, r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).await;
+
+    assert_eq!(status, 403);
+    let error = error_text(&body);
+    assert!(error.contains("Host header \"rebound.example\""), "{error}");
+    assert!(error.contains("127.0.0.1"), "{error}");
+}
+
+#[tokio::test]
+async fn incomplete_accept_header_is_named() {
+    let server = start(vec![add()], Options::default()).await;
+
+    let headers = [("Accept", "application/json"), ("Content-Type", "application/json")];
+    let (status, body) = post_raw(&server, &headers, r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).await;
+
+    assert_eq!(status, 406);
+    let error = error_text(&body);
+    assert!(error.contains("Accept header \"application/json\""), "{error}");
+    assert!(error.contains(ACCEPT), "{error}");
+}
+
+fn error_code(error: &rmcp::ServiceError) -> Option<rmcp::model::ErrorCode> {
+    match error {
+        rmcp::ServiceError::McpError(data) => Some(data.code),
+        _ => None,
+    }
+}
+
+async fn call_error(client: &RunningService<RoleClient, ClientConfig>, tool: &str, args: Value) -> rmcp::ServiceError {
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments(args)))
+        .await
+        .expect_err("the call is rejected")
+}
+
+#[tokio::test]
+async fn wrong_argument_type_is_invalid_params() {
+    let server = start(vec![add()], Options::default()).await;
+    let client = connect(&server, None).await.expect("connects");
+
+    let error = call_error(&client, "add", json!({ "a": "two", "b": 40 })).await;
+
+    assert_eq!(error_code(&error), Some(rmcp::model::ErrorCode::INVALID_PARAMS), "{error}");
+}
+
+#[tokio::test]
+async fn wrong_argument_type_names_the_field() {
+    let server = start(vec![add()], Options::default()).await;
+    let client = connect(&server, None).await.expect("connects");
+
+    let error = call_error(&client, "add", json!({ "a": "two", "b": 40 })).await;
+
+    assert!(error.to_string().contains("/a: \"two\" is not of type \"integer\""), "{error}");
+}
+
+#[tokio::test]
+async fn missing_argument_names_the_field() {
+    let server = start(vec![add()], Options::default()).await;
+    let client = connect(&server, None).await.expect("connects");
+
+    let error = call_error(&client, "add", json!({ "a": 2 })).await;
+
+    assert_eq!(error_code(&error), Some(rmcp::model::ErrorCode::INVALID_PARAMS), "{error}");
+    assert!(error.to_string().contains("\"b\" is a required property"), "{error}");
+}
+
+#[tokio::test]
+async fn invalid_arguments_store_no_execution() {
+    let server = start(vec![add()], Options::default()).await;
+    let client = connect(&server, None).await.expect("connects");
+
+    call_error(&client, "add", json!({ "a": "two" })).await;
+
+    assert_eq!(server.execution_count().await, 0);
+}
+
+/// Posts one JSON-RPC request to `/mcp/acme` and returns the JSON-RPC response.
+async fn json_rpc(server: &common::TestServer, request: Value) -> Value {
+    let (_, body) = post_raw(server, &JSON_HEADERS, &request.to_string()).await;
+    body
+}
+
+#[tokio::test]
+async fn tool_call_without_params_is_invalid_params() {
+    let server = start(vec![add()], Options::default()).await;
+
+    let answer = json_rpc(&server, json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call" })).await;
+
+    assert_eq!(answer["error"]["code"], json!(-32602), "{answer}");
+    assert!(answer["error"]["message"].as_str().expect("a message").contains("no params"), "{answer}");
+}
+
+#[tokio::test]
+async fn array_arguments_are_invalid_params() {
+    let server = start(vec![add()], Options::default()).await;
+
+    let request = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "add", "arguments": [1] } });
+    let answer = json_rpc(&server, request).await;
+
+    assert_eq!(answer["error"]["code"], json!(-32602), "{answer}");
+    assert!(answer["error"]["message"].as_str().expect("a message").contains("arguments must be a JSON object, not [1]"), "{answer}");
+}
+
+#[tokio::test]
+async fn tools_list_hides_tools_key_cannot_call() {
+    let server = start(vec![required(add()), required(failing())], secured(&["add"])).await;
+    let client = connect(&server, Some(KEY)).await.expect("connects with the key of add");
+
+    let tools = client.list_all_tools().await.expect("lists tools");
+
+    let names: Vec<&str> = tools.iter().map(|tool| tool.name.as_ref()).collect();
+    assert_eq!(names, vec!["add"]);
+}

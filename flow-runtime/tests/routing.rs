@@ -306,3 +306,63 @@ async fn preprocess_flow_security_is_checked_before_it_runs() {
     assert_eq!(response.status(), 401);
     assert_eq!(server.execution_count().await, 0);
 }
+
+#[tokio::test]
+async fn unknown_flow_after_preprocess_names_its_execution() {
+    let server = start(vec![router(), flow(synchronous("orders"), echo)], by_preprocess_flow()).await;
+
+    let response = post(&server, "/webhooks/acme", &[("x-event", "refund.issued")], json!({})).await;
+
+    let body = json_of(response).await;
+    let id = body["executionId"].as_str().expect("the preprocess execution id");
+    let record = server.finished(id).await;
+    assert_eq!(record.summary.flow, "router");
+    assert_eq!(record.summary.status, ExecutionStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn routed_flow_rejecting_key_names_the_preprocess_execution() {
+    let mut orders = synchronous("orders");
+    orders.endpoint_security = EndpointSecurity::CustomerRequired;
+    let mut options = by_preprocess_flow();
+    options.instances[0].api_keys.insert("orders".into(), vec!["k_orders".into()]);
+    let server = start(vec![router(), flow(orders, echo)], options).await;
+
+    let response = post(&server, "/webhooks/acme", &[("x-event", "order.created")], json!({})).await;
+
+    assert_eq!(response.status(), 401);
+    let body = json_of(response).await;
+    let id = body["executionId"].as_str().expect("the preprocess execution id");
+    assert_eq!(server.finished(id).await.summary.flow, "router");
+}
+
+#[tokio::test]
+async fn instance_url_trailing_slash_is_served() {
+    let server = start(vec![flow(synchronous("orders"), echo)], by_request_fields()).await;
+
+    let response = post(&server, "/webhooks/acme/", &[], json!({ "event": "orders" })).await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(json_of(response).await["pathFragment"], json!(""));
+}
+
+#[tokio::test]
+async fn shared_url_trailing_slash_is_served() {
+    let server = start(vec![flow(synchronous("orders"), echo)], shared()).await;
+
+    let response = post(&server, "/webhooks/", &[("x-customer-id", "C-1")], json!({ "event": "orders" })).await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(json_of(response).await["instance"]["id"], json!("acme"));
+}
+
+#[tokio::test]
+async fn preprocessed_url_path_is_the_fragment() {
+    let server = start(vec![router(), flow(synchronous("orders"), echo)], by_preprocess_flow()).await;
+
+    let response = post(&server, "/webhooks/acme/open-ticket", &[("x-event", "order.created")], json!({})).await;
+
+    let result = json_of(response).await;
+    assert_eq!(result["flow"]["stableKey"], json!("orders"), "the preprocess flow picks the flow, not the path");
+    assert_eq!(result["pathFragment"], json!("open-ticket"));
+}

@@ -595,3 +595,30 @@ async fn invalid_list_query_answers_json_400() {
     assert_eq!(response.status(), 400);
     assert!(json_of(response).await["error"].as_str().expect("text").contains("limit=N"));
 }
+
+#[tokio::test]
+async fn unsupported_content_encoding_is_named() {
+    let server = start(vec![flow(synchronous("orders"), echo)], Options::default()).await;
+
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/orders"))
+        .header("Content-Encoding", "br")
+        .body("{}")
+        .send()
+        .await
+        .expect("sends");
+
+    let error = json_of(response).await["error"].as_str().expect("text").to_owned();
+    assert!(error.contains("Content-Encoding \"br\""), "{error}");
+}
+
+#[tokio::test]
+async fn trailing_slash_reaches_the_flow() {
+    let server = start(vec![flow(synchronous("orders"), echo)], Options::default()).await;
+
+    let response = server.client.post(server.url("/webhooks/acme/orders/")).json(&json!({})).send().await.expect("sends");
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(json_of(response).await["pathFragment"], json!(""));
+}

@@ -248,3 +248,33 @@ async fn inspector_cli_calls_find_ticket() {
     assert_eq!(result["structuredContent"]["subject"], json!("Printer on fire"));
     assert!(result["_meta"]["executionId"].is_string(), "{result}");
 }
+
+#[tokio::test]
+async fn unknown_event_names_the_route_event_execution() {
+    let server = start().await;
+
+    let response = send_event(&server, "ticket.merged", json!({})).await;
+
+    let body: Value = response.json().await.expect("JSON");
+    let id = body["executionId"].as_str().expect("the preprocess execution id");
+    let execution = get(&server, &format!("/executions/{id}")).await;
+    assert_eq!(execution["flow"], json!("route-event"), "{execution}");
+}
+
+#[tokio::test]
+async fn find_ticket_numeric_id_is_invalid_params() {
+    let server = start().await;
+    let client = connect(&server).await;
+
+    let arguments = json!({ "ticketId": 5 }).as_object().cloned().expect("an object");
+    let error = client
+        .call_tool(CallToolRequestParams::new("find-ticket").with_arguments(arguments))
+        .await
+        .expect_err("the arguments do not match the input schema");
+
+    let rmcp::ServiceError::McpError(data) = error else {
+        panic!("expected a JSON-RPC error, got {error}");
+    };
+    assert_eq!(data.code, rmcp::model::ErrorCode::INVALID_PARAMS);
+    assert!(data.message.contains("/ticketId"), "{}", data.message);
+}

@@ -37,7 +37,8 @@ pub struct RouteError {
     pub status: u16,
     /// The reason, naming the value and what to send instead.
     pub message: String,
-    /// The preprocess execution, when one was stored.
+    /// The preprocess execution, when one was stored. It stays stored, with its own outcome,
+    /// when routing fails after it ran.
     pub execution_id: Option<String>,
 }
 
@@ -54,6 +55,14 @@ impl RouteError {
         self.execution_id = Some(execution_id.to_owned());
         self
     }
+
+    /// Names the preprocess execution when the request was routed by one.
+    fn of_source(self, source: &Source) -> Self {
+        match source {
+            Source::Preprocess(execution_id) => self.of_execution(execution_id),
+            _ => self,
+        }
+    }
 }
 
 impl Runtime {
@@ -67,7 +76,8 @@ impl Runtime {
     ///
     /// Returns a [`RouteError`]: 404 for an unknown instance, flow or customer, 400 for a
     /// missing routing field, 500 when the preprocess flow fails or returns no JSON, 504 when
-    /// it has no result within `timeout`.
+    /// it has no result within `timeout`. An error raised after the preprocess execution was
+    /// stored carries its id.
     pub async fn route(
         &self,
         instance_id: Option<&str>,
@@ -100,13 +110,14 @@ impl Runtime {
             (None, _) => (payload.field_source(), Source::Webhook, None),
         };
 
-        let flow = self.routed_flow(routing, &fields)?;
+        // The preprocess execution is stored by now, so each error names it.
+        let flow = self.routed_flow(routing, &fields).map_err(|error| error.of_source(&source))?;
         let instance = match url_instance {
             Some(instance) => {
-                check_customer(routing, &fields, &instance)?;
+                check_customer(routing, &fields, &instance).map_err(|error| error.of_source(&source))?;
                 instance
             }
-            None => self.customer_instance(routing, &fields)?,
+            None => self.customer_instance(routing, &fields).map_err(|error| error.of_source(&source))?,
         };
         if let Some(user_field) = &routing.fields.external_customer_user_id_field {
             payload.user.external_id = user_field.resolve_id(&fields);

@@ -22,7 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::extract::Request;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use flow_core::EndpointType;
@@ -34,6 +36,7 @@ use crate::engine::Runtime;
 use crate::mcp::{self, McpEndpoint};
 
 pub use webhook::SYNCHRONOUS_HEADER;
+pub(crate) use webhook::read_body;
 
 /// HTTP settings.
 #[derive(Debug, Clone)]
@@ -70,15 +73,20 @@ pub fn router(runtime: Runtime, settings: HttpSettings, organization_keys: HashM
         organization_keys,
         mcp,
     };
+    // A wildcard segment matches no empty path, so each URL with a trailing slash has a route
+    // of its own, served as the URL without it.
     let webhooks = match endpoint_type {
         EndpointType::FlowSpecific => Router::new()
             .route("/webhooks/{instance}/{stable_key}", any(webhook::handle))
+            .route("/webhooks/{instance}/{stable_key}/", any(webhook::handle))
             .route("/webhooks/{instance}/{stable_key}/{*path}", any(webhook::handle)),
         EndpointType::InstanceSpecific => Router::new()
             .route("/webhooks/{instance}", any(routed::handle_instance))
+            .route("/webhooks/{instance}/", any(routed::handle_instance))
             .route("/webhooks/{instance}/{*path}", any(routed::handle_instance)),
         EndpointType::SharedInstance => Router::new()
             .route("/webhooks", any(routed::handle_shared))
+            .route("/webhooks/", any(routed::handle_shared))
             .route("/webhooks/{*path}", any(routed::handle_shared)),
     };
     let webhook_route = webhook_route(endpoint_type);
@@ -101,7 +109,7 @@ pub fn router(runtime: Runtime, settings: HttpSettings, organization_keys: HashM
         })
         .layer(RequestDecompressionLayer::new())
         .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
-        .layer(axum::middleware::map_response(describe_bare_errors))
+        .layer(axum::middleware::from_fn(describe_bare_errors))
         .with_state(state)
 }
 
@@ -118,22 +126,48 @@ fn webhook_route(endpoint_type: EndpointType) -> &'static str {
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Gives error answers that carry no body (a 405, or a 415 for an unsupported
-/// `Content-Encoding`) the JSON `{"error": ...}` shape every other error has.
-async fn describe_bare_errors(response: Response) -> Response {
+/// `Content-Encoding` or `Content-Type`) the JSON `{"error": ...}` shape every other error has.
+async fn describe_bare_errors(request: Request, next: Next) -> Response {
+    let content_encoding = header_text(request.headers(), header::CONTENT_ENCODING);
+    let content_type = header_text(request.headers(), header::CONTENT_TYPE);
+    let response = next.run(request).await;
+
     let status = response.status();
-    let bare = (status.is_client_error() || status.is_server_error())
-        && !response.headers().contains_key(axum::http::header::CONTENT_TYPE);
+    let bare = (status.is_client_error() || status.is_server_error()) && !response.headers().contains_key(header::CONTENT_TYPE);
     if !bare {
         return response;
     }
     let message = match status {
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            "unsupported Content-Encoding; send the body as identity, gzip or deflate".to_owned()
-        }
+        // The decompression layer's 415 names the codings it decodes in `Accept-Encoding`.
+        StatusCode::UNSUPPORTED_MEDIA_TYPE if response.headers().contains_key(header::ACCEPT_ENCODING) => format!(
+            "unsupported Content-Encoding \"{}\"; send the body as identity, gzip or deflate",
+            content_encoding.unwrap_or_default()
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => match content_type {
+            Some(content_type) => format!(
+                "unsupported Content-Type \"{content_type}\" on this route; send the body with a Content-Type the \
+                 route accepts, such as application/json"
+            ),
+            None => "unsupported media type, and the request has no Content-Type header; send the body with a \
+                     Content-Type the route accepts, such as application/json"
+                .to_owned(),
+        },
         StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this route".to_owned(),
         other => other.canonical_reason().unwrap_or("request failed").to_lowercase(),
     };
-    error_response(status, message)
+    let mut described = error_response(status, message);
+    // `Allow` and `Accept-Encoding` tell the client what to send instead.
+    for name in [header::ALLOW, header::ACCEPT_ENCODING] {
+        if let Some(value) = response.headers().get(&name) {
+            described.headers_mut().insert(name, value.clone());
+        }
+    }
+    described
+}
+
+/// Returns a header's value as text, or `None` when it is absent or not visible ASCII.
+pub(crate) fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned)
 }
 
 /// Returns a 409 naming the instance when it does not serve: its last deploy failed or it

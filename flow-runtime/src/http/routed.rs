@@ -9,10 +9,10 @@ use flow_core::EndpointType;
 use serde_json::json;
 
 use super::security::check_api_key;
-use super::webhook::{answer, path_fragment, read_payload, run_trigger};
+use super::webhook::{answer, path_fragment, read_payload};
 use super::{AppState, error_response};
 use crate::definition::Flow;
-use crate::engine::RouteError;
+use crate::engine::{RouteError, Source};
 use crate::instance::Instance;
 
 /// Handles `ANY /webhooks/{instance}[/{*path}]` of an instance-specific integration.
@@ -51,7 +51,7 @@ async fn handle(state: AppState, instance_id: Option<String>, uri: Uri, headers:
             return rejection;
         }
         let flow = state.runtime.registry().get(preprocess).expect("the routing names a registered flow");
-        if let Some(rejection) = reject_unauthorized(&state, flow, &instance, &headers) {
+        if let Some(rejection) = reject_unauthorized(&state, flow, &instance, &headers, None) {
             return rejection;
         }
     }
@@ -73,16 +73,24 @@ async fn handle(state: AppState, instance_id: Option<String>, uri: Uri, headers:
     if let Some(rejection) = super::reject_undeployed(&state.runtime, &route.instance.id) {
         return rejection;
     }
-    if let Some(rejection) = reject_unauthorized(&state, flow, &route.instance, &headers) {
+    // The preprocess execution is stored by now, so a rejection names it.
+    let preprocess_id = match &route.source {
+        Source::Preprocess(execution_id) => Some(execution_id.clone()),
+        _ => None,
+    };
+    if let Some(rejection) = reject_unauthorized(&state, flow, &route.instance, &headers, preprocess_id.as_deref()) {
         return rejection;
     }
 
     let mut payload = route.payload;
     let execution_id = uuid::Uuid::now_v7().to_string();
     state.runtime.describe_payload(&mut payload, flow, &route.instance, &execution_id);
-    let mut trigger = match run_trigger(&state, flow, &route.instance, payload).await {
+    let mut trigger = match state.runtime.run_trigger(flow, &route.instance, payload).await {
         Ok(trigger) => trigger,
-        Err(rejection) => return rejection,
+        Err(rejection) => {
+            let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return routed_error(status, rejection.message, preprocess_id.as_deref());
+        }
     };
     if trigger.response.is_none() {
         trigger.response = route.trigger_response;
@@ -91,20 +99,30 @@ async fn handle(state: AppState, instance_id: Option<String>, uri: Uri, headers:
 }
 
 /// Returns a 401 response unless the request's `Api-Key` passes the flow's endpoint security on
-/// the instance; `None` lets the request through.
-fn reject_unauthorized(state: &AppState, flow: &Flow, instance: &Instance, headers: &HeaderMap) -> Option<Response> {
+/// the instance; `None` lets the request through. `preprocess_id` names the preprocess
+/// execution that already ran, if any.
+fn reject_unauthorized(
+    state: &AppState,
+    flow: &Flow,
+    instance: &Instance,
+    headers: &HeaderMap,
+    preprocess_id: Option<&str>,
+) -> Option<Response> {
     let organization_keys = state.organization_keys.get(flow.stable_key()).map_or(&[][..], Vec::as_slice);
     let rejection = check_api_key(flow, instance, organization_keys, headers).err()?;
-    tracing::info!(flow = flow.stable_key(), instance = %instance.id, "routed webhook rejected: unauthorized");
-    Some(error_response(StatusCode::UNAUTHORIZED, rejection.0))
+    tracing::info!(flow = flow.stable_key(), instance = %instance.id, preprocess_id, "routed webhook rejected: unauthorized");
+    Some(routed_error(StatusCode::UNAUTHORIZED, rejection.0, preprocess_id))
 }
 
 fn route_error(error: RouteError) -> Response {
     let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    match error.execution_id {
-        Some(execution_id) => {
-            (status, axum::Json(json!({ "error": error.message, "executionId": execution_id }))).into_response()
-        }
-        None => error_response(status, error.message),
+    routed_error(status, error.message, error.execution_id.as_deref())
+}
+
+/// An error response, with the preprocess execution's id as `executionId` when one is given.
+fn routed_error(status: StatusCode, message: String, execution_id: Option<&str>) -> Response {
+    match execution_id {
+        Some(execution_id) => (status, axum::Json(json!({ "error": message, "executionId": execution_id }))).into_response(),
+        None => error_response(status, message),
     }
 }

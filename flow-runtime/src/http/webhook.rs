@@ -176,7 +176,7 @@ pub(super) async fn read_payload(
 /// Reads the whole body, answering 413 when it is larger than `limit` bytes. A declared
 /// `Content-Length` over the limit is rejected before reading; a chunked body is cut off as
 /// soon as it passes the limit.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<bytes::Bytes, Response> {
+pub(crate) async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<bytes::Bytes, Response> {
     let too_large = || {
         error_response(
             StatusCode::PAYLOAD_TOO_LARGE,

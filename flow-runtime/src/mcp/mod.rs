@@ -6,6 +6,7 @@
 //! of the instance accepts, and `tools/call` checks the key against the called flow's own
 //! endpoint security, as its webhook does.
 
+mod rejection;
 mod server;
 mod tools;
 
@@ -14,17 +15,18 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tower::ServiceExt as _;
 
-pub(crate) use tools::check_object_schema;
+pub(crate) use tools::{check_arguments, check_object_schema, input_validator};
 pub use tools::{tool_definition, tool_definitions, tool_payload};
 
 use crate::engine::Runtime;
-use crate::http::{AppState, HttpSettings, error_response};
+use crate::http::{AppState, HttpSettings, error_response, header_text, read_body};
+use rejection::SentRequest;
 use server::InstanceTools;
 
 /// The MCP server of one instance.
@@ -32,6 +34,8 @@ use server::InstanceTools;
 pub(crate) struct McpEndpoint {
     tools: InstanceTools,
     service: StreamableHttpService<InstanceTools, NeverSessionManager>,
+    /// The `Host` header values the transport accepts, as its 403 message lists them.
+    allowed_hosts: Arc<Vec<String>>,
 }
 
 /// Builds the MCP server of every instance, by instance id.
@@ -40,11 +44,13 @@ pub(crate) fn endpoints(
     settings: &HttpSettings,
     organization_keys: &Arc<HashMap<String, Vec<String>>>,
 ) -> HashMap<String, McpEndpoint> {
+    let allowed_hosts = Arc::new(allowed_hosts(runtime));
+    let validators = Arc::new(tools::input_validators(runtime.registry()));
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_sse_keep_alive(None)
-        .with_allowed_hosts(allowed_hosts(runtime))
+        .with_allowed_hosts(allowed_hosts.iter().cloned())
         .with_max_request_body_bytes(settings.body_limit);
 
     runtime
@@ -54,6 +60,7 @@ pub(crate) fn endpoints(
                 runtime: runtime.clone(),
                 instance: Arc::clone(instance),
                 organization_keys: Arc::clone(organization_keys),
+                validators: Arc::clone(&validators),
                 timeout: settings.sync_timeout,
             };
             let factory = tools.clone();
@@ -62,7 +69,12 @@ pub(crate) fn endpoints(
                 Arc::new(NeverSessionManager::default()),
                 config.clone(),
             );
-            (instance.id.clone(), McpEndpoint { tools, service })
+            let endpoint = McpEndpoint {
+                tools,
+                service,
+                allowed_hosts: Arc::clone(&allowed_hosts),
+            };
+            (instance.id.clone(), endpoint)
         })
         .collect()
 }
@@ -86,7 +98,8 @@ fn url_authority(url: &str) -> &str {
 }
 
 /// Handles `ANY /mcp/{instance}`: checks the API key, then passes the request to the
-/// instance's MCP server.
+/// instance's MCP server. A request that the transport rejects gets a JSON error naming the
+/// header or body part to fix.
 pub(crate) async fn handle(State(state): State<AppState>, Path(instance_id): Path<String>, request: Request) -> Response {
     let Some(endpoint) = state.mcp.get(&instance_id) else {
         return error_response(StatusCode::NOT_FOUND, format!("instance \"{instance_id}\" not found"));
@@ -105,11 +118,24 @@ pub(crate) async fn handle(State(state): State<AppState>, Path(instance_id): Pat
         );
     }
 
-    let request = request.map(Body::new);
-    match endpoint.service.clone().oneshot(request).await {
+    let (parts, body) = request.into_parts();
+    let body = match read_body(body, &parts.headers, state.settings.body_limit).await {
+        Ok(body) => body,
+        Err(rejection) => return rejection,
+    };
+    let sent = SentRequest {
+        host: header_text(&parts.headers, header::HOST).or_else(|| parts.uri.authority().map(ToString::to_string)),
+        accept: header_text(&parts.headers, header::ACCEPT),
+        content_type: header_text(&parts.headers, header::CONTENT_TYPE),
+        body: body.clone(),
+    };
+
+    let request = Request::from_parts(parts, Body::from(body));
+    let response = match endpoint.service.clone().oneshot(request).await {
         Ok(response) => response.into_response(),
         Err(infallible) => match infallible {},
-    }
+    };
+    rejection::describe(response, &sent, &endpoint.allowed_hosts, &instance_id).await
 }
 
 #[cfg(test)]

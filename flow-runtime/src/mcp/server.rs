@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use flow_core::FlowOutput;
 use http::HeaderMap;
+use jsonschema::Validator;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult, MetaObject,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest, CustomResult, ErrorCode,
+    Implementation, ListToolsResult, MetaObject, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::tools::{tool_definition, tool_definitions, tool_payload};
+use super::tools::{check_arguments, tool_definition, tool_payload};
 use crate::engine::{Completion, Runtime, Source};
 use crate::http::security::check_api_key;
 use crate::instance::Instance;
@@ -27,6 +28,8 @@ pub(crate) struct InstanceTools {
     pub(crate) instance: Arc<Instance>,
     /// Organization keys of each flow, by stable key, resolved at startup.
     pub(crate) organization_keys: Arc<HashMap<String, Vec<String>>>,
+    /// Compiled input schema of each agent flow that declares one, by stable key.
+    pub(crate) validators: Arc<HashMap<String, Validator>>,
     /// Maximum wait for a tool call's result.
     pub(crate) timeout: Duration,
 }
@@ -41,6 +44,16 @@ impl InstanceTools {
             return true;
         }
         agents.any(|flow| check_api_key(flow, &self.instance, self.organization_keys_of(flow.stable_key()), headers).is_ok())
+    }
+
+    /// Returns the tools whose flows' endpoint security admits the request's `Api-Key`.
+    fn admitted_tools(&self, headers: &HeaderMap) -> Vec<Tool> {
+        self.runtime
+            .registry()
+            .agent_flows()
+            .filter(|flow| check_api_key(flow, &self.instance, self.organization_keys_of(flow.stable_key()), headers).is_ok())
+            .map(tool_definition)
+            .collect()
     }
 
     fn organization_keys_of(&self, flow: &str) -> &[String] {
@@ -102,12 +115,13 @@ impl ServerHandler for InstanceTools {
         }
     }
 
+    /// Lists the tools that the request's `Api-Key` may call.
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(tool_definitions(self.runtime.registry())))
+        Ok(ListToolsResult::with_all_items(self.admitted_tools(&request_headers(&context))))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -128,18 +142,80 @@ impl ServerHandler for InstanceTools {
             ));
         };
 
-        let headers = context
-            .extensions
-            .get::<http::request::Parts>()
-            .map(|parts| parts.headers.clone())
-            .unwrap_or_default();
+        let headers = request_headers(&context);
         if let Err(rejection) = check_api_key(flow, &self.instance, self.organization_keys_of(&name), &headers) {
             tracing::info!(flow = %name, instance = %self.instance.id, "tool call rejected: unauthorized");
             let text = format!("tool \"{name}\" rejected the call: {}", rejection.0);
             return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
         }
 
+        // Invalid arguments are rejected before an execution is stored.
+        if let Some(validator) = self.validators.get(&name) {
+            let arguments = Value::Object(request.arguments.clone().unwrap_or_default());
+            if let Err(invalid) = check_arguments(&name, validator, &arguments) {
+                tracing::info!(flow = %name, instance = %self.instance.id, error = %invalid.message, "tool call rejected: invalid arguments");
+                return Err(ErrorData::invalid_params(invalid.message, Some(invalid.data)));
+            }
+        }
+
         tracing::debug!(flow = %name, instance = %self.instance.id, "tool call received");
         Ok(self.run(&name, request).await.into())
+    }
+
+    /// Rejects requests whose params do not deserialize into those of a known method, and
+    /// requests of unknown methods. `rmcp` passes a `tools/call` whose params are missing or
+    /// malformed here as a custom request, so this is where it gets an invalid-params error.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        if request.method == "tools/call" {
+            let message = malformed_call_message(request.params.as_ref());
+            tracing::info!(instance = %self.instance.id, error = %message, "tool call rejected: malformed params");
+            return Err(ErrorData::invalid_params(message, None));
+        }
+        Err(ErrorData::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            format!(
+                "method \"{}\" not found; this MCP server serves initialize, ping, tools/list and tools/call",
+                request.method
+            ),
+            None,
+        ))
+    }
+}
+
+/// Returns the request's HTTP headers, which the transport puts in the request context.
+fn request_headers(context: &RequestContext<RoleServer>) -> HeaderMap {
+    context
+        .extensions
+        .get::<http::request::Parts>()
+        .map(|parts| parts.headers.clone())
+        .unwrap_or_default()
+}
+
+/// Describes why `tools/call` params did not deserialize.
+fn malformed_call_message(params: Option<&Value>) -> String {
+    const EXAMPLE: &str = r#"{"name": "<tool>", "arguments": {...}}"#;
+    let Some(params) = params.filter(|params| !params.is_null()) else {
+        return format!("tools/call has no params; send params {EXAMPLE}");
+    };
+    let Some(params) = params.as_object() else {
+        return format!("tools/call params must be a JSON object, not {params}; send params {EXAMPLE}");
+    };
+    match params.get("name") {
+        None => return format!("tools/call params have no \"name\"; send params {EXAMPLE}"),
+        Some(Value::String(_)) => {}
+        Some(other) => {
+            return format!("tools/call params.name must be the tool name as a string, not {other}; send params {EXAMPLE}");
+        }
+    }
+    match params.get("arguments") {
+        Some(arguments) if !arguments.is_object() && !arguments.is_null() => format!(
+            "tools/call params.arguments must be a JSON object, not {arguments}; send the arguments as an object \
+             that matches the tool's inputSchema"
+        ),
+        _ => format!("tools/call params do not match the MCP schema of a tool call; send params {EXAMPLE}"),
     }
 }

@@ -1,10 +1,12 @@
 //! Agent flows as MCP tools: the tool definitions and the trigger payload of a tool call.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use flow_core::{TriggerPayload, TypeSchema};
+use jsonschema::Validator;
 use rmcp::model::{JsonObject, Tool};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::definition::Flow;
 use crate::registry::Registry;
@@ -63,4 +65,78 @@ pub(crate) fn check_object_schema(flow: &Flow, role: &str, schema: &TypeSchema) 
         schema.type_name,
         kind.map_or_else(|| "none".to_owned(), |kind| format!("\"{kind}\"")),
     ))
+}
+
+/// Compiles an agent flow's input schema into a validator for tool call arguments.
+///
+/// # Errors
+///
+/// Returns a message naming the flow and the schema error.
+pub(crate) fn input_validator(flow: &Flow, schema: &TypeSchema) -> Result<Validator, String> {
+    jsonschema::validator_for(&schema.schema).map_err(|error| {
+        format!(
+            "agent flow \"{}\" has the input type `{}`, whose JSON schema is invalid: {error}",
+            flow.stable_key(),
+            schema.type_name
+        )
+    })
+}
+
+/// Compiles the input schema of every agent flow that has one, by stable key. `Registry::new`
+/// rejects an input schema that does not compile, so none is left out. Were one left out, it
+/// would be logged and calls of that tool would go unvalidated.
+pub(crate) fn input_validators(registry: &Registry) -> HashMap<String, Validator> {
+    let mut validators = HashMap::new();
+    for flow in registry.agent_flows() {
+        let Some(schema) = &flow.config.schemas.input else {
+            continue;
+        };
+        match input_validator(flow, schema) {
+            Ok(validator) => {
+                validators.insert(flow.stable_key().to_owned(), validator);
+            }
+            Err(error) => tracing::error!(%error, flow = flow.stable_key(), "tool arguments are not validated"),
+        }
+    }
+    validators
+}
+
+/// Tool call arguments that do not match the tool's input schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InvalidArguments {
+    /// The message: the tool, every failing field, and what to send instead.
+    pub(crate) message: String,
+    /// `{"errors": [{"path", "message"}]}`, one entry per failing field; `path` is a JSON
+    /// pointer into the arguments, empty for the arguments object itself.
+    pub(crate) data: Value,
+}
+
+/// Checks tool call arguments against the tool's compiled input schema.
+///
+/// # Errors
+///
+/// Returns [`InvalidArguments`] listing each failing field.
+pub(crate) fn check_arguments(tool: &str, validator: &Validator, arguments: &Value) -> Result<(), InvalidArguments> {
+    let errors: Vec<(String, String)> = validator
+        .iter_errors(arguments)
+        .map(|error| (error.instance_path().to_string(), error.to_string()))
+        .collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+
+    let reasons: Vec<String> = errors
+        .iter()
+        .map(|(path, reason)| if path.is_empty() { reason.clone() } else { format!("{path}: {reason}") })
+        .collect();
+    let message = format!(
+        "invalid arguments for tool \"{tool}\": {}; send arguments that match the tool's inputSchema, which \
+         tools/list returns",
+        reasons.join("; ")
+    );
+    let entries: Vec<Value> = errors.iter().map(|(path, reason)| json!({ "path": path, "message": reason })).collect();
+    Err(InvalidArguments {
+        message,
+        data: json!({ "errors": entries }),
+    })
 }
