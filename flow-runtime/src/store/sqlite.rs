@@ -1,10 +1,12 @@
 //! The embedded default store: one SQLite file in WAL mode.
 //!
 //! Writes go through one writer thread that batches every command waiting in its channel into
-//! one transaction, so many concurrent inserts share one commit (and one fsync). Each command
-//! runs under its own savepoint, so a failing command does not undo its neighbours. Replies are
-//! sent only after the commit, which is what makes an acknowledged execution durable. Reads
-//! use a separate connection, which WAL lets run beside the writer.
+//! one transaction, so many concurrent inserts share one commit (and one fsync). A batch first
+//! runs without savepoints. When one of its commands fails, the transaction is rolled back and
+//! the batch runs again with a savepoint around each command, so a failing command does not
+//! undo its neighbours. Replies are sent only after the commit, which is what makes an
+//! acknowledged execution durable. Reads use a separate connection, which WAL lets run beside
+//! the writer.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,27 +48,44 @@ pub enum Durability {
 
 type Reply<T> = oneshot::Sender<StoreResult<T>>;
 
-/// Sends a command's reply once the batch's commit is known: `None` when it succeeded, the
-/// commit's error otherwise.
-type DeferredReply = Box<dyn FnOnce(Option<&str>)>;
+/// A write the writer thread runs inside a batch's transaction, with the reply that waits for
+/// the batch's commit.
+trait Command: Send {
+    /// Runs the write on `tx` and keeps its result. Returns `false` when the write failed.
+    /// The writer may run it a second time, after rolling the transaction back.
+    fn apply(&mut self, tx: &Connection) -> bool;
 
-enum Command {
-    Insert(NewExecution, Reply<InsertOutcome>),
-    Claim {
-        worker: String,
-        limit: usize,
-        now: i64,
-        lease_until: i64,
-        queues: Arc<QueuePolicies>,
-        reply: Reply<Vec<ClaimedExecution>>,
-    },
-    Finish(AttemptRecord, Reply<bool>),
-    /// Requeue running executions whose lease ends before the first value; the second is now.
-    Reclaim(i64, i64, Reply<usize>),
-    Release(String, Reply<usize>),
-    SaveState(StateWrite, i64, Reply<()>),
-    RecordStep(String, StepRecord, Reply<()>),
-    Renew(String, i64, Reply<usize>),
+    /// Sends the kept result, or `commit_failure` when the batch's commit failed.
+    fn reply(self: Box<Self>, commit_failure: Option<&str>);
+}
+
+/// A [`Command`] made of a write and the channel its result goes to.
+struct Pending<T, F> {
+    write: F,
+    result: Option<StoreResult<T>>,
+    reply: Reply<T>,
+}
+
+impl<T, F> Command for Pending<T, F>
+where
+    T: Send,
+    F: FnMut(&Connection) -> StoreResult<T> + Send,
+{
+    fn apply(&mut self, tx: &Connection) -> bool {
+        let result = (self.write)(tx);
+        let succeeded = result.is_ok();
+        self.result = Some(result);
+        succeeded
+    }
+
+    fn reply(self: Box<Self>, commit_failure: Option<&str>) {
+        let outcome = match (commit_failure, self.result) {
+            (Some(reason), _) => Err(StoreError::Database(format!("commit failed: {reason}"))),
+            (None, Some(result)) => result,
+            (None, None) => Err(StoreError::Database("the write did not run because its batch failed".to_owned())),
+        };
+        let _ = self.reply.send(outcome);
+    }
 }
 
 /// Proof that this process serves from a store; see [`SqliteStore::lock_for_serving`].
@@ -78,7 +97,7 @@ pub struct ServingLock {
 /// The SQLite store.
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: mpsc::Sender<Command>,
+    writer: mpsc::Sender<Box<dyn Command>>,
     reader: Arc<Mutex<Connection>>,
     path: PathBuf,
 }
@@ -172,12 +191,17 @@ impl SqliteStore {
         }
     }
 
+    /// Queues `write` for the writer thread and resolves with its result after the commit.
     fn send<T: Send + 'static>(
         &self,
-        command: impl FnOnce(Reply<T>) -> Command,
+        write: impl FnMut(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> BoxFuture<'static, StoreResult<T>> {
         let (reply, receive) = oneshot::channel();
-        let sent = self.writer.send(command(reply));
+        let sent = self.writer.send(Box::new(Pending {
+            write,
+            result: None,
+            reply,
+        }));
         Box::pin(async move {
             sent.map_err(|_| StoreError::Closed("the writer thread stopped".to_owned()))?;
             receive
@@ -204,7 +228,7 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn insert(&self, execution: NewExecution) -> BoxFuture<'_, StoreResult<InsertOutcome>> {
-        self.send(|reply| Command::Insert(execution, reply))
+        self.send(move |tx| insert_execution(tx, &execution))
     }
 
     fn claim(
@@ -216,42 +240,66 @@ impl Store for SqliteStore {
         queues: Arc<QueuePolicies>,
     ) -> BoxFuture<'_, StoreResult<Vec<ClaimedExecution>>> {
         let worker = worker.to_owned();
-        self.send(|reply| Command::Claim {
-            worker,
-            limit,
-            now: now.timestamp_millis(),
-            lease_until: lease_until.timestamp_millis(),
-            queues,
-            reply,
-        })
+        let (now, lease_until) = (now.timestamp_millis(), lease_until.timestamp_millis());
+        self.send(move |tx| claim(tx, &worker, limit, now, lease_until, &queues))
     }
 
     fn finish_attempt(&self, record: AttemptRecord) -> BoxFuture<'_, StoreResult<bool>> {
-        self.send(|reply| Command::Finish(record, reply))
+        self.send(move |tx| finish_attempt(tx, &record))
     }
 
     fn recover(&self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
         // One process owns the file, so every running execution belongs to a process that died.
-        self.send(|reply| Command::Reclaim(i64::MAX, now.timestamp_millis(), reply))
+        let now = now.timestamp_millis();
+        self.send(move |tx| requeue_expired(tx, i64::MAX, now))
     }
 
     fn reclaim_expired(&self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
-        self.send(|reply| Command::Reclaim(now.timestamp_millis(), now.timestamp_millis(), reply))
+        let now = now.timestamp_millis();
+        self.send(move |tx| requeue_expired(tx, now, now))
     }
 
     fn renew_leases(&self, worker: &str, until: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
         let worker = worker.to_owned();
-        self.send(|reply| Command::Renew(worker, until.timestamp_millis(), reply))
+        let until = until.timestamp_millis();
+        self.send(move |tx| {
+            tx.execute(
+                "UPDATE executions SET lease_until = ?2 WHERE status = 'running' AND lease_owner = ?1",
+                params![worker, until],
+            )
+            .map_err(database)
+        })
     }
 
     fn release_worker(&self, worker: &str) -> BoxFuture<'_, StoreResult<usize>> {
         let worker = worker.to_owned();
-        self.send(|reply| Command::Release(worker, reply))
+        self.send(move |tx| {
+            tx.execute(
+                "UPDATE executions SET status = 'queued', lease_owner = NULL, lease_until = NULL \
+                 WHERE status = 'running' AND lease_owner = ?1",
+                [&worker],
+            )
+            .map_err(database)
+        })
     }
 
     fn record_step(&self, execution_id: &str, step: StepRecord) -> BoxFuture<'_, StoreResult<()>> {
         let execution_id = execution_id.to_owned();
-        self.send(|reply| Command::RecordStep(execution_id, step, reply))
+        self.send(move |tx| {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO steps (execution_id, name, result, recorded_at) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    execution_id,
+                    step.name,
+                    step.result.to_string(),
+                    step.recorded_at.timestamp_millis()
+                ])
+            })
+            .map(|_| ())
+            .map_err(database)
+        })
     }
 
     fn load_steps(&self, execution_id: &str) -> BoxFuture<'_, StoreResult<BTreeMap<String, Value>>> {
@@ -274,7 +322,8 @@ impl Store for SqliteStore {
     }
 
     fn save_state(&self, write: StateWrite, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<()>> {
-        self.send(|reply| Command::SaveState(write, now.timestamp_millis(), reply))
+        let now = now.timestamp_millis();
+        self.send(move |tx| write_state(tx, &write, now))
     }
 
     fn get(&self, id: &str) -> BoxFuture<'_, StoreResult<Option<ExecutionRecord>>> {
@@ -318,7 +367,7 @@ fn from_millis(millis: i64) -> DateTime<Utc> {
 }
 
 /// Receives commands until every sender is gone, committing each batch before replying.
-fn run_writer(mut connection: Connection, receiver: mpsc::Receiver<Command>) {
+fn run_writer(mut connection: Connection, receiver: mpsc::Receiver<Box<dyn Command>>) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -328,130 +377,58 @@ fn run_writer(mut connection: Connection, receiver: mpsc::Receiver<Command>) {
             }
         }
 
-        let mut replies: Vec<DeferredReply> = Vec::with_capacity(batch.len());
-        let committed = apply_batch(&mut connection, batch, &mut replies);
+        let committed = apply_batch(&mut connection, &mut batch);
         let failure = committed.err();
-        for reply in replies {
-            reply(failure.as_deref());
+        for command in batch {
+            command.reply(failure.as_deref());
         }
     }
 }
 
-/// Runs a batch in one transaction; each command's reply waits in `replies` until the commit.
-fn apply_batch(
-    connection: &mut Connection,
-    batch: Vec<Command>,
-    replies: &mut Vec<DeferredReply>,
-) -> Result<(), String> {
+/// Runs a batch in one transaction and commits it; each command keeps its result for the reply.
+///
+/// The batch first runs without savepoints, which cost about a fifth of the writer's time
+/// when every command has one. A command that fails may have left part of its writes in the
+/// transaction, so on the first failure the whole transaction is rolled back. The batch then
+/// runs again with a savepoint around each command, so a failing command undoes only its own
+/// writes and the others commit.
+fn apply_batch(connection: &mut Connection, batch: &mut [Box<dyn Command>]) -> Result<(), String> {
+    let transaction = connection.transaction().map_err(|error| error.to_string())?;
+    if batch.iter_mut().all(|command| command.apply(&transaction)) {
+        return transaction.commit().map_err(|error| error.to_string());
+    }
+    // Dropping the transaction rolls it back, unless SQLite already did so after the failure.
+    drop(transaction);
+
     let mut transaction = connection.transaction().map_err(|error| error.to_string())?;
-    for command in batch {
-        match command {
-            Command::Insert(execution, reply) => {
-                let result = in_savepoint(&mut transaction, |tx| insert_execution(tx, &execution));
-                replies.push(deferred(reply, result));
-            }
-            Command::Claim {
-                worker,
-                limit,
-                now,
-                lease_until,
-                queues,
-                reply,
-            } => {
-                let result = in_savepoint(&mut transaction, |tx| claim(tx, &worker, limit, now, lease_until, &queues));
-                replies.push(deferred(reply, result));
-            }
-            Command::Finish(record, reply) => {
-                let result = in_savepoint(&mut transaction, |tx| finish_attempt(tx, &record));
-                replies.push(deferred(reply, result));
-            }
-            Command::Reclaim(before, now, reply) => {
-                let result = in_savepoint(&mut transaction, |tx| {
-                    tx.execute(
-                        "UPDATE executions SET status = 'queued', lease_owner = NULL, lease_until = NULL, \
-                         updated_at = ?2 WHERE status = 'running' AND lease_until < ?1",
-                        [before, now],
-                    )
-                    .map_err(database)
-                });
-                replies.push(deferred(reply, result));
-            }
-            Command::Renew(worker, until, reply) => {
-                let result = in_savepoint(&mut transaction, |tx| {
-                    tx.execute(
-                        "UPDATE executions SET lease_until = ?2 WHERE status = 'running' AND lease_owner = ?1",
-                        params![worker, until],
-                    )
-                    .map_err(database)
-                });
-                replies.push(deferred(reply, result));
-            }
-            Command::RecordStep(execution_id, step, reply) => {
-                let result = in_savepoint(&mut transaction, |tx| {
-                    tx.prepare_cached(
-                        "INSERT OR IGNORE INTO steps (execution_id, name, result, recorded_at) VALUES (?1, ?2, ?3, ?4)",
-                    )
-                    .and_then(|mut statement| {
-                        statement.execute(params![
-                            execution_id,
-                            step.name,
-                            step.result.to_string(),
-                            step.recorded_at.timestamp_millis()
-                        ])
-                    })
-                    .map(|_| ())
-                    .map_err(database)
-                });
-                replies.push(deferred(reply, result));
-            }
-            Command::SaveState(write, now, reply) => {
-                let result = in_savepoint(&mut transaction, |tx| write_state(tx, &write, now));
-                replies.push(deferred(reply, result));
-            }
-            Command::Release(worker, reply) => {
-                let result = in_savepoint(&mut transaction, |tx| {
-                    tx.execute(
-                        "UPDATE executions SET status = 'queued', lease_owner = NULL, lease_until = NULL \
-                         WHERE status = 'running' AND lease_owner = ?1",
-                        [worker],
-                    )
-                    .map_err(database)
-                });
-                replies.push(deferred(reply, result));
-            }
-        }
+    for command in batch.iter_mut() {
+        in_savepoint(&mut transaction, command.as_mut())?;
     }
     transaction.commit().map_err(|error| error.to_string())
 }
 
-/// Wraps a reply so it is sent after the commit: the result when the commit succeeded, the
-/// commit's error otherwise.
-fn deferred<T: Send + 'static>(reply: Reply<T>, result: StoreResult<T>) -> DeferredReply {
-    Box::new(move |commit_failure| {
-        let outcome = match commit_failure {
-            Some(reason) => Err(StoreError::Database(format!("commit failed: {reason}"))),
-            None => result,
-        };
-        let _ = reply.send(outcome);
-    })
+/// Runs one command under a savepoint, rolled back when the command fails. Only a failure of
+/// the savepoint statements themselves is returned, because the command keeps its own result.
+fn in_savepoint(transaction: &mut Transaction<'_>, command: &mut dyn Command) -> Result<(), String> {
+    let savepoint = transaction.savepoint().map_err(|error| error.to_string())?;
+    if command.apply(&savepoint) {
+        savepoint.commit().map_err(|error| error.to_string())
+    } else {
+        // Dropping a savepoint that was not committed rolls it back.
+        drop(savepoint);
+        Ok(())
+    }
 }
 
-fn in_savepoint<T>(
-    transaction: &mut Transaction<'_>,
-    operation: impl FnOnce(&Connection) -> StoreResult<T>,
-) -> StoreResult<T> {
-    let savepoint = transaction.savepoint().map_err(database)?;
-    let result = operation(&savepoint);
-    match result {
-        Ok(value) => {
-            savepoint.commit().map_err(database)?;
-            Ok(value)
-        }
-        Err(error) => {
-            drop(savepoint);
-            Err(error)
-        }
-    }
+/// Returns running executions whose lease ends before `before` to the queue, and returns how
+/// many it moved.
+fn requeue_expired(tx: &Connection, before: i64, now: i64) -> StoreResult<usize> {
+    tx.execute(
+        "UPDATE executions SET status = 'queued', lease_owner = NULL, lease_until = NULL, \
+         updated_at = ?2 WHERE status = 'running' AND lease_until < ?1",
+        [before, now],
+    )
+    .map_err(database)
 }
 
 fn insert_execution(tx: &Connection, execution: &NewExecution) -> StoreResult<InsertOutcome> {
@@ -960,6 +937,50 @@ mod tests {
             .await
             .expect("lists");
         assert_eq!(all.len(), 200);
+    }
+
+    /// Queues `write` into `batch` and returns the receiver of its reply.
+    fn queue<T: Send + 'static>(
+        batch: &mut Vec<Box<dyn Command>>,
+        write: impl FnMut(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> oneshot::Receiver<StoreResult<T>> {
+        let (reply, receive) = oneshot::channel();
+        batch.push(Box::new(Pending {
+            write,
+            result: None,
+            reply,
+        }));
+        receive
+    }
+
+    #[test]
+    fn failed_command_in_batch_undoes_only_its_writes() {
+        let mut connection = Connection::open_in_memory().expect("opens");
+        migrate(&mut connection).expect("migrates");
+        let mut batch: Vec<Box<dyn Command>> = Vec::new();
+        let first = queue(&mut batch, |tx| insert_execution(tx, &new_execution("e1")));
+        // Its first insert succeeds and its second breaks the unique id, so only a rollback
+        // removes e2.
+        let failing = queue(&mut batch, |tx| {
+            insert_execution(tx, &new_execution("e2"))?;
+            insert_execution(tx, &new_execution("e1"))
+        });
+        let last = queue(&mut batch, |tx| insert_execution(tx, &new_execution("e3")));
+
+        apply_batch(&mut connection, &mut batch).expect("commits");
+        for command in batch {
+            command.reply(None);
+        }
+
+        let reply = |mut receive: oneshot::Receiver<StoreResult<InsertOutcome>>| receive.try_recv().expect("replied");
+        assert_eq!(reply(first).expect("e1 inserted"), InsertOutcome::Inserted);
+        assert!(reply(failing).is_err());
+        assert_eq!(reply(last).expect("e3 inserted"), InsertOutcome::Inserted);
+        let stored: Vec<String> = connection
+            .prepare("SELECT id FROM executions ORDER BY id")
+            .and_then(|mut statement| statement.query_map([], |row| row.get(0))?.collect())
+            .expect("reads");
+        assert_eq!(stored, ["e1", "e3"]);
     }
 
     #[tokio::test]
