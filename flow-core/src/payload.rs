@@ -134,19 +134,43 @@ impl Body {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct BodyRepr {
     data: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     content_type: Option<String>,
+}
+
+/// The serialized form of [`Body`], borrowing its fields. It writes the shape that
+/// [`BodyRepr`] reads.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BodyReprRef<'a> {
+    data: BodyDataRef<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_type: Option<&'a str>,
+}
+
+/// Serializes body data as [`Body::to_value`] returns it, without copying a JSON value.
+struct BodyDataRef<'a>(&'a BodyData);
+
+impl Serialize for BodyDataRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            BodyData::Empty => serializer.serialize_unit(),
+            BodyData::Json(value) => value.serialize(serializer),
+            BodyData::Text(text) => serializer.serialize_str(text),
+            BodyData::Bytes(bytes) => serializer.serialize_str(&BASE64.encode(bytes)),
+        }
+    }
 }
 
 impl Serialize for Body {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        BodyRepr {
-            data: self.to_value(),
-            content_type: self.content_type.clone(),
+        BodyReprRef {
+            data: BodyDataRef(&self.data),
+            content_type: self.content_type.as_deref(),
         }
         .serialize(serializer)
     }
@@ -181,19 +205,29 @@ pub struct RawBody {
     pub content_type: Option<String>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawBodyRepr {
     data: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     content_type: Option<String>,
+}
+
+/// The serialized form of [`RawBody`], borrowing its content type. It writes the shape that
+/// [`RawBodyRepr`] reads.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RawBodyReprRef<'a> {
+    data: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_type: Option<&'a str>,
 }
 
 impl Serialize for RawBody {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        RawBodyRepr {
+        RawBodyReprRef {
             data: BASE64.encode(&self.data),
-            content_type: self.content_type.clone(),
+            content_type: self.content_type.as_deref(),
         }
         .serialize(serializer)
     }
@@ -388,6 +422,34 @@ mod tests {
         };
         let back: Body = serde_json::from_value(serde_json::to_value(&body).expect("serializes")).expect("deserializes");
         assert_eq!(back, body);
+    }
+
+    #[test]
+    fn body_serializes_each_kind_of_data() {
+        let cases = [
+            (BodyData::Empty, None, r#"{"data":null}"#),
+            (BodyData::Json(json!({ "b": [1], "a": "x" })), Some("application/json"), r#"{"data":{"a":"x","b":[1]},"contentType":"application/json"}"#),
+            (BodyData::Text("a\"b".into()), Some("text/plain"), r#"{"data":"a\"b","contentType":"text/plain"}"#),
+            (BodyData::Bytes(vec![0, 159, 255]), None, r#"{"data":"AJ//"}"#),
+        ];
+        for (data, content_type, expected) in cases {
+            let body = Body {
+                data,
+                content_type: content_type.map(str::to_owned),
+            };
+            assert_eq!(serde_json::to_string(&body).expect("serializes"), expected);
+        }
+    }
+
+    #[test]
+    fn raw_body_serializes_as_base64() {
+        let mut raw = RawBody {
+            data: b"{}".to_vec(),
+            content_type: Some("application/json".into()),
+        };
+        assert_eq!(serde_json::to_string(&raw).expect("serializes"), r#"{"data":"e30=","contentType":"application/json"}"#);
+        raw.content_type = None;
+        assert_eq!(serde_json::to_string(&raw).expect("serializes"), r#"{"data":"e30="}"#);
     }
 
     #[test]

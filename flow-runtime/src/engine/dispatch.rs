@@ -67,11 +67,7 @@ pub(super) async fn run_dispatcher(inner: Arc<Inner>) {
         for execution in claimed {
             let Some(permit) = permits.pop() else { break };
             let worker_inner = Arc::clone(&inner);
-            tokio::spawn(async move {
-                run_attempt(&worker_inner, execution, None).await;
-                drop(permit);
-                worker_inner.wake.notify_one();
-            });
+            tokio::spawn(async move { run_attempt(&worker_inner, execution, None, Some(permit)).await });
         }
         drop(permits);
 

@@ -14,6 +14,7 @@ mod scheduler;
 mod waiters;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -135,6 +136,8 @@ pub(crate) struct Inner {
     pub(crate) settings: EngineSettings,
     pub(crate) worker_id: String,
     pub(crate) permits: Arc<Semaphore>,
+    /// Attempts that gave their worker back and wait for their record's commit.
+    pub(crate) recording: AtomicUsize,
     pub(crate) queues: Arc<QueuePolicies>,
     pub(crate) wake: Notify,
     pub(crate) waiters: Waiters,
@@ -191,6 +194,7 @@ impl Runtime {
                 store,
                 clock,
                 permits: Arc::new(Semaphore::new(settings.workers)),
+                recording: AtomicUsize::new(0),
                 queues,
                 settings,
                 worker_id: format!("worker-{}", uuid::Uuid::now_v7()),
@@ -287,14 +291,16 @@ impl Runtime {
                 return Ok(attempts);
             }
             attempts += claimed.len();
-            let runs = claimed.into_iter().map(|execution| run::run_attempt(&self.inner, execution, None));
+            let runs = claimed.into_iter().map(|execution| run::run_attempt(&self.inner, execution, None, None));
             futures::future::join_all(runs).await;
         }
     }
 
-    /// Returns how many attempts this engine is running now.
+    /// Returns how many attempts this engine is running now, counting attempts whose flow has
+    /// returned until their record is committed.
     pub fn running_count(&self) -> usize {
-        self.inner.settings.workers - self.inner.permits.available_permits()
+        let holding_workers = self.inner.settings.workers - self.inner.permits.available_permits();
+        holding_workers + self.inner.recording.load(Ordering::SeqCst)
     }
 
     /// Returns the registry.
@@ -581,11 +587,7 @@ impl Inner {
                             parent_id: source.parent_id(),
                         };
                         let inner = Arc::clone(self);
-                        tokio::spawn(async move {
-                            run::run_attempt(&inner, claimed, Some(payload)).await;
-                            drop(permit);
-                            inner.wake.notify_one();
-                        });
+                        tokio::spawn(async move { run::run_attempt(&inner, claimed, Some(payload), Some(permit)).await });
                     }
                     None => self.wake.notify_one(),
                 }

@@ -2,11 +2,13 @@
 
 use std::panic::AssertUnwindSafe;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError};
 
 use futures::FutureExt as _;
 use flow_core::{ExecutionParams, FlowError, FlowOutput, FlowRef, TriggerPayload};
 use serde_json::Value;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument as _;
 
 use super::waiters::Completion;
@@ -19,8 +21,14 @@ use crate::step::StepJournal;
 use crate::store::{AttemptOutcome, AttemptRecord, ClaimedExecution, StateWrite};
 
 /// Runs one attempt and records it. `payload` is the submitted payload when the submitting
-/// process runs the execution at once; otherwise the stored one is read.
-pub(super) async fn run_attempt(inner: &Arc<Inner>, claimed: ClaimedExecution, payload: Option<TriggerPayload>) {
+/// process runs the execution at once; otherwise the stored one is read. `worker` is the
+/// engine's worker permit that the attempt holds, released once its record is sent to the store.
+pub(super) async fn run_attempt(
+    inner: &Arc<Inner>,
+    claimed: ClaimedExecution,
+    payload: Option<TriggerPayload>,
+    worker: Option<OwnedSemaphorePermit>,
+) {
     let span = tracing::info_span!(
         "execution",
         execution_id = %claimed.id,
@@ -38,7 +46,7 @@ pub(super) async fn run_attempt(inner: &Arc<Inner>, claimed: ClaimedExecution, p
                 state_writes: Vec::new(),
             },
         };
-        record(inner, &claimed, started_at, outcome).await;
+        record(inner, &claimed, started_at, outcome, worker).await;
     }
     .instrument(span)
     .await;
@@ -157,7 +165,13 @@ async fn execute(
     }
 }
 
-async fn record(inner: &Arc<Inner>, claimed: &ClaimedExecution, started_at: chrono::DateTime<chrono::Utc>, attempt: Attempt) {
+async fn record(
+    inner: &Arc<Inner>,
+    claimed: &ClaimedExecution,
+    started_at: chrono::DateTime<chrono::Utc>,
+    attempt: Attempt,
+    worker: Option<OwnedSemaphorePermit>,
+) {
     let finished_at = inner.clock.now();
     let retry = inner.registry.get(&claimed.flow).and_then(|flow| flow.config.retry.clone());
 
@@ -229,8 +243,17 @@ async fn record(inner: &Arc<Inner>, claimed: &ClaimedExecution, started_at: chro
             outcome,
             logs: attempt.logs,
             state_writes: state_writes.clone(),
-        })
-        .await;
+        });
+    // The SQLite store queues the record when `finish_attempt` is called, so a claim sent after
+    // this point runs after the record, in the same transaction or a later one. The worker is
+    // therefore free for the next execution while the record commits. `Recording` keeps the
+    // attempt in `Runtime::running_count` until the commit is known.
+    let recording = worker.map(|permit| {
+        let recording = Recording::start(&inner.recording);
+        drop(permit);
+        recording
+    });
+    let written = written.await;
     match written {
         Ok(true) => {}
         Ok(false) => forget_cached_state(),
@@ -242,6 +265,25 @@ async fn record(inner: &Arc<Inner>, claimed: &ClaimedExecution, started_at: chro
         }
     }
     inner.waiters.complete(&claimed.id, &completion);
+    drop(recording);
+    inner.wake.notify_one();
+}
+
+/// Counts an attempt whose worker was released before its record was committed, until this
+/// guard is dropped.
+struct Recording<'a>(&'a AtomicUsize);
+
+impl<'a> Recording<'a> {
+    fn start(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Recording<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
