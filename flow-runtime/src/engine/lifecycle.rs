@@ -5,7 +5,7 @@
 //! instance is recorded as `failed` with the flow, hook and error, and serves nothing (its
 //! webhooks return 409 and its schedules do not fire) until a deploy succeeds. Hooks that ran
 //! before the failure are not undone. Deleting runs `webhook_lifecycle(delete = ...)` and then
-//! `on_instance_delete` for each flow; every hook runs even when one fails, and the instance
+//! `on_instance_delete` for each flow. Every hook runs even when one fails, and the instance
 //! is recorded as `deleted` only when all succeed, unless the delete is forced. A deployed
 //! instance is not deployed again until it is deleted, so create hooks never run twice for one
 //! deployment. Each hook has 30 seconds to finish.
@@ -263,7 +263,13 @@ impl Runtime {
         if inner.deployment_status(instance_id) == Some(DeploymentStatus::Deployed) {
             return Err(LifecycleError::AlreadyDeployed(instance_id.to_owned()));
         }
+        self.deploy_checked(instance_id, instance).await
+    }
 
+    /// Runs the deploy hooks of an instance that is known not to be deployed, and records the
+    /// outcome.
+    async fn deploy_checked(&self, instance_id: &str, instance: &Arc<Instance>) -> Result<Vec<HookRun>, LifecycleError> {
+        let inner = &self.inner;
         let runs = inner.run_hooks(instance, [Hook::OnInstanceDeploy, Hook::WebhookCreate], true).await;
         if runs.iter().any(|run| run.error.is_some()) {
             let error = LifecycleError::HookFailed {
@@ -282,8 +288,8 @@ impl Runtime {
 
     /// Runs the delete hooks of every flow for an instance and records it as deleted; see the
     /// module documentation. Returns the hooks that ran. With `force`, the instance is
-    /// recorded as deleted even when hooks fail, and the failures are in the returned runs;
-    /// use it when the remote side is already gone.
+    /// recorded as deleted even when hooks fail, and the failures are in the returned runs.
+    /// Use it when the remote side is already gone.
     ///
     /// # Errors
     ///
@@ -318,19 +324,20 @@ impl Runtime {
     pub async fn deploy_pending(&self) -> Result<Vec<LifecycleError>, StoreError> {
         self.inner.refresh_deployments().await?;
         let mut pending = Vec::new();
-        for instance in self.inner.instances.keys() {
-            match self.inner.deployment_status(instance) {
+        for (id, instance) in &self.inner.instances {
+            match self.inner.deployment_status(id) {
                 Some(DeploymentStatus::Deployed) => {}
                 Some(DeploymentStatus::Deleted) => {
-                    tracing::warn!(instance = %instance, "instance was deleted and serves nothing; run `deploy {instance}` to deploy it again");
+                    tracing::warn!(instance = %id, "instance was deleted and serves nothing; run `deploy {id}` to deploy it again");
                 }
-                Some(DeploymentStatus::Failed) | None => pending.push(instance.as_str()),
+                Some(DeploymentStatus::Failed) | None => pending.push((id.as_str(), instance)),
             }
         }
 
         // Instances deploy side by side, so one slow customer system delays the start by at
         // most its own hooks' timeouts.
-        let deploys = pending.into_iter().map(|instance| self.deploy(instance));
+        // The statuses were read just above, so each deploy skips reading them again.
+        let deploys = pending.into_iter().map(|(id, instance)| self.deploy_checked(id, instance));
         let mut failures = Vec::new();
         for result in futures::future::join_all(deploys).await {
             match result {
