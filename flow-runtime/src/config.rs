@@ -147,7 +147,7 @@ pub struct RuntimeSettings {
     pub workers: usize,
     /// How long running executions may finish after SIGTERM or Ctrl-C.
     pub shutdown_grace: std::time::Duration,
-    /// Where the store lives.
+    /// Location of the store.
     pub store: StoreLocation,
     /// Path of the SQLite file; empty when `store` is a PostgreSQL database.
     pub store_path: PathBuf,
@@ -282,7 +282,7 @@ impl RuntimeSettings {
     }
 }
 
-/// Where the store lives, as its URL names it.
+/// Location of the store, as its URL names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
     /// A SQLite file, served by one process at a time.

@@ -32,7 +32,7 @@ impl PollingState {
     /// # Errors
     ///
     /// Returns an error naming `T` when the saved value does not deserialize into it, as after
-    /// a change of the state's type; save a new value with [`PollingState::set_state`].
+    /// a change of the state's type. Save a new value with [`PollingState::set_state`].
     pub fn get_state<T: DeserializeOwned>(&self) -> Result<Option<T>, FlowError> {
         let value = self.value.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(value) = value.as_ref() else {

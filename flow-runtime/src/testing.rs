@@ -418,7 +418,7 @@ impl TestHarness {
     ///
     /// # Errors
     ///
-    /// Returns the [`RouteError`] the HTTP layer answers with: an unknown flow or customer
+    /// Returns the [`RouteError`] the HTTP layer returns: an unknown flow or customer
     /// (404), a missing routing field (400), a failed preprocess flow (500), or the routed
     /// flow's trigger rejection.
     ///

@@ -2,10 +2,10 @@
 //! supplier's API, on a clock rather than on requests.
 //!
 //! - "Sync Stock Levels" (`sync-stock`) is a polling flow. On its schedule (the `Poll
-//!   Schedule` config variable, every five minutes by default) its trigger asks the supplier
-//!   for the changes after the saved cursor. No changes start nothing; changes start an
-//!   execution that writes the new levels into the instance's `stock` state, and the new
-//!   cursor is saved with the poll.
+//!   Schedule` config variable, every five minutes by default) its trigger requests the
+//!   supplier's changes after the saved cursor. No changes start nothing; changes start an
+//!   execution that writes the new levels into the `stock` state shared by the instance's
+//!   flows, and the new cursor is saved with the poll.
 //! - "Daily Stock Report" (`daily-stock-report`) runs at 07:00 in New York, summer or winter
 //!   time, and reports the SKUs below the `Low Stock Threshold`.
 //! - "Stock Alerts" (`stock-alerts`) receives the supplier's pushed alerts. Deploying an

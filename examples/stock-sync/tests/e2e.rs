@@ -97,7 +97,7 @@ async fn get_json(server: &Server, path: &str) -> Value {
 }
 
 /// Polls `check` every 100 ms until it returns true or 15 seconds pass.
-async fn eventually<F, Fut>(what: &str, mut check: F)
+async fn eventually<F, Fut>(condition: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -109,7 +109,7 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("timed out waiting until {what}");
+    panic!("timed out waiting until {condition}");
 }
 
 #[tokio::test]

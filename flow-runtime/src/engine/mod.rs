@@ -222,13 +222,13 @@ impl Runtime {
     }
 
     /// Starts the scheduler, which fires scheduled and polling flows at their cron instants
-    /// until the engine stops; `serve` starts it, commands that run one flow do not.
+    /// until the engine stops. `serve` starts it, and commands that run one flow do not.
     pub fn start_scheduler(&self) {
         tokio::spawn(scheduler::run_scheduler(Arc::clone(&self.inner)));
     }
 
-    /// Handles every schedule tick due by the clock's current time, once, and returns what
-    /// each did; the testing harness drives schedules with it instead of the scheduler.
+    /// Handles every schedule tick due by the clock's current time, once, and returns the
+    /// recorded ticks. The testing harness drives schedules with it instead of the scheduler.
     ///
     /// # Errors
     ///
@@ -446,7 +446,7 @@ impl Runtime {
     }
 }
 
-/// Returns the persisted state scopes a run of `flow` in `instance` sees: the flow's own, the
+/// Returns the persisted state scopes a run of `flow` in `instance` reads: the flow's own, the
 /// instance's and the integration's.
 pub(crate) fn state_scopes(flow: &Flow, instance: &Instance) -> [StateScope; 3] {
     [

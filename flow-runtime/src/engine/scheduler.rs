@@ -404,7 +404,7 @@ mod tests {
     }
 
     #[test]
-    fn downtime_fires_the_latest_instant_and_lists_the_missed_ones() {
+    fn downtime_fires_latest_lists_missed() {
         let due = due_ticks(&every_quarter_hour(), at(10, 0), at(11, 5)).expect("due");
         assert_eq!(due.fire, at(11, 0));
         assert_eq!(due.missed, vec![at(10, 15), at(10, 30), at(10, 45)]);

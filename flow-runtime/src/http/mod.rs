@@ -113,7 +113,7 @@ pub fn router(runtime: Runtime, settings: HttpSettings, organization_keys: HashM
         .with_state(state)
 }
 
-/// Returns the webhook route of an endpoint type, as the 404 answer for unknown routes names it.
+/// Returns the webhook route of an endpoint type, as the 404 response for unknown routes names it.
 fn webhook_route(endpoint_type: EndpointType) -> &'static str {
     match endpoint_type {
         EndpointType::FlowSpecific => "/webhooks/{instance}/{stable_key}",

@@ -126,7 +126,7 @@ pub trait Store: Send + Sync + 'static {
     fn schedule_cursor(&self, flow: &str, instance: &str, start: DateTime<Utc>) -> BoxFuture<'_, StoreResult<DateTime<Utc>>>;
 
     /// Moves every schedule cursor of an instance forward to `at`, so instants before it are
-    /// not caught up; a deployed-again instance starts its schedules afresh this way.
+    /// not caught up. A deployed-again instance starts its schedules afresh this way.
     fn restart_schedules(&self, instance: &str, at: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>>;
 
     /// Records a handled tick with its missed ticks, execution and polling state in one
