@@ -27,7 +27,7 @@ pub(super) async fn run_lease_keeper(inner: Arc<Inner>) {
             Ok(0) => {}
             Ok(count) => {
                 tracing::warn!(count, "requeued executions whose worker stopped renewing its lease");
-                inner.wake.notify_one();
+                inner.queue_changed();
             }
             Err(error) => tracing::error!(%error, "could not requeue executions with expired leases"),
         }

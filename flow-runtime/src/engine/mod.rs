@@ -139,6 +139,7 @@ pub(crate) struct Inner {
     /// Attempts that gave their worker back and wait for their record's commit.
     pub(crate) recording: AtomicUsize,
     pub(crate) queues: Arc<QueuePolicies>,
+    /// Wakes the dispatcher; see [`Inner::queue_changed`].
     pub(crate) wake: Notify,
     pub(crate) waiters: Waiters,
     pub(crate) state_cache: Mutex<HashMap<String, Arc<BTreeMap<String, Value>>>>,
@@ -462,6 +463,18 @@ pub(crate) fn state_scopes(flow: &Flow, instance: &Instance) -> [StateScope; 3] 
 }
 
 impl Inner {
+    /// Tells the dispatcher that queued work may be waiting or that a queue's head may have
+    /// moved: an execution was queued, a retry scheduled, a queued flow's attempt finished or
+    /// a lease expired.
+    ///
+    /// An idle dispatcher claims only after such a signal, when a retry is due, or at its
+    /// periodic check. A claim takes every free worker until the store answers, so claiming
+    /// after every finished attempt would leave new submissions no free worker: they would be
+    /// queued and claimed instead of running at once.
+    pub(crate) fn queue_changed(&self) {
+        self.wake.notify_one();
+    }
+
     /// Returns an owning handle to this engine, which lives as long as any `Runtime` or task.
     pub(crate) fn self_arc(&self) -> Arc<Self> {
         self.self_ref.upgrade().expect("the engine is alive while one of its methods runs")
@@ -589,7 +602,7 @@ impl Inner {
                         let inner = Arc::clone(self);
                         tokio::spawn(async move { run::run_attempt(&inner, claimed, Some(payload), Some(permit)).await });
                     }
-                    None => self.wake.notify_one(),
+                    None => self.queue_changed(),
                 }
                 Ok(Submitted {
                     execution_id,

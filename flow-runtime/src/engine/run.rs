@@ -173,7 +173,12 @@ async fn record(
     worker: Option<OwnedSemaphorePermit>,
 ) {
     let finished_at = inner.clock.now();
-    let retry = inner.registry.get(&claimed.flow).and_then(|flow| flow.config.retry.clone());
+    let flow = inner.registry.get(&claimed.flow);
+    let retry = flow.and_then(|flow| flow.config.retry.clone());
+    // A parallel flow's finished attempt frees a worker, which the dispatcher takes by itself
+    // when work waits. A queued flow's next execution, or a retry, needs the dispatcher to
+    // look at the queue again.
+    let queued_flow = flow.is_none_or(|flow| flow.config.queue_mode() != flow_core::QueueMode::Parallel);
 
     let (outcome, completion) = match attempt.result {
         Ok(output) => {
@@ -212,6 +217,8 @@ async fn record(
             }
         }
     };
+
+    let moves_queue = queued_flow || matches!(outcome, AttemptOutcome::Retrying { .. });
 
     // The next run of a sequential queue may be claimed the moment this commit lands, before
     // this task runs again, so the cache must hold the new state before the commit. When the
@@ -266,7 +273,9 @@ async fn record(
     }
     inner.waiters.complete(&claimed.id, &completion);
     drop(recording);
-    inner.wake.notify_one();
+    if moves_queue {
+        inner.queue_changed();
+    }
 }
 
 /// Counts an attempt whose worker was released before its record was committed, until this

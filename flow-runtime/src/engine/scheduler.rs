@@ -297,7 +297,7 @@ impl Inner {
         }
 
         if report.outcome == TickOutcome::Started {
-            self.wake.notify_one();
+            self.queue_changed();
         }
         tracing::info!(
             flow = %report.flow,

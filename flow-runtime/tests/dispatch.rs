@@ -1,0 +1,217 @@
+//! The dispatcher beside the fast path: an execution submitted while a worker is free runs at
+//! once, and the dispatcher claims only when queued work may be waiting.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, Utc};
+use common::{config, echo, flow};
+use flow_runtime::clock::SystemClock;
+use flow_runtime::config::{
+    FileConfig, InstanceSettings, Overrides, RuntimeSettings, build_instances,
+};
+use flow_runtime::core::TriggerPayload;
+use flow_runtime::engine::{Completion, EngineSettings, Runtime, Source};
+use flow_runtime::store::{
+    AttemptRecord, ClaimedExecution, DeploymentRecord, Durability, ExecutionFilter,
+    ExecutionRecord, ExecutionSummary, InsertOutcome, NewExecution, NewTick, QueuePolicies,
+    ScheduleSummary, SqliteStore, StateScope, StateWrite, StepRecord, Store, StoreResult,
+    TickFilter, TickRecord, TickRecorded,
+};
+use flow_runtime::{Integration, Registry};
+use futures::future::BoxFuture;
+use serde_json::{Value, json};
+
+/// A SQLite store that counts the claims it answers.
+struct CountingStore {
+    inner: SqliteStore,
+    claims: AtomicUsize,
+}
+
+impl Store for CountingStore {
+    fn insert(&self, execution: NewExecution) -> BoxFuture<'_, StoreResult<InsertOutcome>> {
+        self.inner.insert(execution)
+    }
+
+    fn claim(
+        &self,
+        worker: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        queues: Arc<QueuePolicies>,
+    ) -> BoxFuture<'_, StoreResult<Vec<ClaimedExecution>>> {
+        self.claims.fetch_add(1, Ordering::SeqCst);
+        self.inner.claim(worker, limit, now, lease_until, queues)
+    }
+
+    fn finish_attempt(&self, record: AttemptRecord) -> BoxFuture<'_, StoreResult<bool>> {
+        self.inner.finish_attempt(record)
+    }
+
+    fn recover(&self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
+        self.inner.recover(now)
+    }
+
+    fn reclaim_expired(&self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
+        self.inner.reclaim_expired(now)
+    }
+
+    fn renew_leases(
+        &self,
+        worker: &str,
+        until: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<usize>> {
+        self.inner.renew_leases(worker, until)
+    }
+
+    fn release_worker(&self, worker: &str) -> BoxFuture<'_, StoreResult<usize>> {
+        self.inner.release_worker(worker)
+    }
+
+    fn get(&self, id: &str) -> BoxFuture<'_, StoreResult<Option<ExecutionRecord>>> {
+        self.inner.get(id)
+    }
+
+    fn list(&self, filter: ExecutionFilter) -> BoxFuture<'_, StoreResult<Vec<ExecutionSummary>>> {
+        self.inner.list(filter)
+    }
+
+    fn next_due(&self) -> BoxFuture<'_, StoreResult<Option<DateTime<Utc>>>> {
+        self.inner.next_due()
+    }
+
+    fn load_state(&self, scope: StateScope) -> BoxFuture<'_, StoreResult<BTreeMap<String, Value>>> {
+        self.inner.load_state(scope)
+    }
+
+    fn record_step(&self, execution_id: &str, step: StepRecord) -> BoxFuture<'_, StoreResult<()>> {
+        self.inner.record_step(execution_id, step)
+    }
+
+    fn load_steps(
+        &self,
+        execution_id: &str,
+    ) -> BoxFuture<'_, StoreResult<BTreeMap<String, Value>>> {
+        self.inner.load_steps(execution_id)
+    }
+
+    fn save_state(&self, write: StateWrite, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<()>> {
+        self.inner.save_state(write, now)
+    }
+
+    fn schedule_cursor(
+        &self,
+        flow: &str,
+        instance: &str,
+        start: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<DateTime<Utc>>> {
+        self.inner.schedule_cursor(flow, instance, start)
+    }
+
+    fn restart_schedules(
+        &self,
+        instance: &str,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<usize>> {
+        self.inner.restart_schedules(instance, at)
+    }
+
+    fn record_tick(&self, tick: NewTick) -> BoxFuture<'_, StoreResult<TickRecorded>> {
+        self.inner.record_tick(tick)
+    }
+
+    fn unfinished_execution(
+        &self,
+        flow: &str,
+        instance: &str,
+    ) -> BoxFuture<'_, StoreResult<Option<String>>> {
+        self.inner.unfinished_execution(flow, instance)
+    }
+
+    fn list_ticks(&self, filter: TickFilter) -> BoxFuture<'_, StoreResult<Vec<TickRecord>>> {
+        self.inner.list_ticks(filter)
+    }
+
+    fn schedule_summaries(&self) -> BoxFuture<'_, StoreResult<Vec<ScheduleSummary>>> {
+        self.inner.schedule_summaries()
+    }
+
+    fn save_deployment(&self, record: DeploymentRecord) -> BoxFuture<'_, StoreResult<()>> {
+        self.inner.save_deployment(record)
+    }
+
+    fn deployments(&self) -> BoxFuture<'_, StoreResult<Vec<DeploymentRecord>>> {
+        self.inner.deployments()
+    }
+}
+
+#[tokio::test]
+async fn finished_attempts_of_a_parallel_flow_do_not_start_claims() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let registry = Registry::new(
+        Integration::new("test", "Test", "0"),
+        vec![flow(config("orders"), echo)],
+    )
+    .expect("valid flows");
+    let file = FileConfig {
+        instances: vec![InstanceSettings {
+            id: "acme".into(),
+            ..InstanceSettings::default()
+        }],
+        ..FileConfig::default()
+    };
+    let settings =
+        RuntimeSettings::resolve(file, &Overrides::default(), |_| None).expect("settings");
+    let instances = build_instances(&settings, &registry, |_| None).expect("instances");
+    let store = Arc::new(CountingStore {
+        inner: SqliteStore::open(folder.path().join("flows.db"), Durability::Normal)
+            .expect("store"),
+        claims: AtomicUsize::new(0),
+    });
+    let runtime = Runtime::new(
+        registry,
+        instances,
+        store.clone(),
+        Arc::new(SystemClock),
+        EngineSettings::default(),
+    );
+    runtime.start().await.expect("starts");
+    // The dispatcher's first claim finds nothing queued; the next one is its periodic check,
+    // a second later.
+    while store.claims.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    let claims_before = store.claims.load(Ordering::SeqCst);
+
+    for n in 0..40 {
+        let submitted = runtime
+            .submit(
+                "orders",
+                "acme",
+                TriggerPayload::from_json(json!({ "n": n })),
+                Source::Cli,
+                true,
+            )
+            .await
+            .expect("stored");
+        let completion = submitted
+            .completion
+            .expect("waits")
+            .await
+            .expect("finishes");
+        assert!(
+            matches!(completion, Completion::Succeeded(_)),
+            "execution {n} failed: {completion:?}"
+        );
+    }
+
+    let claims = store.claims.load(Ordering::SeqCst) - claims_before;
+    assert!(
+        claims <= 1,
+        "40 executions run at once started {claims} claims"
+    );
+}
