@@ -148,6 +148,53 @@ async fn json_body_with_byte_order_mark_parses_and_keeps_raw_bytes() {
     assert_eq!(payload["rawBody"]["data"], json!(BASE64.encode(&bytes)));
 }
 
+/// A JSON body with a byte order mark, whitespace around it and escapes in it.
+const PADDED_JSON: &[u8] = b"\xEF\xBB\xBF \n{\"total\": 12345678901234567890, \"note\": \"caf\\u00e9\"}\r\n";
+
+#[tokio::test]
+async fn queued_execution_reads_the_stored_request_byte_for_byte() {
+    // A sequential flow's executions are always queued, so the worker reads the stored payload.
+    let mut queued = synchronous("ledger");
+    queued.queue = Some(QueueConfig {
+        mode: flow_runtime::core::QueueMode::Sequential,
+        ..QueueConfig::default()
+    });
+    let server = start(vec![flow(queued, echo)], Options::default()).await;
+
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/ledger"))
+        .header("Content-Type", "application/json")
+        .body(PADDED_JSON)
+        .send()
+        .await
+        .expect("sends");
+
+    let payload = json_of(response).await;
+    assert_eq!(payload["rawBody"]["data"], json!(BASE64.encode(PADDED_JSON)));
+    assert_eq!(payload["body"]["data"], json!({ "total": 12345678901234567890_u64, "note": "café" }));
+}
+
+#[tokio::test]
+async fn executions_api_shows_the_parsed_and_raw_body_of_a_json_request() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/orders"))
+        .header("Content-Type", "application/json")
+        .body(PADDED_JSON)
+        .send()
+        .await
+        .expect("sends");
+    let id = json_of(response).await["executionId"].as_str().expect("id").to_owned();
+    server.finished(&id).await;
+
+    let shown = json_of(server.client.get(server.url(&format!("/executions/{id}"))).send().await.expect("sends")).await;
+
+    assert_eq!(shown["payload"]["rawBody"]["data"], json!(BASE64.encode(PADDED_JSON)));
+    assert_eq!(shown["payload"]["body"]["data"], json!({ "total": 12345678901234567890_u64, "note": "café" }));
+}
+
 #[tokio::test]
 async fn form_body_with_byte_order_mark_parses() {
     let server = start(vec![flow(synchronous("echo"), echo)], Options::default()).await;

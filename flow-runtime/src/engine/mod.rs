@@ -111,6 +111,19 @@ pub struct Submitted {
     pub completion: Option<oneshot::Receiver<Completion>>,
 }
 
+/// Options of a submission: whether the caller waits, and how the engine runs and stores it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SubmitMode {
+    /// Resolve [`Submitted::completion`] with the first attempt's outcome.
+    pub(crate) wait: bool,
+    /// Wait for a free worker and run at once, outside the flow's queue.
+    pub(crate) run_now: bool,
+    /// The payload's body was parsed from its raw body by the webhook's default parser and not
+    /// changed since. The store may then keep the body text once; see
+    /// [`crate::store::payload::encode`].
+    pub(crate) body_from_raw: bool,
+}
+
 /// Why an execution could not be accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -396,7 +409,23 @@ impl Runtime {
         source: Source,
         wait: bool,
     ) -> Result<Submitted, SubmitError> {
-        self.inner.submit(flow_key, instance_id, payload, source, wait, false).await
+        let mode = SubmitMode {
+            wait,
+            ..SubmitMode::default()
+        };
+        self.inner.submit(flow_key, instance_id, payload, source, mode).await
+    }
+
+    /// Stores a new execution as [`Runtime::submit`] does, with the options in `mode`.
+    pub(crate) async fn submit_with(
+        &self,
+        flow_key: &str,
+        instance_id: &str,
+        payload: TriggerPayload,
+        source: Source,
+        mode: SubmitMode,
+    ) -> Result<Submitted, SubmitError> {
+        self.inner.submit(flow_key, instance_id, payload, source, mode).await
     }
 
     /// Stores a new execution claimed by this process and runs it at once, outside the flow's
@@ -414,7 +443,12 @@ impl Runtime {
         payload: TriggerPayload,
         source: Source,
     ) -> Result<(String, Completion), SubmitError> {
-        let submitted = self.inner.submit(flow_key, instance_id, payload, source, true, true).await?;
+        let mode = SubmitMode {
+            wait: true,
+            run_now: true,
+            body_from_raw: false,
+        };
+        let submitted = self.inner.submit(flow_key, instance_id, payload, source, mode).await?;
         let Some(completion) = submitted.completion else {
             return Err(SubmitError::Deduplicated(submitted.execution_id));
         };
@@ -524,16 +558,11 @@ impl Inner {
         instance_id: &str,
         payload: TriggerPayload,
         source: Source,
-        wait: bool,
-        run_now: bool,
+        mode: SubmitMode,
     ) -> Result<Submitted, SubmitError> {
         let inner = Arc::clone(self);
         let (flow_key, instance_id) = (flow_key.to_owned(), instance_id.to_owned());
-        let task = tokio::spawn(async move {
-            inner
-                .submit_detached(&flow_key, &instance_id, payload, source, wait, run_now)
-                .await
-        });
+        let task = tokio::spawn(async move { inner.submit_detached(&flow_key, &instance_id, payload, source, mode).await });
         task.await
             .map_err(|error| SubmitError::Store(StoreError::Closed(format!("the submit task failed: {error}"))))?
     }
@@ -544,8 +573,7 @@ impl Inner {
         instance_id: &str,
         mut payload: TriggerPayload,
         source: Source,
-        wait: bool,
-        run_now: bool,
+        mode: SubmitMode,
     ) -> Result<Submitted, SubmitError> {
         let flow = self
             .registry
@@ -564,7 +592,7 @@ impl Inner {
         self.describe_payload(&mut payload, flow, instance, &execution_id);
 
         let now = self.clock.now();
-        let permit = match (run_now, flow.config.queue_mode()) {
+        let permit = match (mode.run_now, flow.config.queue_mode()) {
             (true, _) => Arc::clone(&self.permits).acquire_owned().await.ok(),
             (false, QueueMode::Parallel) => Arc::clone(&self.permits).try_acquire_owned().ok(),
             (false, QueueMode::Throttled { .. } | QueueMode::Sequential) => None,
@@ -573,9 +601,9 @@ impl Inner {
             worker: self.worker_id.clone(),
             until: now + self.settings.lease,
         });
-        let execution = self.new_execution(flow, instance, &mut payload, &source, now, claimed_by)?;
+        let execution = self.new_execution(flow, instance, &mut payload, &source, now, claimed_by, mode.body_from_raw)?;
 
-        let completion = wait.then(|| self.waiters.register(&execution_id));
+        let completion = mode.wait.then(|| self.waiters.register(&execution_id));
         let inserted = self.store.insert(execution).await;
 
         let outcome = match inserted {
@@ -666,6 +694,8 @@ impl Inner {
 
     /// Builds the stored form of an execution of `flow` whose payload is described already:
     /// the serialized payload without API keys, and its dedupe and unique request ids.
+    /// `body_from_raw` is [`SubmitMode::body_from_raw`].
+    #[expect(clippy::too_many_arguments, reason = "each argument is a separate part of the stored execution")]
     pub(crate) fn new_execution(
         &self,
         flow: &Flow,
@@ -674,6 +704,7 @@ impl Inner {
         source: &Source,
         now: chrono::DateTime<chrono::Utc>,
         claimed_by: Option<Lease>,
+        body_from_raw: bool,
     ) -> Result<NewExecution, SubmitError> {
         let dedupe_path = flow.config.queue.as_ref().and_then(|queue| queue.dedupe_id_field.as_ref());
         let unique_path = flow.config.retry.as_ref().and_then(|retry| retry.unique_request_id_field.as_ref());
@@ -690,7 +721,7 @@ impl Inner {
         // API keys are not stored: the worker fills them in again from the instance. The
         // payload is serialized straight to text, without an intermediate JSON value.
         let api_keys = std::mem::take(&mut payload.webhook_api_keys);
-        let stored = serde_json::to_string(&payload).map_err(|error| {
+        let stored = crate::store::payload::encode(payload, body_from_raw).map_err(|error| {
             SubmitError::Store(StoreError::Corrupt(format!("the trigger payload does not serialize: {error}")))
         })?;
         payload.webhook_api_keys = api_keys;

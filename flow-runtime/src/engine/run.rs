@@ -71,7 +71,7 @@ fn prepare<'a>(
     })?;
     let mut payload = match payload {
         Some(payload) => payload,
-        None => serde_json::from_str(&claimed.payload).map_err(|error| format!("stored payload is unreadable: {error}"))?,
+        None => crate::store::payload::decode(&claimed.payload)?,
     };
     payload.webhook_api_keys = instance.webhook_api_keys_by_name.clone();
     Ok((flow, instance, payload))
@@ -322,8 +322,10 @@ impl FlowInvoker for Inner {
                     &instance_id,
                     TriggerPayload::from_json(data),
                     Source::Invoke(parent.execution_id().to_owned()),
-                    true,
-                    false,
+                    super::SubmitMode {
+                        wait: true,
+                        ..super::SubmitMode::default()
+                    },
                 )
                 .await
                 .map_err(|error| FlowError::new(format!("cannot invoke flow \"{flow}\": {error}")))?;

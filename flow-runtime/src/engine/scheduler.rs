@@ -264,7 +264,7 @@ impl Inner {
 
         if tick.outcome == TickOutcome::Started {
             let execution = self
-                .new_execution(flow, instance, &mut payload, &Source::Schedule, now, None)
+                .new_execution(flow, instance, &mut payload, &Source::Schedule, now, None, false)
                 .map_err(|error| match error {
                     SubmitError::Store(error) => error,
                     other => StoreError::Corrupt(other.to_string()),

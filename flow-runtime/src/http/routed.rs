@@ -95,7 +95,7 @@ async fn handle(state: AppState, instance_id: Option<String>, uri: Uri, headers:
     if trigger.response.is_none() {
         trigger.response = route.trigger_response;
     }
-    answer(&state, flow, &route.instance, trigger, route.source, &headers).await
+    answer(&state, flow, &route.instance, trigger, route.source, &headers, false).await
 }
 
 /// Returns a 401 response unless the request's `Api-Key` passes the flow's endpoint security on

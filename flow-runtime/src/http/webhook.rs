@@ -13,7 +13,7 @@ use super::request::{header_map, parse_body, query_parameters};
 use super::security::{API_KEY_HEADER, check_api_key};
 use super::{AppState, error_response};
 use crate::definition::Flow;
-use crate::engine::{Completion, Source, SubmitError};
+use crate::engine::{Completion, Source, SubmitError, SubmitMode};
 use crate::instance::Instance;
 
 /// Request header that makes an asynchronous flow answer with its result: `Flow-Synchronous: true`.
@@ -69,11 +69,14 @@ pub(super) async fn handle(
         Err(rejection) => return rejection,
     };
 
-    answer(&state, flow, &instance, trigger, Source::Webhook, &headers).await
+    // Without a custom trigger the flow gets the body exactly as the request parser made it.
+    let body_from_raw = flow.handlers.on_trigger.is_none();
+    answer(&state, flow, &instance, trigger, Source::Webhook, &headers, body_from_raw).await
 }
 
 /// Stores the execution of a request that passed its trigger and responds with the trigger's
 /// own response, the execution id, or, for a synchronous flow, the first attempt's result.
+/// `body_from_raw` is [`SubmitMode::body_from_raw`].
 pub(super) async fn answer(
     state: &AppState,
     flow: &Flow,
@@ -81,11 +84,16 @@ pub(super) async fn answer(
     trigger: TriggerResult,
     source: Source,
     headers: &HeaderMap,
+    body_from_raw: bool,
 ) -> Response {
-    let wants_result = trigger.response.is_none() && (flow.config.synchronous || asks_synchronous(headers));
+    let mode = SubmitMode {
+        wait: trigger.response.is_none() && (flow.config.synchronous || asks_synchronous(headers)),
+        run_now: false,
+        body_from_raw,
+    };
     let submitted = state
         .runtime
-        .submit(flow.stable_key(), &instance.id, trigger.payload, source, wants_result)
+        .submit_with(flow.stable_key(), &instance.id, trigger.payload, source, mode)
         .await;
     let submitted = match submitted {
         Ok(submitted) => submitted,

@@ -10,6 +10,7 @@
 mod conformance;
 mod lineage;
 mod migrations;
+pub(crate) mod payload;
 mod postgres;
 mod postgres_migrations;
 mod postgres_schedules;

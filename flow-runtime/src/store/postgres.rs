@@ -916,7 +916,7 @@ async fn read_execution(connection: &mut PgConnection, id: &str) -> Result<Optio
 
     Ok(Some(ExecutionRecord {
         summary,
-        payload: serde_json::from_str(&payload).map_err(|error| corrupt(&context, error))?,
+        payload: super::payload::public_value(&payload).map_err(|error| corrupt(&context, error))?,
         result: result
             .map(|text| serde_json::from_str(&text))
             .transpose()

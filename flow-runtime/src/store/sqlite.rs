@@ -493,8 +493,8 @@ pub(super) fn insert_execution(tx: &Connection, execution: &NewExecution) -> Sto
         if let Some(existing_id) = existing {
             tx.prepare_cached(
                 "INSERT INTO executions (id, flow, instance, status, created_at, updated_at, due_at, dedupe_key, \
-                 parent_id, related_id, source, payload, error) \
-                 VALUES (?1, ?2, ?3, 'cancelled', ?4, ?4, ?4, NULL, ?5, ?6, ?7, ?8, ?9)",
+                 parent_id, related_id, source, error) \
+                 VALUES (?1, ?2, ?3, 'cancelled', ?4, ?4, ?4, NULL, ?5, ?6, ?7, ?8)",
             )
             .and_then(|mut statement| {
                 statement.execute(params![
@@ -505,11 +505,11 @@ pub(super) fn insert_execution(tx: &Connection, execution: &NewExecution) -> Sto
                     execution.parent_id,
                     existing_id,
                     execution.source,
-                    execution.payload,
                     format!("deduplicated: dedupe id \"{key}\" matches execution {existing_id}"),
                 ])
             })
             .map_err(database)?;
+            insert_payload(tx, &execution.payload)?;
             return Ok(InsertOutcome::Deduplicated { existing_id });
         }
     }
@@ -532,8 +532,8 @@ pub(super) fn insert_execution(tx: &Connection, execution: &NewExecution) -> Sto
     };
     tx.prepare_cached(
         "INSERT INTO executions (id, flow, instance, status, attempt, lease_owner, lease_until, created_at, \
-         updated_at, due_at, dedupe_key, unique_request_id, parent_id, source, payload) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8, ?9, ?10, ?11, ?12, ?13)",
+         updated_at, due_at, dedupe_key, unique_request_id, parent_id, source) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8, ?9, ?10, ?11, ?12)",
     )
     .and_then(|mut statement| {
         statement.execute(params![
@@ -549,14 +549,24 @@ pub(super) fn insert_execution(tx: &Connection, execution: &NewExecution) -> Sto
             execution.unique_request_id,
             execution.parent_id,
             execution.source,
-            execution.payload,
         ])
     })
     .map_err(database)?;
+    insert_payload(tx, &execution.payload)?;
     Ok(InsertOutcome::Inserted)
 }
 
-const CLAIM_COLUMNS: &str = "seq, id, flow, instance, payload, attempt, created_at, parent_id";
+/// Stores the payload of the execution row inserted last on this connection.
+fn insert_payload(tx: &Connection, payload: &str) -> StoreResult<()> {
+    tx.prepare_cached("INSERT INTO payloads (seq, payload) VALUES (last_insert_rowid(), ?1)")
+        .and_then(|mut statement| statement.execute([payload]))
+        .map(|_| ())
+        .map_err(database)
+}
+
+/// Columns of a claimed execution, read from `executions` and its row in `payloads`.
+const CLAIM_COLUMNS: &str = "executions.seq, id, flow, instance, \
+    (SELECT payload FROM payloads WHERE payloads.seq = executions.seq), attempt, created_at, parent_id";
 
 fn claimed_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, ClaimedExecution)> {
     Ok((
@@ -855,7 +865,8 @@ fn list_executions(connection: &Connection, filter: &ExecutionFilter) -> StoreRe
 
 fn read_execution(connection: &Connection, id: &str) -> StoreResult<Option<ExecutionRecord>> {
     let sql = format!(
-        "SELECT {SUMMARY_COLUMNS}, payload, result, error, related_id, parent_id FROM executions WHERE id = ?1"
+        "SELECT {SUMMARY_COLUMNS}, (SELECT payload FROM payloads WHERE payloads.seq = executions.seq), result, error, \
+         related_id, parent_id FROM executions WHERE id = ?1"
     );
     let row = connection
         .prepare_cached(&sql)
@@ -926,7 +937,7 @@ fn read_execution(connection: &Connection, id: &str) -> StoreResult<Option<Execu
 
     Ok(Some(ExecutionRecord {
         summary,
-        payload: serde_json::from_str(&payload).map_err(corrupt)?,
+        payload: super::payload::public_value(&payload).map_err(StoreError::Corrupt)?,
         result: result.map(|text| serde_json::from_str(&text)).transpose().map_err(corrupt)?,
         error,
         related_id,
