@@ -118,10 +118,10 @@ pub(crate) struct SubmitMode {
     pub(crate) wait: bool,
     /// Wait for a free worker and run at once, outside the flow's queue.
     pub(crate) run_now: bool,
-    /// The payload's body was parsed from its raw body by the webhook's default parser and not
-    /// changed since. The store may then keep the body text once; see
-    /// [`crate::store::payload::encode`].
-    pub(crate) body_from_raw: bool,
+    /// The payload is the webhook request exactly as the handler parsed and described it for
+    /// this flow and instance, unchanged by a trigger. It is then not described again, and the
+    /// store may keep its body text once; see [`crate::store::payload::encode`].
+    pub(crate) unchanged_request: bool,
 }
 
 /// Why an execution could not be accepted.
@@ -446,7 +446,7 @@ impl Runtime {
         let mode = SubmitMode {
             wait: true,
             run_now: true,
-            body_from_raw: false,
+            unchanged_request: false,
         };
         let submitted = self.inner.submit(flow_key, instance_id, payload, source, mode).await?;
         let Some(completion) = submitted.completion else {
@@ -589,7 +589,9 @@ impl Inner {
         } else {
             payload.execution_id.clone()
         };
-        self.describe_payload(&mut payload, flow, instance, &execution_id);
+        if !mode.unchanged_request {
+            self.describe_payload(&mut payload, flow, instance, &execution_id);
+        }
 
         let now = self.clock.now();
         let permit = match (mode.run_now, flow.config.queue_mode()) {
@@ -601,7 +603,7 @@ impl Inner {
             worker: self.worker_id.clone(),
             until: now + self.settings.lease,
         });
-        let execution = self.new_execution(flow, instance, &mut payload, &source, now, claimed_by, mode.body_from_raw)?;
+        let execution = self.new_execution(flow, instance, &mut payload, &source, now, claimed_by, mode.unchanged_request)?;
 
         let completion = mode.wait.then(|| self.waiters.register(&execution_id));
         let inserted = self.store.insert(execution).await;
@@ -694,7 +696,7 @@ impl Inner {
 
     /// Builds the stored form of an execution of `flow` whose payload is described already:
     /// the serialized payload without API keys, and its dedupe and unique request ids.
-    /// `body_from_raw` is [`SubmitMode::body_from_raw`].
+    /// `body_from_raw` means that the body was parsed from the raw body and not changed since.
     #[expect(clippy::too_many_arguments, reason = "each argument is a separate part of the stored execution")]
     pub(crate) fn new_execution(
         &self,

@@ -70,13 +70,13 @@ pub(super) async fn handle(
     };
 
     // Without a custom trigger the flow gets the body exactly as the request parser made it.
-    let body_from_raw = flow.handlers.on_trigger.is_none();
-    answer(&state, flow, &instance, trigger, Source::Webhook, &headers, body_from_raw).await
+    let unchanged_request = flow.handlers.on_trigger.is_none();
+    answer(&state, flow, &instance, trigger, Source::Webhook, &headers, unchanged_request).await
 }
 
 /// Stores the execution of a request that passed its trigger and responds with the trigger's
 /// own response, the execution id, or, for a synchronous flow, the first attempt's result.
-/// `body_from_raw` is [`SubmitMode::body_from_raw`].
+/// `unchanged_request` is [`SubmitMode::unchanged_request`].
 pub(super) async fn answer(
     state: &AppState,
     flow: &Flow,
@@ -84,12 +84,12 @@ pub(super) async fn answer(
     trigger: TriggerResult,
     source: Source,
     headers: &HeaderMap,
-    body_from_raw: bool,
+    unchanged_request: bool,
 ) -> Response {
     let mode = SubmitMode {
         wait: trigger.response.is_none() && (flow.config.synchronous || asks_synchronous(headers)),
         run_now: false,
-        body_from_raw,
+        unchanged_request,
     };
     let submitted = state
         .runtime
