@@ -7,6 +7,10 @@
 //! undo its neighbours. Replies are sent only after the commit, which is what makes an
 //! acknowledged execution durable. Reads use a separate connection, which WAL lets run beside
 //! the writer.
+//!
+//! Queued and running executions are found through the partial index `executions_unfinished`.
+//! SQLite uses a partial index only for a query whose terms contain the index's condition, so
+//! such queries repeat it: `status IN ('queued', 'running') AND status = 'running'`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -283,7 +287,8 @@ impl Store for SqliteStore {
         let until = until.timestamp_millis();
         self.send(move |tx| {
             tx.execute(
-                "UPDATE executions SET lease_until = ?2 WHERE status = 'running' AND lease_owner = ?1",
+                "UPDATE executions SET lease_until = ?2 \
+                 WHERE status IN ('queued', 'running') AND status = 'running' AND lease_owner = ?1",
                 params![worker, until],
             )
             .map_err(database)
@@ -295,7 +300,7 @@ impl Store for SqliteStore {
         self.send(move |tx| {
             tx.execute(
                 "UPDATE executions SET status = 'queued', lease_owner = NULL, lease_until = NULL \
-                 WHERE status = 'running' AND lease_owner = ?1",
+                 WHERE status IN ('queued', 'running') AND status = 'running' AND lease_owner = ?1",
                 [&worker],
             )
             .map_err(database)
@@ -475,7 +480,7 @@ fn in_savepoint(transaction: &mut Transaction<'_>, command: &mut dyn Command) ->
 fn requeue_expired(tx: &Connection, before: i64, now: i64) -> StoreResult<usize> {
     tx.execute(
         "UPDATE executions SET status = 'queued', lease_owner = NULL, lease_until = NULL, \
-         updated_at = ?2 WHERE status = 'running' AND lease_until < ?1",
+         updated_at = ?2 WHERE status IN ('queued', 'running') AND status = 'running' AND lease_until < ?1",
         [before, now],
     )
     .map_err(database)
@@ -607,7 +612,9 @@ fn claim(
     for (flow, mode) in &queues.modes {
         let instances: Vec<String> = {
             let mut statement = tx
-                .prepare_cached("SELECT DISTINCT instance FROM executions WHERE flow = ?1 AND status = 'queued'")
+                .prepare_cached(
+                    "SELECT DISTINCT instance FROM executions WHERE flow = ?1 AND status IN ('queued', 'running') AND status = 'queued'",
+                )
                 .map_err(database)?;
             let rows = statement.query_map([flow], |row| row.get(0)).map_err(database)?;
             rows.collect::<Result<_, _>>().map_err(database)?
@@ -676,7 +683,9 @@ fn claimable_in_queue(
     room: usize,
 ) -> StoreResult<Vec<(i64, ClaimedExecution)>> {
     let running: usize = tx
-        .prepare_cached("SELECT COUNT(*) FROM executions WHERE flow = ?1 AND instance = ?2 AND status = 'running'")
+        .prepare_cached(
+            "SELECT COUNT(*) FROM executions WHERE flow = ?1 AND instance = ?2 AND status IN ('queued', 'running') AND status = 'running'",
+        )
         .and_then(|mut statement| statement.query_row(params![flow, instance], |row| row.get::<_, i64>(0)))
         .map_err(database)?
         .try_into()
@@ -692,7 +701,7 @@ fn claimable_in_queue(
             let head = tx
                 .prepare_cached(&format!(
                     "SELECT {CLAIM_COLUMNS}, due_at FROM executions WHERE flow = ?1 AND instance = ?2 \
-                     AND status = 'queued' ORDER BY seq LIMIT 1"
+                     AND status IN ('queued', 'running') AND status = 'queued' ORDER BY seq LIMIT 1"
                 ))
                 .and_then(|mut statement| {
                     statement
@@ -714,7 +723,7 @@ fn claimable_in_queue(
             let mut statement = tx
                 .prepare_cached(&format!(
                     "SELECT {CLAIM_COLUMNS} FROM executions WHERE flow = ?1 AND instance = ?2 \
-                     AND status = 'queued' AND due_at <= ?3 ORDER BY seq LIMIT ?4"
+                     AND status IN ('queued', 'running') AND status = 'queued' AND due_at <= ?3 ORDER BY seq LIMIT ?4"
                 ))
                 .map_err(database)?;
             let rows = statement
@@ -990,21 +999,34 @@ mod tests {
         assert!(error.to_string().contains("another process is serving"), "{error}");
     }
 
-    #[test]
-    fn lease_queries_search_an_index() {
-        let folder = tempfile::tempdir().expect("temp dir");
-        let mut connection = Connection::open(folder.path().join("flows.db")).expect("opens");
+    /// Returns the steps of SQLite's plan for `sql` on a migrated database.
+    fn query_plan(sql: &str) -> Vec<String> {
+        let mut connection = Connection::open_in_memory().expect("opens");
         migrate(&mut connection).expect("migrates");
-
-        let plan: Vec<String> = connection
-            .prepare(
-                "EXPLAIN QUERY PLAN UPDATE executions SET status = 'queued' \
-                 WHERE status = 'running' AND lease_until < 1",
-            )
+        connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .and_then(|mut statement| statement.query_map([], |row| row.get(3))?.collect())
-            .expect("plans");
+            .expect("plans")
+    }
 
-        assert_eq!(plan, ["SEARCH executions USING INDEX executions_status (status=?)"]);
+    #[test]
+    fn expired_leases_are_found_through_the_unfinished_index() {
+        let plan = query_plan(
+            "UPDATE executions SET status = 'queued' \
+             WHERE status IN ('queued', 'running') AND status = 'running' AND lease_until < 1",
+        );
+
+        assert_eq!(plan, ["SCAN executions USING INDEX executions_unfinished"]);
+    }
+
+    #[test]
+    fn sequential_queue_head_is_searched_in_the_unfinished_index() {
+        let plan = query_plan(
+            "SELECT seq FROM executions WHERE flow = 'f' AND instance = 'i' \
+             AND status IN ('queued', 'running') AND status = 'queued' ORDER BY seq LIMIT 1",
+        );
+
+        assert_eq!(plan, ["SEARCH executions USING INDEX executions_unfinished (flow=? AND instance=?)"]);
     }
 
     #[tokio::test]
