@@ -6,6 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::{config, echo, flow};
@@ -25,10 +26,24 @@ use flow_runtime::{Integration, Registry};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-/// A SQLite store that counts the claims it answers.
+/// A SQLite store that counts its claims and the executions they return, and can
+/// make every claim take longer.
 struct CountingStore {
     inner: SqliteStore,
+    claim_delay: Duration,
     claims: AtomicUsize,
+    claimed: Arc<AtomicUsize>,
+}
+
+impl CountingStore {
+    fn open(folder: &tempfile::TempDir, claim_delay: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            inner: SqliteStore::open(folder.path().join("flows.db"), Durability::Normal).expect("store"),
+            claim_delay,
+            claims: AtomicUsize::new(0),
+            claimed: Arc::new(AtomicUsize::new(0)),
+        })
+    }
 }
 
 impl Store for CountingStore {
@@ -45,7 +60,14 @@ impl Store for CountingStore {
         queues: Arc<QueuePolicies>,
     ) -> BoxFuture<'_, StoreResult<Vec<ClaimedExecution>>> {
         self.claims.fetch_add(1, Ordering::SeqCst);
-        self.inner.claim(worker, limit, now, lease_until, queues)
+        let claim = self.inner.claim(worker, limit, now, lease_until, queues);
+        let (delay, claimed) = (self.claim_delay, Arc::clone(&self.claimed));
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            let executions = claim.await?;
+            claimed.fetch_add(executions.len(), Ordering::SeqCst);
+            Ok(executions)
+        })
     }
 
     fn finish_attempt(&self, record: AttemptRecord) -> BoxFuture<'_, StoreResult<bool>> {
@@ -149,14 +171,9 @@ impl Store for CountingStore {
     }
 }
 
-#[tokio::test]
-async fn finished_attempts_of_a_parallel_flow_do_not_start_claims() {
-    let folder = tempfile::tempdir().expect("temp dir");
-    let registry = Registry::new(
-        Integration::new("test", "Test", "0"),
-        vec![flow(config("orders"), echo)],
-    )
-    .expect("valid flows");
+/// Starts an engine over `store` with one parallel flow, `orders`, in the instance `acme`.
+async fn start_engine(store: Arc<CountingStore>) -> Runtime {
+    let registry = Registry::new(Integration::new("test", "Test", "0"), vec![flow(config("orders"), echo)]).expect("valid flows");
     let file = FileConfig {
         instances: vec![InstanceSettings {
             id: "acme".into(),
@@ -164,22 +181,27 @@ async fn finished_attempts_of_a_parallel_flow_do_not_start_claims() {
         }],
         ..FileConfig::default()
     };
-    let settings =
-        RuntimeSettings::resolve(file, &Overrides::default(), |_| None).expect("settings");
+    let settings = RuntimeSettings::resolve(file, &Overrides::default(), |_| None).expect("settings");
     let instances = build_instances(&settings, &registry, |_| None).expect("instances");
-    let store = Arc::new(CountingStore {
-        inner: SqliteStore::open(folder.path().join("flows.db"), Durability::Normal)
-            .expect("store"),
-        claims: AtomicUsize::new(0),
-    });
-    let runtime = Runtime::new(
-        registry,
-        instances,
-        store.clone(),
-        Arc::new(SystemClock),
-        EngineSettings::default(),
-    );
+    let runtime = Runtime::new(registry, instances, store, Arc::new(SystemClock), EngineSettings::default());
     runtime.start().await.expect("starts");
+    runtime
+}
+
+/// Submits an execution of `orders` and waits for its first attempt.
+async fn run_order(runtime: &Runtime, n: usize) -> Completion {
+    let submitted = runtime
+        .submit("orders", "acme", TriggerPayload::from_json(json!({ "n": n })), Source::Cli, true)
+        .await
+        .expect("stored");
+    submitted.completion.expect("waits").await.expect("finishes")
+}
+
+#[tokio::test]
+async fn finished_attempts_of_a_parallel_flow_do_not_start_claims() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let store = CountingStore::open(&folder, Duration::ZERO);
+    let runtime = start_engine(Arc::clone(&store)).await;
     // The dispatcher's first claim finds nothing queued; the next one is its periodic check,
     // a second later.
     while store.claims.load(Ordering::SeqCst) == 0 {
@@ -188,30 +210,27 @@ async fn finished_attempts_of_a_parallel_flow_do_not_start_claims() {
     let claims_before = store.claims.load(Ordering::SeqCst);
 
     for n in 0..40 {
-        let submitted = runtime
-            .submit(
-                "orders",
-                "acme",
-                TriggerPayload::from_json(json!({ "n": n })),
-                Source::Cli,
-                true,
-            )
-            .await
-            .expect("stored");
-        let completion = submitted
-            .completion
-            .expect("waits")
-            .await
-            .expect("finishes");
-        assert!(
-            matches!(completion, Completion::Succeeded(_)),
-            "execution {n} failed: {completion:?}"
-        );
+        let completion = run_order(&runtime, n).await;
+        assert!(matches!(completion, Completion::Succeeded(_)), "execution {n} failed: {completion:?}");
     }
 
     let claims = store.claims.load(Ordering::SeqCst) - claims_before;
-    assert!(
-        claims <= 1,
-        "40 executions run at once started {claims} claims"
-    );
+    assert!(claims <= 1, "40 executions run at once started {claims} claims");
+}
+
+#[tokio::test]
+async fn submissions_during_a_claim_run_at_once() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let store = CountingStore::open(&folder, Duration::from_millis(300));
+    let runtime = start_engine(Arc::clone(&store)).await;
+    // The dispatcher's first claim is under way, and takes 300 ms.
+    while store.claims.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+
+    let runs = (0..10).map(|n| run_order(&runtime, n));
+    let completions = futures::future::join_all(runs).await;
+
+    assert!(completions.iter().all(|completion| matches!(completion, Completion::Succeeded(_))), "{completions:?}");
+    assert_eq!(store.claimed.load(Ordering::SeqCst), 0, "executions waited for a claim instead of running at once");
 }

@@ -42,34 +42,41 @@ pub(super) async fn run_dispatcher(inner: Arc<Inner>) {
             return;
         }
 
-        // Wait for at least one free worker, then take every free one.
+        // Wait for a free worker and claim as many executions as there are free workers. Only
+        // that one worker is held while the claim runs, so submissions meanwhile still find
+        // free workers and run at once; the claimed executions wait for the workers after it.
         let Ok(first) = Arc::clone(&inner.permits).acquire_owned().await else {
             return;
         };
-        let mut permits = vec![first];
-        while let Ok(permit) = Arc::clone(&inner.permits).try_acquire_owned() {
-            permits.push(permit);
-        }
+        let room = 1 + inner.permits.available_permits();
 
         let now = inner.clock.now();
         let lease_until = now + inner.settings.lease;
-        let claimed = match inner.store.claim(&inner.worker_id, permits.len(), now, lease_until, Arc::clone(&inner.queues)).await {
+        let claimed = match inner.store.claim(&inner.worker_id, room, now, lease_until, Arc::clone(&inner.queues)).await {
             Ok(claimed) => claimed,
             Err(error) => {
                 tracing::error!(%error, "could not claim queued executions; retrying in a second");
-                drop(permits);
+                drop(first);
                 tokio::time::sleep(IDLE_CHECK).await;
                 continue;
             }
         };
-        let idle = claimed.len() < permits.len();
+        let idle = claimed.len() < room;
 
+        let mut first = Some(first);
         for execution in claimed {
-            let Some(permit) = permits.pop() else { break };
+            let permit = match first.take() {
+                Some(permit) => permit,
+                None => match Arc::clone(&inner.permits).acquire_owned().await {
+                    Ok(permit) => permit,
+                    // Acquiring fails only on a closed semaphore, and the engine never closes it.
+                    Err(_) => return,
+                },
+            };
             let worker_inner = Arc::clone(&inner);
             tokio::spawn(async move { run_attempt(&worker_inner, execution, None, Some(permit)).await });
         }
-        drop(permits);
+        drop(first);
 
         if idle {
             let sleep = match inner.store.next_due().await {
