@@ -179,6 +179,104 @@ mod tests {
         assert_eq!(payload, r#"{"a":1}"#);
     }
 
+    /// Serializes a payload in the public form, as version 2 databases store it.
+    fn public_payload(n: i64) -> String {
+        serde_json::to_string(&flow_core::TriggerPayload::from_json(serde_json::json!({ "n": n }))).expect("serializes")
+    }
+
+    #[tokio::test]
+    async fn version_2_executions_survive_migration_3() {
+        use std::sync::Arc;
+
+        use crate::store::{
+            Durability, ExecutionFilter, ExecutionStatus, InsertOutcome, NewExecution, QueuePolicies, SqliteStore, Store,
+        };
+
+        let folder = tempfile::tempdir().expect("temp dir");
+        let path = folder.path().join("flows.db");
+        {
+            let connection = Connection::open(&path).expect("opens");
+            for sql in &MIGRATIONS[..2] {
+                connection.execute_batch(sql).expect("applies");
+            }
+            connection.pragma_update(None, "user_version", 2).expect("sets");
+            let rows = [
+                ("queued", "queued", 0, None, Some("k1"), None, None, "webhook", 1),
+                ("running", "running", 1, Some("old-worker"), None, None, None, "webhook", 2),
+                ("done", "succeeded", 1, None, None, None, Some("queued"), "invoke", 3),
+                ("dup", "cancelled", 0, None, None, Some("queued"), None, "webhook", 4),
+                ("tick", "queued", 0, None, None, None, None, "schedule", 5),
+            ];
+            for (id, status, attempt, lease_owner, dedupe_key, related_id, parent_id, source, n) in rows {
+                connection
+                    .execute(
+                        "INSERT INTO executions (id, flow, instance, status, attempt, lease_owner, lease_until, \
+                         created_at, updated_at, due_at, dedupe_key, related_id, parent_id, source, payload) \
+                         VALUES (?1, 'orders', 'acme', ?2, ?3, ?4, CASE WHEN ?4 IS NULL THEN NULL ELSE 0 END, \
+                         ?5, ?5, ?5, ?6, ?7, ?8, ?9, ?10)",
+                        rusqlite::params![id, status, attempt, lease_owner, n, dedupe_key, related_id, parent_id, source, public_payload(n)],
+                    )
+                    .expect("inserts");
+            }
+        }
+
+        let store = SqliteStore::open(&path, Durability::Normal).expect("opens and migrates");
+
+        for (id, n) in [("queued", 1), ("running", 2), ("done", 3), ("dup", 4), ("tick", 5)] {
+            let record = store.get(id).await.expect("reads").expect("exists");
+            assert_eq!(record.payload["body"]["data"]["n"], serde_json::json!(n), "{id}");
+        }
+        let listed = store.list(ExecutionFilter::default()).await.expect("lists");
+        assert_eq!(listed.len(), 5);
+
+        assert_eq!(store.recover(chrono::Utc::now()).await.expect("recovers"), 1);
+        let now = chrono::Utc::now();
+        let claimed = store
+            .claim("w1", 10, now, now + chrono::Duration::minutes(1), Arc::new(QueuePolicies::default()))
+            .await
+            .expect("claims");
+        let mut claimed: Vec<(String, String)> =
+            claimed.into_iter().map(|execution| (execution.id, execution.payload)).collect();
+        claimed.sort();
+        assert_eq!(
+            claimed,
+            [
+                ("queued".to_owned(), public_payload(1)),
+                ("running".to_owned(), public_payload(2)),
+                ("tick".to_owned(), public_payload(5)),
+            ]
+        );
+
+        let duplicate = NewExecution {
+            id: "again".to_owned(),
+            flow: "orders".to_owned(),
+            instance: "acme".to_owned(),
+            payload: public_payload(6),
+            created_at: now,
+            dedupe_key: Some("k1".to_owned()),
+            unique_request_id: None,
+            parent_id: None,
+            source: "webhook".to_owned(),
+            claimed_by: None,
+        };
+        assert_eq!(
+            store.insert(duplicate.clone()).await.expect("inserts"),
+            InsertOutcome::Deduplicated { existing_id: "queued".to_owned() }
+        );
+        let fresh = NewExecution {
+            id: "fresh".to_owned(),
+            dedupe_key: None,
+            payload: public_payload(7),
+            ..duplicate
+        };
+        assert_eq!(store.insert(fresh).await.expect("inserts"), InsertOutcome::Inserted);
+        let record = store.get("fresh").await.expect("reads").expect("exists");
+        assert_eq!(record.summary.status, ExecutionStatus::Queued);
+        assert_eq!(record.payload["body"]["data"]["n"], serde_json::json!(7));
+        let record = store.get("again").await.expect("reads").expect("exists");
+        assert_eq!(record.payload["body"]["data"]["n"], serde_json::json!(6));
+    }
+
     #[test]
     fn newer_database_is_rejected() {
         let mut connection = Connection::open_in_memory().expect("opens");

@@ -1,4 +1,4 @@
-//! How a trigger payload is kept in a store's `payload` text.
+//! The stored text of a trigger payload, in a store's `payload` column.
 //!
 //! Most payloads are kept in their public JSON form, the one flows and the executions API see.
 //! A webhook request with a JSON body that its flow receives as parsed, unchanged, is kept in
@@ -8,12 +8,15 @@
 //! the payload is read:
 //!
 //! ```text
-//! {"compact":1,"json":<the body as sent>,"lead":"<whitespace before it>","trail":"…","bom":true,"payload":{…}}
+//! {"compact":1,"headers":null,"json":<the body as sent>,"lead":"<whitespace before it>","trail":"…","bom":true,"payload":{…}}
 //! ```
 //!
 //! `lead`, `trail` and `bom` appear only when the body has them. `payload` is the public form
 //! with `rawBody.data` empty and `body.data` null. Stores keep the text as they get it, so
-//! both forms live side by side and nothing needs migrating.
+//! both forms live side by side and nothing needs migrating. `"headers":null` makes a reader
+//! that knows only the public form fail on a compact text, instead of reading it as an empty
+//! payload: a binary from before the compact form, still serving a shared store, fails such
+//! an execution with an error naming the stored payload.
 
 use flow_core::{BodyData, MediaKind, TriggerPayload};
 use serde::Deserialize;
@@ -21,7 +24,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 /// The start of every compact payload text.
-const COMPACT_PREFIX: &str = "{\"compact\":1,";
+const COMPACT_PREFIX: &str = "{\"compact\":1,\"headers\":null,";
 
 /// The UTF-8 byte order mark, which a raw body may start with.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -253,6 +256,81 @@ mod tests {
         let value = public_value(&encode(&mut payload, true).expect("encodes")).expect("reads");
 
         assert_eq!(value, payload.to_value());
+    }
+
+    /// Request bodies that the webhook parser accepts as JSON, with their edge cases.
+    const JSON_BODIES: &[&[u8]] = &[
+        b"null",
+        b"-0",
+        b"-0.0",
+        b"12345678901234567890",
+        b"18446744073709551617",
+        b"-9223372036854775809",
+        b"1.7976931348623157e308",
+        b"5e-324",
+        b"0.1000000000000000055511151231257827",
+        b"2.2250738585072011e-308",
+        b"\"a bare string\"",
+        b"\"\\ud83d\\ude00 \\u2028 \\u0000 \\/\"",
+        b"[]",
+        b"{}",
+        b"{\"a\":1,\"a\":2}",
+        b"\t[1, 2.50, 3e2]\r\n",
+        b"\xEF\xBB\xBF\"after a mark\"",
+        "{\"caf\u{e9}\": \"\u{1F600}\"}".as_bytes(),
+    ];
+
+    #[test]
+    fn compact_json_bodies_read_back_unchanged() {
+        for raw in JSON_BODIES {
+            let mut payload = json_request(raw);
+
+            let decoded = decode(&encode(&mut payload, true).expect("encodes")).expect("decodes");
+
+            assert_eq!(decoded, payload, "{}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn compact_public_value_matches_public_form() {
+        for raw in JSON_BODIES {
+            let mut payload = json_request(raw);
+            let public: Value = serde_json::from_str(&serde_json::to_string(&payload).expect("serializes")).expect("reads");
+
+            let api_value = public_value(&encode(&mut payload, true).expect("encodes")).expect("reads");
+
+            assert_eq!(api_value, public, "{}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn deeply_nested_json_body_reads_back() {
+        let raw = format!("{}{}", "[".repeat(127), "]".repeat(127));
+        let mut payload = json_request(raw.as_bytes());
+
+        let decoded = decode(&encode(&mut payload, true).expect("encodes")).expect("decodes");
+
+        assert_eq!(decoded, payload);
+    }
+
+    #[test]
+    fn large_json_body_reads_back() {
+        let raw = serde_json::to_vec(&json!({ "items": vec!["x".repeat(100); 50_000] })).expect("serializes");
+        let mut payload = json_request(&raw);
+
+        let decoded = decode(&encode(&mut payload, true).expect("encodes")).expect("decodes");
+
+        assert_eq!(decoded, payload);
+    }
+
+    #[test]
+    fn public_form_reader_rejects_the_compact_form() {
+        let mut payload = json_request(br#"{"order": 7}"#);
+        let text = encode(&mut payload, true).expect("encodes");
+
+        let read = serde_json::from_str::<TriggerPayload>(&text);
+
+        assert!(read.is_err(), "read as {read:?}");
     }
 
     #[test]

@@ -104,6 +104,12 @@ const MIGRATIONS: &[&str] = &[
         deployed_at BIGINT
     );
     ",
+    // 3: payload texts may be in the compact form. The schema does not change; the version
+    // keeps binaries that cannot read that form from serving this store.
+    r#"
+    COMMENT ON COLUMN executions.payload IS
+        'trigger payload: its public JSON form, or the compact form starting with {"compact":1';
+    "#,
 ];
 
 /// Applies every migration the schema has not seen yet, each in its own transaction.
