@@ -14,7 +14,7 @@ use flow_runtime::clock::SystemClock;
 use flow_runtime::config::{
     FileConfig, InstanceSettings, Overrides, RuntimeSettings, build_instances,
 };
-use flow_runtime::core::TriggerPayload;
+use flow_runtime::core::{QueueConfig, QueueMode, TriggerPayload};
 use flow_runtime::engine::{Completion, EngineSettings, Runtime, Source};
 use flow_runtime::store::{
     AttemptRecord, ClaimedExecution, DeploymentRecord, Durability, ExecutionFilter,
@@ -173,7 +173,12 @@ impl Store for CountingStore {
 
 /// Starts an engine over `store` with one parallel flow, `orders`, in the instance `acme`.
 async fn start_engine(store: Arc<CountingStore>) -> Runtime {
-    let registry = Registry::new(Integration::new("test", "Test", "0"), vec![flow(config("orders"), echo)]).expect("valid flows");
+    start_engine_with(store, vec![flow(config("orders"), echo)]).await
+}
+
+/// Starts an engine over `store` with `flows` in the instance `acme`.
+async fn start_engine_with(store: Arc<CountingStore>, flows: Vec<flow_runtime::Flow>) -> Runtime {
+    let registry = Registry::new(Integration::new("test", "Test", "0"), flows).expect("valid flows");
     let file = FileConfig {
         instances: vec![InstanceSettings {
             id: "acme".into(),
@@ -233,4 +238,40 @@ async fn submissions_during_a_claim_run_at_once() {
 
     assert!(completions.iter().all(|completion| matches!(completion, Completion::Succeeded(_))), "{completions:?}");
     assert_eq!(store.claimed.load(Ordering::SeqCst), 0, "executions waited for a claim instead of running at once");
+}
+
+/// Builds a sequential flow whose run lasts half a second.
+fn slow_sequential(key: &str) -> flow_runtime::Flow {
+    let mut config = config(key);
+    config.queue = Some(QueueConfig {
+        mode: QueueMode::Sequential,
+        ..QueueConfig::default()
+    });
+    flow(config, |_, _| {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok(Value::Null.into())
+        })
+    })
+}
+
+#[tokio::test]
+async fn dispatcher_idles_behind_a_running_sequential_head() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let store = CountingStore::open(&folder, Duration::ZERO);
+    let runtime = start_engine_with(Arc::clone(&store), vec![slow_sequential("ledger")]).await;
+    for n in 0..2 {
+        runtime
+            .submit("ledger", "acme", TriggerPayload::from_json(json!({ "n": n })), Source::Cli, false)
+            .await
+            .expect("stored");
+    }
+
+    // The first execution runs for half a second; the second is due and waits behind it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let claims_before = store.claims.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let claims = store.claims.load(Ordering::SeqCst) - claims_before;
+    assert!(claims <= 1, "the dispatcher claimed {claims} times in 300 ms while the queue's head ran");
 }

@@ -43,8 +43,8 @@ pub(super) async fn run_dispatcher(inner: Arc<Inner>) {
         }
 
         // Wait for a free worker and claim as many executions as there are free workers. Only
-        // that one worker is held while the claim runs, so submissions meanwhile still find
-        // free workers and run at once; the claimed executions wait for the workers after it.
+        // that one worker is held while the claim runs. Submissions meanwhile still find free
+        // workers and run at once, and the claimed executions wait for the workers after it.
         let Ok(first) = Arc::clone(&inner.permits).acquire_owned().await else {
             return;
         };
@@ -74,14 +74,18 @@ pub(super) async fn run_dispatcher(inner: Arc<Inner>) {
                 },
             };
             let worker_inner = Arc::clone(&inner);
-            tokio::spawn(async move { run_attempt(&worker_inner, execution, None, Some(permit)).await });
+            tokio::spawn(run_attempt(worker_inner, execution, None, Some(permit)));
         }
         drop(first);
 
         if idle {
+            // An execution that is due but was not claimed waits behind its queue's running
+            // head; the head's finished attempt wakes the dispatcher. Only a later due time,
+            // a retry's, is worth waking up for.
+            let now = inner.clock.now();
             let sleep = match inner.store.next_due().await {
-                Ok(Some(due)) => (due - inner.clock.now()).to_std().unwrap_or_default().min(IDLE_CHECK),
-                Ok(None) | Err(_) => IDLE_CHECK,
+                Ok(Some(due)) if due > now => (due - now).to_std().unwrap_or_default().min(IDLE_CHECK),
+                Ok(_) | Err(_) => IDLE_CHECK,
             };
             tokio::select! {
                 () = inner.wake.notified() => {}

@@ -305,7 +305,7 @@ impl Runtime {
                 return Ok(attempts);
             }
             attempts += claimed.len();
-            let runs = claimed.into_iter().map(|execution| run::run_attempt(&self.inner, execution, None, None));
+            let runs = claimed.into_iter().map(|execution| run::run_attempt(Arc::clone(&self.inner), execution, None, None));
             futures::future::join_all(runs).await;
         }
     }
@@ -630,7 +630,7 @@ impl Inner {
                             parent_id: source.parent_id(),
                         };
                         let inner = Arc::clone(self);
-                        tokio::spawn(async move { run::run_attempt(&inner, claimed, Some(payload), Some(permit)).await });
+                        tokio::spawn(run::run_attempt(inner, claimed, Some(payload), Some(permit)));
                     }
                     None => self.queue_changed(),
                 }

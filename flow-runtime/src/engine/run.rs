@@ -23,7 +23,19 @@ use crate::store::{AttemptOutcome, AttemptRecord, ClaimedExecution, StateWrite};
 /// Runs one attempt and records it. `payload` is the submitted payload when the submitting
 /// process runs the execution at once; otherwise the stored one is read. `worker` is the
 /// engine's worker permit that the attempt holds, released once its record is sent to the store.
-pub(super) async fn run_attempt(
+///
+/// The attempt's state is about 5 KB, so it is boxed: spawning it then moves a pointer instead
+/// of copying that state into the task.
+pub(super) fn run_attempt(
+    inner: Arc<Inner>,
+    claimed: ClaimedExecution,
+    payload: Option<TriggerPayload>,
+    worker: Option<OwnedSemaphorePermit>,
+) -> BoxFuture<'static, ()> {
+    Box::pin(async move { run_attempt_inline(&inner, claimed, payload, worker).await })
+}
+
+async fn run_attempt_inline(
     inner: &Arc<Inner>,
     claimed: ClaimedExecution,
     payload: Option<TriggerPayload>,
@@ -176,9 +188,10 @@ async fn record(
     let flow = inner.registry.get(&claimed.flow);
     let retry = flow.and_then(|flow| flow.config.retry.clone());
     // A parallel flow's finished attempt frees a worker, which the dispatcher takes by itself
-    // when work waits. A queued flow's next execution, or a retry, needs the dispatcher to
-    // look at the queue again.
+    // when this process queued work. A queued flow's next execution, a retry, or work that
+    // another process queued on a shared store needs the dispatcher to look at the queue.
     let queued_flow = flow.is_none_or(|flow| flow.config.queue_mode() != flow_core::QueueMode::Parallel);
+    let shared_queue = inner.store.is_shared();
 
     let (outcome, completion) = match attempt.result {
         Ok(output) => {
@@ -218,7 +231,7 @@ async fn record(
         }
     };
 
-    let moves_queue = queued_flow || matches!(outcome, AttemptOutcome::Retrying { .. });
+    let moves_queue = queued_flow || shared_queue || matches!(outcome, AttemptOutcome::Retrying { .. });
 
     // The next run of a sequential queue may be claimed the moment this commit lands, before
     // this task runs again, so the cache must hold the new state before the commit. When the
