@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 /// A SQLite store that counts its claims and the executions they return, and can
 /// make every claim take longer.
 struct CountingStore {
-    inner: SqliteStore,
+    inner: Arc<dyn Store>,
     claim_delay: Duration,
     claims: AtomicUsize,
     claimed: Arc<AtomicUsize>,
@@ -37,8 +37,13 @@ struct CountingStore {
 
 impl CountingStore {
     fn open(folder: &tempfile::TempDir, claim_delay: Duration) -> Arc<Self> {
+        let sqlite = SqliteStore::open(folder.path().join("flows.db"), Durability::Normal).expect("store");
+        Self::around(Arc::new(sqlite), claim_delay)
+    }
+
+    fn around(inner: Arc<dyn Store>, claim_delay: Duration) -> Arc<Self> {
         Arc::new(Self {
-            inner: SqliteStore::open(folder.path().join("flows.db"), Durability::Normal).expect("store"),
+            inner,
             claim_delay,
             claims: AtomicUsize::new(0),
             claimed: Arc::new(AtomicUsize::new(0)),
@@ -169,6 +174,10 @@ impl Store for CountingStore {
     fn deployments(&self) -> BoxFuture<'_, StoreResult<Vec<DeploymentRecord>>> {
         self.inner.deployments()
     }
+
+    fn is_shared(&self) -> bool {
+        self.inner.is_shared()
+    }
 }
 
 /// Starts an engine over `store` with one parallel flow, `orders`, in the instance `acme`.
@@ -178,6 +187,11 @@ async fn start_engine(store: Arc<CountingStore>) -> Runtime {
 
 /// Starts an engine over `store` with `flows` in the instance `acme`.
 async fn start_engine_with(store: Arc<CountingStore>, flows: Vec<flow_runtime::Flow>) -> Runtime {
+    start_engine_on(store, flows, EngineSettings::default()).await
+}
+
+/// Starts an engine over `store` with `flows` in the instance `acme` and `settings`.
+async fn start_engine_on(store: Arc<CountingStore>, flows: Vec<flow_runtime::Flow>, settings: EngineSettings) -> Runtime {
     let registry = Registry::new(Integration::new("test", "Test", "0"), flows).expect("valid flows");
     let file = FileConfig {
         instances: vec![InstanceSettings {
@@ -186,9 +200,9 @@ async fn start_engine_with(store: Arc<CountingStore>, flows: Vec<flow_runtime::F
         }],
         ..FileConfig::default()
     };
-    let settings = RuntimeSettings::resolve(file, &Overrides::default(), |_| None).expect("settings");
-    let instances = build_instances(&settings, &registry, |_| None).expect("instances");
-    let runtime = Runtime::new(registry, instances, store, Arc::new(SystemClock), EngineSettings::default());
+    let resolved = RuntimeSettings::resolve(file, &Overrides::default(), |_| None).expect("settings");
+    let instances = build_instances(&resolved, &registry, |_| None).expect("instances");
+    let runtime = Runtime::new(registry, instances, store, Arc::new(SystemClock), settings);
     runtime.start().await.expect("starts");
     runtime
 }
@@ -274,4 +288,85 @@ async fn dispatcher_idles_behind_a_running_sequential_head() {
 
     let claims = store.claims.load(Ordering::SeqCst) - claims_before;
     assert!(claims <= 1, "the dispatcher claimed {claims} times in 300 ms while the queue's head ran");
+}
+
+/// Builds a parallel flow whose run with `n` 0 lasts two seconds; other runs end at once.
+fn first_run_slow(key: &str) -> flow_runtime::Flow {
+    flow(config(key), |_, params| {
+        Box::pin(async move {
+            if params.trigger.body.to_value()["n"] == json!(0) {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Ok(Value::Null.into())
+        })
+    })
+}
+
+#[tokio::test]
+async fn process_with_free_workers_takes_work_another_process_queued() {
+    let Ok(url) = std::env::var("FLOW_TEST_POSTGRES_URL") else {
+        eprintln!("skipped process_with_free_workers_takes_work_another_process_queued: FLOW_TEST_POSTGRES_URL is unset");
+        return;
+    };
+    use sqlx::Connection as _;
+    let schema = format!("test_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = sqlx::PgConnection::connect(&url).await.expect("connects");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut admin)
+        .await
+        .expect("creates the schema");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let store_url = format!("{url}{separator}options[search_path]={schema}&application_name={schema}");
+    let open = || async {
+        let store = flow_runtime::store::PostgresStore::connect(&store_url).await.expect("opens");
+        CountingStore::around(Arc::new(store), Duration::ZERO)
+    };
+
+    // `small` has one worker; `large` has the default number.
+    let one_worker = EngineSettings {
+        workers: 1,
+        ..EngineSettings::default()
+    };
+    let small = start_engine_on(open().await, vec![first_run_slow("orders")], one_worker).await;
+    let large_store = open().await;
+    let large = start_engine_on(Arc::clone(&large_store), vec![first_run_slow("orders")], EngineSettings::default()).await;
+
+    // Right after a periodic check of `large`, its dispatcher sleeps for a second.
+    let claims = large_store.claims.load(Ordering::SeqCst);
+    while large_store.claims.load(Ordering::SeqCst) == claims {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The first execution takes the only worker of `small`, so the second is queued.
+    for n in 0..2 {
+        small
+            .submit("orders", "acme", TriggerPayload::from_json(json!({ "n": n })), Source::Cli, false)
+            .await
+            .expect("stored");
+    }
+    let queued = large
+        .store()
+        .list(ExecutionFilter::default())
+        .await
+        .expect("lists")
+        .into_iter()
+        .find(|summary| summary.status == flow_runtime::store::ExecutionStatus::Queued)
+        .expect("one execution is queued")
+        .id;
+    // An execution of `large` finishes, with its workers free.
+    let completion = run_order(&large, 2).await;
+    assert!(matches!(completion, Completion::Succeeded(_)), "{completion:?}");
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = large.store().get(&queued).await.expect("reads").expect("exists").summary.status;
+
+    small.shutdown(Duration::from_secs(5)).await;
+    large.shutdown(Duration::from_secs(5)).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{schema}'; \
+         DROP SCHEMA {schema} CASCADE"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("drops the schema");
+    assert_eq!(status, flow_runtime::store::ExecutionStatus::Succeeded, "the queued execution waited for a periodic check");
 }

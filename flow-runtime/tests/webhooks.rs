@@ -151,6 +151,18 @@ async fn json_body_with_byte_order_mark_parses_and_keeps_raw_bytes() {
 /// A JSON body with a byte order mark, whitespace around it and escapes in it.
 const PADDED_JSON: &[u8] = b"\xEF\xBB\xBF \n{\"total\": 12345678901234567890, \"note\": \"caf\\u00e9\"}\r\n";
 
+/// Posts [`PADDED_JSON`] as `application/json` to `path`.
+async fn send_padded_json(server: &common::TestServer, path: &str) -> reqwest::Response {
+    server
+        .client
+        .post(server.url(path))
+        .header("Content-Type", "application/json")
+        .body(PADDED_JSON)
+        .send()
+        .await
+        .expect("sends")
+}
+
 #[tokio::test]
 async fn queued_execution_reads_the_stored_request_byte_for_byte() {
     // A sequential flow's executions are always queued, so the worker reads the stored payload.
@@ -161,14 +173,7 @@ async fn queued_execution_reads_the_stored_request_byte_for_byte() {
     });
     let server = start(vec![flow(queued, echo)], Options::default()).await;
 
-    let response = server
-        .client
-        .post(server.url("/webhooks/acme/ledger"))
-        .header("Content-Type", "application/json")
-        .body(PADDED_JSON)
-        .send()
-        .await
-        .expect("sends");
+    let response = send_padded_json(&server, "/webhooks/acme/ledger").await;
 
     let payload = json_of(response).await;
     assert_eq!(payload["rawBody"]["data"], json!(BASE64.encode(PADDED_JSON)));
@@ -178,14 +183,7 @@ async fn queued_execution_reads_the_stored_request_byte_for_byte() {
 #[tokio::test]
 async fn executions_api_shows_the_parsed_and_raw_body_of_a_json_request() {
     let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
-    let response = server
-        .client
-        .post(server.url("/webhooks/acme/orders"))
-        .header("Content-Type", "application/json")
-        .body(PADDED_JSON)
-        .send()
-        .await
-        .expect("sends");
+    let response = send_padded_json(&server, "/webhooks/acme/orders").await;
     let id = json_of(response).await["executionId"].as_str().expect("id").to_owned();
     server.finished(&id).await;
 

@@ -560,7 +560,8 @@ fn read_store(path: &Path) -> (Vec<Stored>, Value) {
     let connection = open_read_only(path);
     let mut statement = connection
         .prepare(
-            "SELECT seq, id, flow, status, attempt, created_at, related_id, payload, result FROM executions ORDER BY seq",
+            "SELECT seq, id, flow, status, attempt, created_at, related_id, payload, result \
+             FROM executions JOIN payloads USING (seq) ORDER BY seq",
         )
         .expect("prepares");
     let rows = statement
@@ -576,7 +577,12 @@ fn read_store(path: &Path) -> (Vec<Stored>, Value) {
                 attempt: row.get(4)?,
                 created_at: row.get(5)?,
                 related_id: row.get(6)?,
-                body: payload["body"]["data"].clone(),
+                // A JSON request is stored in the compact form, with its body text under `json`.
+                body: if payload.get("compact").is_some() {
+                    payload["json"].clone()
+                } else {
+                    payload["body"]["data"].clone()
+                },
                 result: result.map_or(Value::Null, |text| {
                     serde_json::from_str::<Value>(&text).expect("result is JSON")["data"].clone()
                 }),
