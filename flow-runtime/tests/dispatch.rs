@@ -19,7 +19,7 @@ use flow_runtime::engine::{Completion, EngineSettings, Runtime, Source};
 use flow_runtime::store::{
     AttemptRecord, ClaimedExecution, DeploymentRecord, Durability, ExecutionFilter,
     ExecutionRecord, ExecutionSummary, InsertOutcome, NewExecution, NewTick, QueuePolicies,
-    ScheduleSummary, SqliteStore, StateScope, StateWrite, StepRecord, Store, StoreResult,
+    ScheduleSummary, SqliteStore, StateScope, StateWrite, StepRecord, Store, StoreError, StoreResult,
     TickFilter, TickRecord, TickRecorded,
 };
 use flow_runtime::{Integration, Registry};
@@ -33,6 +33,8 @@ struct CountingStore {
     claim_delay: Duration,
     claims: AtomicUsize,
     claimed: Arc<AtomicUsize>,
+    /// How many of the next attempt records fail as a full disk would.
+    failing_records: AtomicUsize,
 }
 
 impl CountingStore {
@@ -47,6 +49,7 @@ impl CountingStore {
             claim_delay,
             claims: AtomicUsize::new(0),
             claimed: Arc::new(AtomicUsize::new(0)),
+            failing_records: AtomicUsize::new(0),
         })
     }
 }
@@ -76,6 +79,13 @@ impl Store for CountingStore {
     }
 
     fn finish_attempt(&self, record: AttemptRecord) -> BoxFuture<'_, StoreResult<bool>> {
+        let fail = self
+            .failing_records
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Box::pin(async { Err(StoreError::Database("database or disk is full".to_owned())) });
+        }
         self.inner.finish_attempt(record)
     }
 
@@ -369,4 +379,36 @@ async fn process_with_free_workers_takes_work_another_process_queued() {
     .await
     .expect("drops the schema");
     assert_eq!(status, flow_runtime::store::ExecutionStatus::Succeeded, "the queued execution waited for a periodic check");
+}
+
+#[tokio::test]
+async fn sequential_queue_goes_on_after_a_failed_attempt_record() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let store = CountingStore::open(&folder, Duration::ZERO);
+    store.failing_records.store(1, Ordering::SeqCst);
+    let runtime = start_engine_with(Arc::clone(&store), vec![slow_sequential("ledger")]).await;
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        let submitted = runtime
+            .submit("ledger", "acme", TriggerPayload::from_json(json!({ "n": n })), Source::Cli, false)
+            .await
+            .expect("stored");
+        ids.push(submitted.execution_id);
+    }
+
+    // Each run lasts half a second, and the first record is written again 100 ms after it failed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut succeeded = 0;
+    while succeeded < ids.len() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        succeeded = 0;
+        for id in &ids {
+            let record = runtime.store().get(id).await.expect("reads").expect("exists");
+            if record.summary.status == flow_runtime::store::ExecutionStatus::Succeeded {
+                succeeded += 1;
+            }
+        }
+    }
+
+    assert_eq!(succeeded, 2, "executions that succeeded within 5 s of a failed attempt record");
 }

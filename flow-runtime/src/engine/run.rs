@@ -252,18 +252,17 @@ async fn record(
         }
     };
 
-    let written = inner
-        .store
-        .finish_attempt(AttemptRecord {
-            execution_id: claimed.id.clone(),
-            attempt: claimed.attempt,
-            worker: inner.worker_id.clone(),
-            started_at,
-            finished_at,
-            outcome,
-            logs: attempt.logs,
-            state_writes: state_writes.clone(),
-        });
+    let record = AttemptRecord {
+        execution_id: claimed.id.clone(),
+        attempt: claimed.attempt,
+        worker: inner.worker_id.clone(),
+        started_at,
+        finished_at,
+        outcome,
+        logs: attempt.logs,
+        state_writes: state_writes.clone(),
+    };
+    let written = inner.store.finish_attempt(record.clone());
     // The SQLite store queues the record when `finish_attempt` is called, so a claim sent after
     // this point runs after the record, in the same transaction or a later one. The worker is
     // therefore free for the next execution while the record commits. `Recording` keeps the
@@ -273,15 +272,28 @@ async fn record(
         drop(permit);
         recording
     });
-    let written = written.await;
+    let mut written = written.await;
+
+    // This worker keeps renewing the execution's lease, so no other worker takes it over while
+    // the record is retried, and its queue waits for the record.
+    let mut delay = RECORD_RETRY_FIRST;
+    while let Err(error) = &written {
+        if *inner.stopping.borrow() {
+            break;
+        }
+        tracing::error!(%error, retry_in_ms = delay.as_millis(), "could not record the attempt; retrying");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(RECORD_RETRY_MAX);
+        written = inner.store.finish_attempt(record.clone()).await;
+    }
+
     match written {
         Ok(true) => {}
         Ok(false) => forget_cached_state(),
         Err(error) => {
             forget_cached_state();
-            // The execution stays running under this lease and is requeued at the next start
-            // or when the lease expires.
-            tracing::error!(%error, "could not record the attempt; the execution will run again");
+            // Shutdown returns the execution to the queue, and it runs again after the restart.
+            tracing::error!(%error, "could not record the attempt before shutdown; the execution will run again");
         }
     }
     inner.waiters.complete(&claimed.id, &completion);
@@ -290,6 +302,12 @@ async fn record(
         inner.queue_changed();
     }
 }
+
+/// First wait before an attempt's record is written again after the store failed it.
+const RECORD_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Longest wait between writes of an attempt's record; the wait doubles up to it.
+const RECORD_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Counts an attempt whose worker was released before its record was committed, until this
 /// guard is dropped.
