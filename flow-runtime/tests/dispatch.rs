@@ -78,7 +78,7 @@ impl Store for CountingStore {
         })
     }
 
-    fn finish_attempt(&self, record: AttemptRecord) -> BoxFuture<'_, StoreResult<bool>> {
+    fn finish_attempt(&self, record: &AttemptRecord) -> BoxFuture<'_, StoreResult<bool>> {
         let fail = self
             .failing_records
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
@@ -227,7 +227,7 @@ async fn run_order(runtime: &Runtime, n: usize) -> Completion {
 }
 
 #[tokio::test]
-async fn finished_attempts_of_a_parallel_flow_do_not_start_claims() {
+async fn parallel_attempts_start_no_claims() {
     let folder = tempfile::tempdir().expect("temp dir");
     let store = CountingStore::open(&folder, Duration::ZERO);
     let runtime = start_engine(Arc::clone(&store)).await;
@@ -248,7 +248,7 @@ async fn finished_attempts_of_a_parallel_flow_do_not_start_claims() {
 }
 
 #[tokio::test]
-async fn submissions_during_a_claim_run_at_once() {
+async fn submissions_during_claim_run_at_once() {
     let folder = tempfile::tempdir().expect("temp dir");
     let store = CountingStore::open(&folder, Duration::from_millis(300));
     let runtime = start_engine(Arc::clone(&store)).await;
@@ -280,7 +280,7 @@ fn slow_sequential(key: &str) -> flow_runtime::Flow {
 }
 
 #[tokio::test]
-async fn dispatcher_idles_behind_a_running_sequential_head() {
+async fn dispatcher_idles_behind_queue_head() {
     let folder = tempfile::tempdir().expect("temp dir");
     let store = CountingStore::open(&folder, Duration::ZERO);
     let runtime = start_engine_with(Arc::clone(&store), vec![slow_sequential("ledger")]).await;
@@ -313,9 +313,9 @@ fn first_run_slow(key: &str) -> flow_runtime::Flow {
 }
 
 #[tokio::test]
-async fn process_with_free_workers_takes_work_another_process_queued() {
+async fn idle_process_takes_queued_overflow() {
     let Ok(url) = std::env::var("FLOW_TEST_POSTGRES_URL") else {
-        eprintln!("skipped process_with_free_workers_takes_work_another_process_queued: FLOW_TEST_POSTGRES_URL is unset");
+        eprintln!("skipped idle_process_takes_queued_overflow: FLOW_TEST_POSTGRES_URL is unset");
         return;
     };
     use sqlx::Connection as _;
@@ -382,7 +382,7 @@ async fn process_with_free_workers_takes_work_another_process_queued() {
 }
 
 #[tokio::test]
-async fn sequential_queue_goes_on_after_a_failed_attempt_record() {
+async fn queue_resumes_after_failed_record() {
     let folder = tempfile::tempdir().expect("temp dir");
     let store = CountingStore::open(&folder, Duration::ZERO);
     store.failing_records.store(1, Ordering::SeqCst);

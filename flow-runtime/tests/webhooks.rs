@@ -164,7 +164,7 @@ async fn send_padded_json(server: &common::TestServer, path: &str) -> reqwest::R
 }
 
 #[tokio::test]
-async fn queued_execution_reads_the_stored_request_byte_for_byte() {
+async fn queued_execution_gets_exact_request() {
     // A sequential flow's executions are always queued, so the worker reads the stored payload.
     let mut queued = synchronous("ledger");
     queued.queue = Some(QueueConfig {
@@ -181,16 +181,16 @@ async fn queued_execution_reads_the_stored_request_byte_for_byte() {
 }
 
 #[tokio::test]
-async fn executions_api_shows_the_parsed_and_raw_body_of_a_json_request() {
+async fn executions_api_shows_json_bodies() {
     let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
     let response = send_padded_json(&server, "/webhooks/acme/orders").await;
     let id = json_of(response).await["executionId"].as_str().expect("id").to_owned();
     server.finished(&id).await;
 
-    let shown = json_of(server.client.get(server.url(&format!("/executions/{id}"))).send().await.expect("sends")).await;
+    let execution = json_of(server.client.get(server.url(&format!("/executions/{id}"))).send().await.expect("sends")).await;
 
-    assert_eq!(shown["payload"]["rawBody"]["data"], json!(BASE64.encode(PADDED_JSON)));
-    assert_eq!(shown["payload"]["body"]["data"], json!({ "total": 12345678901234567890_u64, "note": "café" }));
+    assert_eq!(execution["payload"]["rawBody"]["data"], json!(BASE64.encode(PADDED_JSON)));
+    assert_eq!(execution["payload"]["body"]["data"], json!({ "total": 12345678901234567890_u64, "note": "café" }));
 }
 
 #[tokio::test]

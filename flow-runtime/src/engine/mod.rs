@@ -114,13 +114,13 @@ pub struct Submitted {
 /// Options of a submission: whether the caller waits, and how the engine runs and stores it.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct SubmitMode {
-    /// Resolve [`Submitted::completion`] with the first attempt's outcome.
+    /// Whether [`Submitted::completion`] resolves with the first attempt's outcome.
     pub(crate) wait: bool,
-    /// Wait for a free worker and run at once, outside the flow's queue.
+    /// Whether the execution waits for a free worker and runs at once, outside the flow's queue.
     pub(crate) run_now: bool,
-    /// The payload is the webhook request exactly as the handler parsed and described it for
-    /// this flow and instance, unchanged by a trigger. It is then not described again, and the
-    /// store may keep its body text once; see [`crate::store::payload::encode`].
+    /// Whether the payload is the webhook request exactly as the handler parsed and described it
+    /// for this flow and instance, unchanged by a trigger. Such a payload is not described again,
+    /// and the store may keep its body text once; see [`crate::store::payload::encode`].
     pub(crate) unchanged_request: bool,
 }
 
@@ -502,9 +502,8 @@ impl Inner {
     /// a lease expired.
     ///
     /// An idle dispatcher claims only after such a signal, when a retry is due, or at its
-    /// periodic check. A claim takes every free worker until the store answers, so claiming
-    /// after every finished attempt would leave new submissions no free worker: they would be
-    /// queued and claimed instead of running at once.
+    /// periodic check. A finished attempt of a parallel flow sends no signal on a store of one
+    /// process, because the submissions it could serve ran at once or woke the dispatcher.
     pub(crate) fn queue_changed(&self) {
         self.wake.notify_one();
     }

@@ -24,8 +24,8 @@ use crate::store::{AttemptOutcome, AttemptRecord, ClaimedExecution, StateWrite};
 /// process runs the execution at once; otherwise the stored one is read. `worker` is the
 /// engine's worker permit that the attempt holds, released once its record is sent to the store.
 ///
-/// The attempt's state is about 5 KB, so it is boxed: spawning it then moves a pointer instead
-/// of copying that state into the task.
+/// Boxes the attempt, whose state is about 5 KB in a release build, so spawning it moves a
+/// pointer instead of copying that state into the task.
 pub(super) fn run_attempt(
     inner: Arc<Inner>,
     claimed: ClaimedExecution,
@@ -262,7 +262,7 @@ async fn record(
         logs: attempt.logs,
         state_writes: state_writes.clone(),
     };
-    let written = inner.store.finish_attempt(record.clone());
+    let written = inner.store.finish_attempt(&record);
     // The SQLite store queues the record when `finish_attempt` is called, so a claim sent after
     // this point runs after the record, in the same transaction or a later one. The worker is
     // therefore free for the next execution while the record commits. `Recording` keeps the
@@ -284,7 +284,7 @@ async fn record(
         tracing::error!(%error, retry_in_ms = delay.as_millis(), "could not record the attempt; retrying");
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(RECORD_RETRY_MAX);
-        written = inner.store.finish_attempt(record.clone()).await;
+        written = inner.store.finish_attempt(&record).await;
     }
 
     match written {
@@ -306,7 +306,7 @@ async fn record(
 /// First wait before an attempt's record is written again after the store failed it.
 const RECORD_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Longest wait between writes of an attempt's record; the wait doubles up to it.
+/// Maximum wait between writes of an attempt's record. The wait doubles up to it.
 const RECORD_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Counts an attempt whose worker was released before its record was committed, until this

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::executions::reject_unauthorized;
-use super::{AppState, error_response};
+use super::{AppState, error_response, parsed_query};
 use crate::engine::LifecycleError;
 use crate::store::TickFilter;
 
@@ -139,14 +139,10 @@ pub(super) async fn list_ticks(
     if let Some(rejection) = reject_unauthorized(&state, &headers) {
         return rejection;
     }
-    let Query(query) = match query {
+    let usage = format!("use ?flow=KEY&instance=ID&limit=N with N from 1 to {MAX_TICK_LIMIT}");
+    let query = match parsed_query(query, &usage) {
         Ok(query) => query,
-        Err(rejection) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                format!("{}; use ?flow=KEY&instance=ID&limit=N with N from 1 to {MAX_TICK_LIMIT}", rejection.body_text()),
-            );
-        }
+        Err(rejection) => return rejection,
     };
     let filter = TickFilter {
         flow: query.flow,

@@ -9,7 +9,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{AppState, error_response};
+use super::{AppState, error_response, parsed_query};
 use crate::store::{ExecutionFilter, ExecutionStatus, execution_with_lineage};
 
 /// Most executions one list request returns.
@@ -32,14 +32,10 @@ pub(super) async fn list(
     if let Some(rejection) = reject_unauthorized(&state, &headers) {
         return rejection;
     }
-    let Query(query) = match query {
+    let usage = format!("use ?flow=KEY&instance=ID&status=STATUS&limit=N with N from 1 to {MAX_LIST_LIMIT}");
+    let query = match parsed_query(query, &usage) {
         Ok(query) => query,
-        Err(rejection) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                format!("{}; use ?flow=KEY&instance=ID&status=STATUS&limit=N with N from 1 to {MAX_LIST_LIMIT}", rejection.body_text()),
-            );
-        }
+        Err(rejection) => return rejection,
     };
     let status = match query.status.as_deref().map(str::parse::<ExecutionStatus>).transpose() {
         Ok(status) => status,

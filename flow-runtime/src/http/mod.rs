@@ -184,6 +184,17 @@ pub(crate) fn reject_undeployed(runtime: &Runtime, instance_id: &str) -> Option<
     ))
 }
 
+/// Returns a parsed query string, or a 400 with the parser's reason followed by `usage`.
+pub(crate) fn parsed_query<T>(
+    query: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
+    usage: &str,
+) -> Result<T, Response> {
+    match query {
+        Ok(axum::extract::Query(query)) => Ok(query),
+        Err(rejection) => Err(error_response(StatusCode::BAD_REQUEST, format!("{}; {usage}", rejection.body_text()))),
+    }
+}
+
 /// A JSON error answer: `{"error": message}` plus any extra fields.
 pub(crate) fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()

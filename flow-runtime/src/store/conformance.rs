@@ -95,7 +95,7 @@ pub(super) async fn success_stores_result_attempt_and_state(store: Arc<dyn Store
         scope: scope.clone(),
         changes: [("cursor".to_owned(), Some(json!(7)))].into_iter().collect(),
     });
-    store.finish_attempt(record).await.expect("finishes");
+    store.finish_attempt(&record).await.expect("finishes");
 
     let stored = store.get("e1").await.expect("reads").expect("exists");
     assert_eq!(stored.summary.status, ExecutionStatus::Succeeded);
@@ -112,7 +112,7 @@ pub(super) async fn failure_keeps_state_unchanged(store: Arc<dyn Store>) {
         scope: StateScope::Integration,
         changes: [("x".to_owned(), Some(json!(1)))].into_iter().collect(),
     });
-    store.finish_attempt(record).await.expect("finishes");
+    store.finish_attempt(&record).await.expect("finishes");
     assert!(store.load_state(StateScope::Integration).await.expect("loads").is_empty());
     assert_eq!(status(&store, "e1").await, ExecutionStatus::Failed);
 }
@@ -124,7 +124,7 @@ pub(super) async fn retry_requeues_until_its_due_time(store: Arc<dyn Store>) {
         error: "erp down".into(),
         retry_at: at(10),
     };
-    store.finish_attempt(finish("e1", 1, "w1", outcome)).await.expect("finishes");
+    store.finish_attempt(&finish("e1", 1, "w1", outcome)).await.expect("finishes");
 
     assert!(store.claim("w1", 1, at(9), at(15), Arc::default()).await.expect("claims").is_empty());
     let claimed = store.claim("w1", 1, at(10), at(15), Arc::default()).await.expect("claims");
@@ -136,7 +136,7 @@ pub(super) async fn outcome_from_a_worker_without_the_lease_is_ignored(store: Ar
     store.insert(new_execution("e1")).await.expect("inserts");
     store.claim("w1", 1, at(0), at(5), Arc::default()).await.expect("claims");
     let outcome = AttemptOutcome::Succeeded { result: json!(1) };
-    let recorded = store.finish_attempt(finish("e1", 1, "w2", outcome)).await.expect("finishes");
+    let recorded = store.finish_attempt(&finish("e1", 1, "w2", outcome)).await.expect("finishes");
     assert!(!recorded);
     assert_eq!(status(&store, "e1").await, ExecutionStatus::Running);
 }
@@ -161,7 +161,7 @@ pub(super) async fn dedupe_key_of_a_finished_execution_does_not_match(store: Arc
     store.insert(first).await.expect("inserts");
     store.claim("w1", 1, at(0), at(5), Arc::default()).await.expect("claims");
     let outcome = AttemptOutcome::Succeeded { result: json!(1) };
-    store.finish_attempt(finish("e1", 1, "w1", outcome)).await.expect("finishes");
+    store.finish_attempt(&finish("e1", 1, "w1", outcome)).await.expect("finishes");
 
     let mut second = new_execution("e2");
     second.dedupe_key = Some("req-42".into());
@@ -177,7 +177,7 @@ pub(super) async fn unique_request_id_cancels_a_pending_retry(store: Arc<dyn Sto
         error: "down".into(),
         retry_at: at(5),
     };
-    store.finish_attempt(finish("a", 1, "w1", outcome)).await.expect("finishes");
+    store.finish_attempt(&finish("a", 1, "w1", outcome)).await.expect("finishes");
 
     let mut second = new_execution("b");
     second.unique_request_id = Some("req-42".into());
@@ -198,7 +198,7 @@ pub(super) async fn other_unique_request_id_cancels_nothing(store: Arc<dyn Store
         error: "down".into(),
         retry_at: at(5),
     };
-    store.finish_attempt(finish("a", 1, "w1", outcome)).await.expect("finishes");
+    store.finish_attempt(&finish("a", 1, "w1", outcome)).await.expect("finishes");
 
     let mut second = new_execution("b");
     second.unique_request_id = Some("req-43".into());
@@ -216,7 +216,7 @@ pub(super) async fn insert_claimed_starts_running(store: Arc<dyn Store>) {
     assert_eq!(status(&store, "e1").await, ExecutionStatus::Running);
     assert!(store.claim("w2", 1, at(0), at(5), Arc::default()).await.expect("claims").is_empty());
     let outcome = AttemptOutcome::Succeeded { result: json!(1) };
-    store.finish_attempt(finish("e1", 1, "w1", outcome)).await.expect("finishes");
+    store.finish_attempt(&finish("e1", 1, "w1", outcome)).await.expect("finishes");
     assert_eq!(status(&store, "e1").await, ExecutionStatus::Succeeded);
 }
 
@@ -306,7 +306,7 @@ pub(super) async fn sequential_queue_runs_one_at_a_time_in_order(store: Arc<dyn 
     assert!(store.claim("w1", 10, at(0), at(5), Arc::clone(&sequential)).await.expect("claims").is_empty());
 
     let outcome = AttemptOutcome::Succeeded { result: json!(1) };
-    store.finish_attempt(finish("e1", 1, "w1", outcome)).await.expect("finishes");
+    store.finish_attempt(&finish("e1", 1, "w1", outcome)).await.expect("finishes");
     let second = store.claim("w1", 10, at(0), at(5), sequential).await.expect("claims");
     assert_eq!(claimed_ids(&second), vec!["e2"]);
 }
@@ -321,7 +321,7 @@ pub(super) async fn sequential_retry_holds_back_later_executions(store: Arc<dyn 
         error: "down".into(),
         retry_at: at(10),
     };
-    store.finish_attempt(finish("e1", 1, "w1", outcome)).await.expect("finishes");
+    store.finish_attempt(&finish("e1", 1, "w1", outcome)).await.expect("finishes");
 
     assert!(store.claim("w1", 10, at(5), at(9), Arc::clone(&sequential)).await.expect("claims").is_empty());
     let retried = store.claim("w1", 10, at(10), at(15), sequential).await.expect("claims");

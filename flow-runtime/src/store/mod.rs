@@ -79,8 +79,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'_, StoreResult<Vec<ClaimedExecution>>>;
 
     /// Records the end of an attempt: its outcome, logs and, on success, state writes. Returns
-    /// `false`, recording nothing, when the worker no longer holds the execution's lease.
-    fn finish_attempt(&self, record: AttemptRecord) -> BoxFuture<'_, StoreResult<bool>>;
+    /// `false`, recording nothing, when the worker no longer holds the execution's lease. The
+    /// record is borrowed, so a caller can write it again after a failure without a copy.
+    fn finish_attempt(&self, record: &AttemptRecord) -> BoxFuture<'_, StoreResult<bool>>;
 
     /// Called once when a runtime process starts: returns executions left `running` by a
     /// process that no longer runs to `queued`, and returns how many it moved. A store used by

@@ -37,8 +37,8 @@ fn is_json_whitespace(byte: u8) -> bool {
 /// Returns the stored text of `payload`.
 ///
 /// `body_from_raw` means that `body` was parsed from `raw_body` by the webhook's default parser
-/// and not changed since; only then may the compact form be used, because reading it parses
-/// the body again from the raw bytes. The payload is borrowed mutably so that its body data can
+/// and not changed since. Only then is the compact form used, because reading it parses the
+/// body again from the raw bytes. The payload is borrowed mutably so that its body data can
 /// be set aside while the rest serializes; it is whole again when this returns.
 ///
 /// # Errors

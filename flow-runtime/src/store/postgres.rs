@@ -279,7 +279,9 @@ impl Store for PostgresStore {
         }))
     }
 
-    fn finish_attempt(&self, record: AttemptRecord) -> BoxFuture<'_, StoreResult<bool>> {
+    fn finish_attempt(&self, record: &AttemptRecord) -> BoxFuture<'_, StoreResult<bool>> {
+        // The transaction runs again after a deadlock or a serialization failure, so it owns a copy.
+        let record = record.clone();
         Box::pin(self.transact("finish_attempt", move |connection| {
             let record = record.clone();
             Box::pin(async move { finish_attempt(connection, &record).await })

@@ -202,7 +202,7 @@ async fn sequential_queue_never_runs_two_at_once_across_nodes() {
                     // Counted as finished before the store commits it, so an overlap seen here
                     // is a real one.
                     running.fetch_sub(1, Ordering::SeqCst);
-                    let finished = store.finish_attempt(succeeded(&execution.id, execution.attempt, &worker)).await.expect("finishes");
+                    let finished = store.finish_attempt(&succeeded(&execution.id, execution.attempt, &worker)).await.expect("finishes");
                     assert!(finished);
                 }
             }));
@@ -340,7 +340,7 @@ async fn lease_taken_over_by_another_node_drops_the_late_outcome() {
     second.reclaim_expired(at(10)).await.expect("reclaims");
     second.claim("w2", 1, at(10), at(15), Arc::default()).await.expect("claims");
 
-    let late = first.finish_attempt(succeeded("e1", 1, "w1")).await.expect("finishes");
+    let late = first.finish_attempt(&succeeded("e1", 1, "w1")).await.expect("finishes");
 
     assert!(!late);
     let record = first.get("e1").await.expect("reads").expect("exists");

@@ -261,13 +261,14 @@ impl Store for SqliteStore {
         self.send(move |tx| claim(tx, &worker, limit, now, lease_until, &queues))
     }
 
-    fn finish_attempt(&self, record: AttemptRecord) -> BoxFuture<'_, StoreResult<bool>> {
+    fn finish_attempt(&self, record: &AttemptRecord) -> BoxFuture<'_, StoreResult<bool>> {
         // The result and logs are serialized on the caller's thread, which leaves the one
         // writer thread only the SQLite work.
-        let texts = match AttemptTexts::serialize(&record) {
+        let texts = match AttemptTexts::serialize(record) {
             Ok(texts) => texts,
             Err(error) => return Box::pin(std::future::ready(Err(error))),
         };
+        let record = AttemptTexts::without_texts(record);
         self.send(move |tx| finish_attempt(tx, &record, &texts))
     }
 
@@ -750,6 +751,25 @@ impl AttemptTexts {
         let logs = serde_json::to_string(&record.logs).map_err(|error| StoreError::Corrupt(error.to_string()))?;
         Ok(Self { result, logs })
     }
+
+    /// Copies `record` without the result and logs, which its texts carry, so a large result
+    /// is not copied for the writer thread.
+    fn without_texts(record: &AttemptRecord) -> AttemptRecord {
+        let outcome = match &record.outcome {
+            AttemptOutcome::Succeeded { .. } => AttemptOutcome::Succeeded { result: Value::Null },
+            other => other.clone(),
+        };
+        AttemptRecord {
+            execution_id: record.execution_id.clone(),
+            attempt: record.attempt,
+            worker: record.worker.clone(),
+            started_at: record.started_at,
+            finished_at: record.finished_at,
+            outcome,
+            logs: Vec::new(),
+            state_writes: record.state_writes.clone(),
+        }
+    }
 }
 
 fn finish_attempt(tx: &Connection, record: &AttemptRecord, texts: &AttemptTexts) -> StoreResult<bool> {
@@ -1010,7 +1030,7 @@ mod tests {
     }
 
     #[test]
-    fn expired_leases_are_found_through_the_unfinished_index() {
+    fn expired_leases_use_unfinished_index() {
         let plan = query_plan(
             "UPDATE executions SET status = 'queued' \
              WHERE status IN ('queued', 'running') AND status = 'running' AND lease_until < 1",
@@ -1020,7 +1040,7 @@ mod tests {
     }
 
     #[test]
-    fn sequential_queue_head_is_searched_in_the_unfinished_index() {
+    fn queue_head_uses_unfinished_index() {
         let plan = query_plan(
             "SELECT seq FROM executions WHERE flow = 'f' AND instance = 'i' \
              AND status IN ('queued', 'running') AND status = 'queued' ORDER BY seq LIMIT 1",
