@@ -27,10 +27,12 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 /// A SQLite store that counts its claims and the executions they return, and can
-/// make every claim take longer.
+/// make every claim, or the reply to every insert, take longer.
 struct CountingStore {
     inner: Arc<dyn Store>,
     claim_delay: Duration,
+    /// Delay between an insert's commit and its reply.
+    insert_reply_delay: Duration,
     claims: AtomicUsize,
     claimed: Arc<AtomicUsize>,
     /// How many of the next attempt records fail as a full disk would.
@@ -47,16 +49,32 @@ impl CountingStore {
         Arc::new(Self {
             inner,
             claim_delay,
+            insert_reply_delay: Duration::ZERO,
             claims: AtomicUsize::new(0),
             claimed: Arc::new(AtomicUsize::new(0)),
             failing_records: AtomicUsize::new(0),
         })
     }
+
+    /// Opens a store whose inserts reply `delay` after they are sent to SQLite.
+    fn with_slow_insert_replies(folder: &tempfile::TempDir, delay: Duration) -> Arc<Self> {
+        let sqlite = SqliteStore::open(folder.path().join("flows.db"), Durability::Normal).expect("store");
+        let mut store = Self::around(Arc::new(sqlite), Duration::ZERO);
+        Arc::get_mut(&mut store).expect("only owner").insert_reply_delay = delay;
+        store
+    }
 }
 
 impl Store for CountingStore {
     fn insert(&self, execution: NewExecution) -> BoxFuture<'_, StoreResult<InsertOutcome>> {
-        self.inner.insert(execution)
+        // The SQLite store queues the insert now, so it commits however long the reply waits.
+        let insert = self.inner.insert(execution);
+        let delay = self.insert_reply_delay;
+        Box::pin(async move {
+            let outcome = insert.await;
+            tokio::time::sleep(delay).await;
+            outcome
+        })
     }
 
     fn claim(
@@ -411,4 +429,28 @@ async fn queue_resumes_after_failed_record() {
     }
 
     assert_eq!(succeeded, 2, "executions that succeeded within 5 s of a failed attempt record");
+}
+
+#[tokio::test]
+async fn execution_runs_after_its_caller_stops_waiting() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let store = CountingStore::with_slow_insert_replies(&folder, Duration::from_millis(300));
+    let runtime = start_engine(Arc::clone(&store)).await;
+
+    // The caller gives up while the insert's reply is on its way, as a client that hangs up.
+    let submission = runtime.submit("orders", "acme", TriggerPayload::from_json(json!({ "n": 1 })), Source::Cli, false);
+    let waited = tokio::time::timeout(Duration::from_millis(50), submission).await;
+    assert!(waited.is_err(), "the submission finished before its caller stopped waiting");
+
+    let mut statuses = Vec::new();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let filter = ExecutionFilter { limit: 10, ..ExecutionFilter::default() };
+        let executions = store.list(filter).await.expect("lists");
+        statuses = executions.iter().map(|execution| execution.status.as_str().to_owned()).collect();
+        if statuses == ["succeeded"] {
+            break;
+        }
+    }
+    assert_eq!(statuses, ["succeeded"], "the stored execution did not run");
 }

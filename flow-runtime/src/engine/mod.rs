@@ -6,6 +6,7 @@
 //! runs at once; otherwise it is inserted `queued` and the dispatcher claims it when a worker
 //! frees up or its retry is due.
 
+mod detach;
 mod dispatch;
 mod lifecycle;
 mod route;
@@ -548,9 +549,9 @@ impl Inner {
         }
     }
 
-    /// Stores a new execution on a task of its own, so a caller that stops waiting (an HTTP
-    /// client that hangs up) cannot leave a committed execution without the worker that
-    /// was meant to run it.
+    /// Stores a new execution. A caller that stops waiting (an HTTP client that hangs up)
+    /// leaves the submission to finish on a task of its own, so it cannot leave a committed
+    /// execution without the worker that was meant to run it.
     pub(crate) async fn submit(
         self: &Arc<Self>,
         flow_key: &str,
@@ -561,9 +562,10 @@ impl Inner {
     ) -> Result<Submitted, SubmitError> {
         let inner = Arc::clone(self);
         let (flow_key, instance_id) = (flow_key.to_owned(), instance_id.to_owned());
-        let task = tokio::spawn(async move { inner.submit_detached(&flow_key, &instance_id, payload, source, mode).await });
-        task.await
-            .map_err(|error| SubmitError::Store(StoreError::Closed(format!("the submit task failed: {error}"))))?
+        detach::Detached::new(Box::pin(async move {
+            inner.submit_detached(&flow_key, &instance_id, payload, source, mode).await
+        }))
+        .await
     }
 
     async fn submit_detached(
