@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use flow_runtime::core::{FlowConfig, FlowError, RetryConfig};
+use flow_runtime::core::{BodyData, FlowConfig, FlowError, RetryConfig};
 use flow_runtime::definition::{ExecuteFn, Handlers, SourceLocation};
 use flow_runtime::store::ExecutionStatus;
 use flow_runtime::testing::{TestHarness, TestRequest};
 use flow_runtime::Flow;
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn at(hour: u32, minute: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, hour, minute, 0).single().expect("valid instant")
@@ -196,4 +196,33 @@ async fn other_unique_request_id_cancels_nothing() {
         .invoke("sync-orders", TestRequest::json(json!({ "data": { "requestId": "req-43" } })))
         .await;
     assert_eq!(harness.execution(&first.execution_id).await.summary.status, ExecutionStatus::Queued);
+}
+
+/// Fails its first attempt; from the second on, returns how it read the request body.
+fn body_kind_after_first_attempt() -> ExecuteFn {
+    |context, params| {
+        let attempt = context.attempt();
+        Box::pin(async move {
+            if attempt == 1 {
+                return Err(FlowError::new("ERP is down"));
+            }
+            let kind = match params.trigger.body.data {
+                BodyData::Empty => "empty",
+                BodyData::Json(Value::Null) => "JSON null",
+                _ => "other",
+            };
+            Ok(json!(kind).into())
+        })
+    }
+}
+
+#[tokio::test]
+async fn retry_reads_json_null_body_as_sent() {
+    let harness = harness(flow(retry(1, 1, false), body_kind_after_first_attempt())).await;
+    let run = harness.invoke("sync-orders", TestRequest::json(Value::Null)).await;
+
+    harness.advance(Duration::from_secs(120)).await;
+
+    let record = harness.execution(&run.execution_id).await;
+    assert_eq!(record.result, Some(json!({ "data": "JSON null" })));
 }

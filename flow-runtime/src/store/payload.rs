@@ -17,6 +17,11 @@
 //! that knows only the public form fail on a compact text, instead of reading it as an empty
 //! payload: a binary from before the compact form, still serving a shared store, fails such
 //! an execution with an error naming the stored payload.
+//!
+//! The public form writes both an empty body and a JSON `null` body as `"data":null`, and
+//! reads `null` back as an empty body. A payload whose body is JSON `null` and that cannot
+//! be stored compact is therefore wrapped as `{"compact":1,"headers":null,"nullBody":true,
+//! "payload":{…}}`, with `payload` in the public form.
 
 use flow_core::{BodyData, MediaKind, TriggerPayload};
 use serde::Deserialize;
@@ -48,19 +53,34 @@ pub(crate) fn encode(payload: &mut TriggerPayload, body_from_raw: bool) -> Resul
     let json_media = MediaKind::of(payload.raw_body.content_type.as_deref()) == MediaKind::Json;
     let parsed_json = matches!(payload.body.data, BodyData::Json(_));
     if !(body_from_raw && json_media && parsed_json) {
-        return serde_json::to_string(payload);
+        return encode_public(payload);
     }
 
     let raw = std::mem::take(&mut payload.raw_body.data);
     let Some(parts) = CompactParts::split(&raw) else {
         payload.raw_body.data = raw;
-        return serde_json::to_string(payload);
+        return encode_public(payload);
     };
     let body = std::mem::take(&mut payload.body.data);
     let encoded = encode_compact(payload, &parts);
     payload.raw_body.data = raw;
     payload.body.data = body;
     encoded
+}
+
+/// Writes the public form of `payload`, wrapped when its body is JSON `null`.
+fn encode_public(payload: &TriggerPayload) -> Result<String, serde_json::Error> {
+    if !matches!(payload.body.data, BodyData::Json(Value::Null)) {
+        return serde_json::to_string(payload);
+    }
+
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(COMPACT_PREFIX.as_bytes());
+    out.extend_from_slice(b"\"nullBody\":true,\"payload\":");
+    serde_json::to_writer(&mut out, payload)?;
+    out.push(b'}');
+    // serde writes UTF-8.
+    String::from_utf8(out).map_err(serde::ser::Error::custom)
 }
 
 /// The raw body of a JSON request split around its JSON text.
@@ -116,9 +136,14 @@ fn encode_compact(payload: &TriggerPayload, parts: &CompactParts<'_>) -> Result<
 
 /// The compact form as read back.
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Compact<'a> {
-    #[serde(borrow)]
-    json: &'a RawValue,
+    /// The body text; absent when `payload` contains the whole payload.
+    #[serde(borrow, default, deserialize_with = "present_raw")]
+    json: Option<&'a RawValue>,
+    /// Whether the body is JSON `null`, which the public form in `payload` reads as empty.
+    #[serde(default)]
+    null_body: bool,
     #[serde(default)]
     bom: bool,
     #[serde(default)]
@@ -126,6 +151,11 @@ struct Compact<'a> {
     #[serde(default)]
     trail: String,
     payload: TriggerPayload,
+}
+
+/// Reads a present `json` field, `null` included, which a plain `Option` would read as absent.
+fn present_raw<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
 }
 
 /// Reads a stored payload text back into the payload it was made from.
@@ -140,7 +170,14 @@ pub(crate) fn decode(text: &str) -> Result<TriggerPayload, String> {
 
     let compact: Compact<'_> =
         serde_json::from_str(text).map_err(|error| format!("stored compact payload is unreadable: {error}"))?;
-    let json = compact.json.get();
+    let Some(json) = compact.json.map(RawValue::get) else {
+        if !compact.null_body {
+            return Err("stored compact payload is unreadable: it has neither `json` nor `nullBody`".to_owned());
+        }
+        let mut payload = compact.payload;
+        payload.body.data = BodyData::Json(Value::Null);
+        return Ok(payload);
+    };
     let data = serde_json::from_str(json).map_err(|error| format!("stored request body is unreadable: {error}"))?;
 
     let mut payload = compact.payload;
@@ -218,6 +255,52 @@ mod tests {
         let decoded = decode(&encode(&mut payload, true).expect("encodes")).expect("decodes");
 
         assert_eq!(decoded, payload);
+    }
+
+    #[test]
+    fn json_null_body_reads_back_as_json() {
+        let mut payload = TriggerPayload::from_json(Value::Null);
+
+        let decoded = decode(&encode(&mut payload, false).expect("encodes")).expect("decodes");
+
+        assert_eq!(decoded.body.data, BodyData::Json(Value::Null));
+    }
+
+    #[test]
+    fn json_null_body_payload_reads_back() {
+        let mut payload = TriggerPayload::from_json(Value::Null);
+        payload.headers.insert("x-request-id".to_owned(), "r-1".to_owned());
+
+        let decoded = decode(&encode(&mut payload, false).expect("encodes")).expect("decodes");
+
+        assert_eq!(decoded, payload);
+    }
+
+    #[test]
+    fn json_null_body_public_form() {
+        let mut payload = TriggerPayload::from_json(Value::Null);
+
+        let public = public_value(&encode(&mut payload, false).expect("encodes")).expect("reads");
+
+        assert_eq!(public, payload.to_value());
+    }
+
+    #[test]
+    fn empty_body_is_stored_in_the_public_form() {
+        let mut payload = TriggerPayload::default();
+
+        let text = encode(&mut payload, false).expect("encodes");
+
+        assert!(!text.starts_with(COMPACT_PREFIX), "{text}");
+    }
+
+    #[test]
+    fn compact_text_without_body_is_rejected() {
+        let text = format!("{COMPACT_PREFIX}\"payload\":{}}}", TriggerPayload::default().to_value());
+
+        let error = decode(&text).expect_err("rejected");
+
+        assert!(error.contains("neither `json` nor `nullBody`"), "{error}");
     }
 
     #[test]
