@@ -33,6 +33,8 @@ struct CountingStore {
     claim_delay: Duration,
     /// Delay between an insert's commit and its reply.
     insert_reply_delay: Duration,
+    /// Whether every insert panics instead of writing.
+    insert_panics: bool,
     claims: AtomicUsize,
     claimed: Arc<AtomicUsize>,
     /// How many of the next attempt records fail as a full disk would.
@@ -50,10 +52,19 @@ impl CountingStore {
             inner,
             claim_delay,
             insert_reply_delay: Duration::ZERO,
+            insert_panics: false,
             claims: AtomicUsize::new(0),
             claimed: Arc::new(AtomicUsize::new(0)),
             failing_records: AtomicUsize::new(0),
         })
+    }
+
+    /// Opens a store whose every insert panics.
+    fn with_panicking_inserts(folder: &tempfile::TempDir) -> Arc<Self> {
+        let sqlite = SqliteStore::open(folder.path().join("flows.db"), Durability::Normal).expect("store");
+        let mut store = Self::around(Arc::new(sqlite), Duration::ZERO);
+        Arc::get_mut(&mut store).expect("only owner").insert_panics = true;
+        store
     }
 
     /// Opens a store whose inserts reply `delay` after they are sent to SQLite.
@@ -67,6 +78,7 @@ impl CountingStore {
 
 impl Store for CountingStore {
     fn insert(&self, execution: NewExecution) -> BoxFuture<'_, StoreResult<InsertOutcome>> {
+        assert!(!self.insert_panics, "insert of {} panics as the test asked", execution.id);
         // The SQLite store queues the insert now, so it commits however long the reply waits.
         let insert = self.inner.insert(execution);
         let delay = self.insert_reply_delay;
@@ -453,4 +465,18 @@ async fn execution_runs_after_its_caller_stops_waiting() {
         }
     }
     assert_eq!(statuses, ["succeeded"], "the stored execution did not run");
+}
+
+#[tokio::test]
+async fn panicking_insert_returns_store_error() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let store = CountingStore::with_panicking_inserts(&folder);
+    let runtime = start_engine(Arc::clone(&store)).await;
+
+    let submitted = runtime
+        .submit("orders", "acme", TriggerPayload::from_json(json!({ "n": 1 })), Source::Cli, false)
+        .await;
+
+    let error = submitted.expect_err("the insert panicked");
+    assert!(error.to_string().contains("the submission panicked"), "{error}");
 }

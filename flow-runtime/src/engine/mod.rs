@@ -563,7 +563,11 @@ impl Inner {
         let inner = Arc::clone(self);
         let (flow_key, instance_id) = (flow_key.to_owned(), instance_id.to_owned());
         detach::Detached::new(Box::pin(async move {
-            inner.submit_detached(&flow_key, &instance_id, payload, source, mode).await
+            let submission = AssertUnwindSafe(inner.submit_detached(&flow_key, &instance_id, payload, source, mode));
+            submission.catch_unwind().await.unwrap_or_else(|_| {
+                tracing::error!(flow = %flow_key, instance = %instance_id, "submission panicked");
+                Err(SubmitError::Store(StoreError::Closed("the submission panicked; see the runtime log".to_owned())))
+            })
         }))
         .await
     }
