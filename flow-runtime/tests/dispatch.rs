@@ -35,6 +35,8 @@ struct CountingStore {
     insert_reply_delay: Duration,
     /// Whether every insert panics instead of writing.
     insert_panics: bool,
+    /// Whether every insert fails after its commit, as when the reply is lost.
+    insert_replies_fail: bool,
     claims: AtomicUsize,
     claimed: Arc<AtomicUsize>,
     /// How many of the next attempt records fail as a full disk would.
@@ -53,6 +55,7 @@ impl CountingStore {
             claim_delay,
             insert_reply_delay: Duration::ZERO,
             insert_panics: false,
+            insert_replies_fail: false,
             claims: AtomicUsize::new(0),
             claimed: Arc::new(AtomicUsize::new(0)),
             failing_records: AtomicUsize::new(0),
@@ -64,6 +67,14 @@ impl CountingStore {
         let sqlite = SqliteStore::open(folder.path().join("flows.db"), Durability::Normal).expect("store");
         let mut store = Self::around(Arc::new(sqlite), Duration::ZERO);
         Arc::get_mut(&mut store).expect("only owner").insert_panics = true;
+        store
+    }
+
+    /// Opens a store whose inserts commit and then fail.
+    fn with_lost_insert_replies(folder: &tempfile::TempDir) -> Arc<Self> {
+        let sqlite = SqliteStore::open(folder.path().join("flows.db"), Durability::Normal).expect("store");
+        let mut store = Self::around(Arc::new(sqlite), Duration::ZERO);
+        Arc::get_mut(&mut store).expect("only owner").insert_replies_fail = true;
         store
     }
 
@@ -81,10 +92,13 @@ impl Store for CountingStore {
         assert!(!self.insert_panics, "insert of {} panics as the test asked", execution.id);
         // The SQLite store queues the insert now, so it commits however long the reply waits.
         let insert = self.inner.insert(execution);
-        let delay = self.insert_reply_delay;
+        let (delay, reply_fails) = (self.insert_reply_delay, self.insert_replies_fail);
         Box::pin(async move {
             let outcome = insert.await;
             tokio::time::sleep(delay).await;
+            if reply_fails && outcome.is_ok() {
+                return Err(StoreError::Database("the connection closed before the reply".to_owned()));
+            }
             outcome
         })
     }
@@ -130,9 +144,10 @@ impl Store for CountingStore {
     fn renew_leases(
         &self,
         worker: &str,
+        execution_ids: Vec<String>,
         until: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<usize>> {
-        self.inner.renew_leases(worker, until)
+        self.inner.renew_leases(worker, execution_ids, until)
     }
 
     fn release_worker(&self, worker: &str) -> BoxFuture<'_, StoreResult<usize>> {
@@ -479,4 +494,58 @@ async fn panicking_insert_returns_store_error() {
 
     let error = submitted.expect_err("the insert panicked");
     assert!(error.to_string().contains("the submission panicked"), "{error}");
+}
+
+/// Returns the status of every stored execution once all of them are `want`, or after `limit`.
+async fn statuses_when_all(store: &dyn Store, want: &str, limit: Duration) -> Vec<String> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let filter = ExecutionFilter { limit: 10, ..ExecutionFilter::default() };
+        let executions = store.list(filter).await.expect("lists");
+        let statuses: Vec<String> = executions.iter().map(|execution| execution.status.as_str().to_owned()).collect();
+        if (!statuses.is_empty() && statuses.iter().all(|status| status == want)) || std::time::Instant::now() > deadline {
+            return statuses;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn execution_with_lost_insert_reply_runs_after_its_lease() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let store = CountingStore::with_lost_insert_replies(&folder);
+    let settings = EngineSettings {
+        lease: Duration::from_millis(600),
+        ..EngineSettings::default()
+    };
+    let runtime = start_engine_on(Arc::clone(&store), vec![flow(config("orders"), echo)], settings).await;
+
+    let submitted = runtime
+        .submit("orders", "acme", TriggerPayload::from_json(json!({ "n": 1 })), Source::Cli, false)
+        .await;
+    assert!(submitted.is_err(), "the insert's reply was lost, yet the submission returned {submitted:?}");
+
+    // The execution is stored claimed by this worker, which never ran it.
+    let statuses = statuses_when_all(&*store, "succeeded", Duration::from_secs(5)).await;
+    assert_eq!(statuses, ["succeeded"], "the stored execution did not run");
+}
+
+#[tokio::test]
+async fn submission_outside_a_runtime_is_rejected() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let store = CountingStore::open(&folder, Duration::ZERO);
+    let runtime = start_engine(Arc::clone(&store)).await;
+
+    let caller = runtime.clone();
+    let outcome = std::thread::spawn(move || {
+        let submission = caller.submit("orders", "acme", TriggerPayload::from_json(json!({ "n": 1 })), Source::Cli, false);
+        futures::executor::block_on(submission).map(|submitted| submitted.execution_id)
+    })
+    .join()
+    .expect("the caller's thread does not panic");
+
+    let error = outcome.expect_err("no runtime runs the submission");
+    assert!(error.to_string().contains("outside a tokio runtime"), "{error}");
+    let filter = ExecutionFilter { limit: 10, ..ExecutionFilter::default() };
+    assert!(store.list(filter).await.expect("lists").is_empty(), "the rejected submission was stored");
 }

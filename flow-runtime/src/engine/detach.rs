@@ -14,12 +14,14 @@ use crate::definition::BoxFuture;
 /// another worker thread that `tokio::spawn(future).await` costs on every submission.
 pub(crate) struct Detached<T: Send + 'static> {
     future: Option<BoxFuture<'static, T>>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl<T: Send + 'static> Detached<T> {
-    /// Wraps `future`, which starts when the result is first polled.
-    pub(crate) fn new(future: BoxFuture<'static, T>) -> Self {
-        Self { future: Some(future) }
+    /// Wraps `future`, which starts when the result is first polled and is spawned on
+    /// `runtime` when dropped before it finishes.
+    pub(crate) fn new(runtime: tokio::runtime::Handle, future: BoxFuture<'static, T>) -> Self {
+        Self { future: Some(future), runtime }
     }
 }
 
@@ -40,13 +42,11 @@ impl<T: Send + 'static> Drop for Detached<T> {
         let Some(future) = self.future.take() else {
             return;
         };
-        // Without a runtime (the process is shutting down) nothing can run the rest; recovery at
-        // the next start requeues an execution that was stored but not run.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let _ = future.await;
-            });
-        }
+        // A runtime that is shutting down drops the task unrun. Its lease then expires, or the
+        // next start's recovery requeues it, so an execution stored but not run still runs.
+        self.runtime.spawn(async move {
+            let _ = future.await;
+        });
     }
 }
 
@@ -60,7 +60,7 @@ mod tests {
 
     #[tokio::test]
     async fn awaited_future_returns_its_output() {
-        let detached = Detached::new(Box::pin(async { 7 }));
+        let detached = Detached::new(tokio::runtime::Handle::current(), Box::pin(async { 7 }));
 
         assert_eq!(detached.await, 7);
     }
@@ -69,7 +69,7 @@ mod tests {
     async fn dropped_future_finishes_on_its_own_task() {
         let finished = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&finished);
-        let detached = Detached::new(Box::pin(async move {
+        let detached = Detached::new(tokio::runtime::Handle::current(), Box::pin(async move {
             tokio::time::sleep(Duration::from_millis(50)).await;
             flag.store(true, Ordering::SeqCst);
         }));

@@ -9,8 +9,9 @@ use super::run::run_attempt;
 /// Longest sleep between checks for due work when nothing wakes the dispatcher.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
-/// Renews this worker's leases and returns expired leases of other workers to the queue, every
-/// third of the lease length, until the engine stops.
+/// Renews the leases of the attempts running in this process and returns expired leases to
+/// the queue, every third of the lease length, until the engine stops. An execution that this
+/// worker claimed but is not running keeps its lease only until it expires.
 pub(super) async fn run_lease_keeper(inner: Arc<Inner>) {
     let mut stopping = inner.stopping.subscribe();
     let period = inner.settings.lease / 3;
@@ -20,8 +21,11 @@ pub(super) async fn run_lease_keeper(inner: Arc<Inner>) {
             _ = stopping.changed() => return,
         }
         let now = inner.clock.now();
-        if let Err(error) = inner.store.renew_leases(&inner.worker_id, now + inner.settings.lease).await {
-            tracing::error!(%error, "could not renew leases; other workers may take over running executions");
+        let running = inner.running_attempts();
+        if !running.is_empty() {
+            if let Err(error) = inner.store.renew_leases(&inner.worker_id, running, now + inner.settings.lease).await {
+                tracing::error!(%error, "could not renew leases; other workers may take over running executions");
+            }
         }
         match inner.store.reclaim_expired(now).await {
             Ok(0) => {}

@@ -14,7 +14,7 @@ mod run;
 mod scheduler;
 mod waiters;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
@@ -137,7 +137,9 @@ pub enum SubmitError {
     /// The request matched a queued or running execution, whose id is given.
     #[error("deduplicated into execution {0}")]
     Deduplicated(String),
-    /// The store did not commit the execution; nothing was accepted.
+    /// The store failed before it confirmed the insert, so no execution id was returned. When
+    /// the store committed the insert before failing, the execution still runs: its lease is
+    /// not renewed, so it returns to the queue when the lease expires.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -152,6 +154,9 @@ pub(crate) struct Inner {
     pub(crate) permits: Arc<Semaphore>,
     /// Attempts that gave their worker back and wait for their record's commit.
     pub(crate) recording: AtomicUsize,
+    /// Ids of the executions whose attempt runs in this process, from its start until its
+    /// record is committed. Only their leases are renewed.
+    pub(crate) running: Mutex<HashSet<String>>,
     pub(crate) queues: Arc<QueuePolicies>,
     /// Wakes the dispatcher; see [`Inner::queue_changed`].
     pub(crate) wake: Notify,
@@ -210,6 +215,7 @@ impl Runtime {
                 clock,
                 permits: Arc::new(Semaphore::new(settings.workers)),
                 recording: AtomicUsize::new(0),
+                running: Mutex::default(),
                 queues,
                 settings,
                 worker_id: format!("worker-{}", uuid::Uuid::now_v7()),
@@ -509,6 +515,12 @@ impl Inner {
         self.wake.notify_one();
     }
 
+    /// Returns the ids of the executions whose attempt runs in this process.
+    pub(crate) fn running_attempts(&self) -> Vec<String> {
+        let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        running.iter().cloned().collect()
+    }
+
     /// Returns an owning handle to this engine, which lives as long as any `Runtime` or task.
     pub(crate) fn self_arc(&self) -> Arc<Self> {
         self.self_ref.upgrade().expect("the engine is alive while one of its methods runs")
@@ -560,10 +572,16 @@ impl Inner {
         source: Source,
         mode: SubmitMode,
     ) -> Result<Submitted, SubmitError> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Err(SubmitError::Store(StoreError::Closed(
+                "cannot submit outside a tokio runtime; submit from a task of the runtime that runs the engine".to_owned(),
+            )));
+        };
         let inner = Arc::clone(self);
         let (flow_key, instance_id) = (flow_key.to_owned(), instance_id.to_owned());
-        detach::Detached::new(Box::pin(async move {
-            let submission = AssertUnwindSafe(inner.submit_detached(&flow_key, &instance_id, payload, source, mode));
+        let spawner = runtime.clone();
+        detach::Detached::new(runtime, Box::pin(async move {
+            let submission = AssertUnwindSafe(inner.submit_detached(&spawner, &flow_key, &instance_id, payload, source, mode));
             submission.catch_unwind().await.unwrap_or_else(|_| {
                 tracing::error!(flow = %flow_key, instance = %instance_id, "submission panicked");
                 Err(SubmitError::Store(StoreError::Closed("the submission panicked; see the runtime log".to_owned())))
@@ -574,6 +592,7 @@ impl Inner {
 
     async fn submit_detached(
         self: &Arc<Self>,
+        runtime: &tokio::runtime::Handle,
         flow_key: &str,
         instance_id: &str,
         mut payload: TriggerPayload,
@@ -635,7 +654,7 @@ impl Inner {
                             parent_id: source.parent_id(),
                         };
                         let inner = Arc::clone(self);
-                        tokio::spawn(run::run_attempt(inner, claimed, Some(payload), Some(permit)));
+                        runtime.spawn(run::run_attempt(inner, claimed, Some(payload), Some(permit)));
                     }
                     None => self.queue_changed(),
                 }

@@ -162,8 +162,8 @@ impl Runtime {
             .await
             .map_err(|error| match error {
                 SubmitError::Store(error) => {
-                    tracing::error!(%error, flow = preprocess, instance = %instance.id, "preprocess execution not stored");
-                    RouteError::new(503, format!("the preprocess execution was not stored: {error}; retry the request"))
+                    tracing::error!(%error, flow = preprocess, instance = %instance.id, "preprocess execution not confirmed as stored");
+                    RouteError::new(503, format!("the store did not confirm the preprocess execution: {error}; retry the request"))
                 }
                 other => RouteError::new(500, other.to_string()),
             })?;

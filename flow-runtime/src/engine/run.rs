@@ -41,6 +41,7 @@ async fn run_attempt_inline(
     payload: Option<TriggerPayload>,
     worker: Option<OwnedSemaphorePermit>,
 ) {
+    let _running = RunningAttempt::start(inner, &claimed.id);
     let span = tracing::info_span!(
         "execution",
         execution_id = %claimed.id,
@@ -308,6 +309,28 @@ const RECORD_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis
 
 /// Maximum wait between writes of an attempt's record. The wait doubles up to it.
 const RECORD_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Lists an execution in [`Inner::running`], so its lease is renewed, until this guard is
+/// dropped.
+struct RunningAttempt<'a> {
+    inner: &'a Inner,
+    id: String,
+}
+
+impl<'a> RunningAttempt<'a> {
+    fn start(inner: &'a Inner, id: &str) -> Self {
+        let mut running = inner.running.lock().unwrap_or_else(PoisonError::into_inner);
+        running.insert(id.to_owned());
+        Self { inner, id: id.to_owned() }
+    }
+}
+
+impl Drop for RunningAttempt<'_> {
+    fn drop(&mut self) {
+        let mut running = self.inner.running.lock().unwrap_or_else(PoisonError::into_inner);
+        running.remove(&self.id);
+    }
+}
 
 /// Counts an attempt whose worker was released before its record was committed, until this
 /// guard is dropped.

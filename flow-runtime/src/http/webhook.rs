@@ -98,8 +98,11 @@ pub(super) async fn answer(
     let submitted = match submitted {
         Ok(submitted) => submitted,
         Err(SubmitError::Store(error)) => {
-            tracing::error!(%error, flow = flow.stable_key(), instance = %instance.id, "execution not stored");
-            return error_response(StatusCode::SERVICE_UNAVAILABLE, format!("the execution was not stored: {error}; retry the request"));
+            tracing::error!(%error, flow = flow.stable_key(), instance = %instance.id, "execution not confirmed as stored");
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the store did not confirm the execution: {error}; retry the request (if the store committed it before failing, it runs as well)"),
+            );
         }
         Err(error) => return error_response(StatusCode::NOT_FOUND, error.to_string()),
     };

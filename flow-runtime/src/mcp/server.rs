@@ -68,9 +68,9 @@ impl InstanceTools {
         let submitted = match submitted {
             Ok(submitted) => submitted,
             Err(error) => {
-                tracing::error!(%error, flow, instance = %self.instance.id, "tool call not stored");
+                tracing::error!(%error, flow, instance = %self.instance.id, "tool call not confirmed as stored");
                 return CallToolResult::error(vec![ContentBlock::text(format!(
-                    "the tool call was not stored: {error}; retry the call"
+                    "the store did not confirm the tool call: {error}; retry the call"
                 ))]);
             }
         };

@@ -234,9 +234,22 @@ pub(super) async fn reclaim_requeues_only_expired_leases(store: Arc<dyn Store>) 
 pub(super) async fn renewed_lease_is_not_reclaimed(store: Arc<dyn Store>) {
     store.insert(new_execution("e1")).await.expect("inserts");
     store.claim("w1", 1, at(0), at(5), Arc::default()).await.expect("claims");
-    assert_eq!(store.renew_leases("w1", at(20)).await.expect("renews"), 1);
+    assert_eq!(store.renew_leases("w1", vec!["e1".to_owned()], at(20)).await.expect("renews"), 1);
     assert_eq!(store.reclaim_expired(at(10)).await.expect("reclaims"), 0);
     assert_eq!(status(&store, "e1").await, ExecutionStatus::Running);
+}
+
+pub(super) async fn unlisted_lease_is_not_renewed(store: Arc<dyn Store>) {
+    store.insert(new_execution("listed")).await.expect("inserts");
+    store.insert(new_execution("unlisted")).await.expect("inserts");
+    store.claim("w1", 2, at(0), at(5), Arc::default()).await.expect("claims");
+
+    let renewed = store.renew_leases("w1", vec!["listed".to_owned()], at(20)).await.expect("renews");
+
+    assert_eq!(renewed, 1);
+    assert_eq!(store.reclaim_expired(at(10)).await.expect("reclaims"), 1);
+    assert_eq!(status(&store, "listed").await, ExecutionStatus::Running);
+    assert_eq!(status(&store, "unlisted").await, ExecutionStatus::Queued);
 }
 
 pub(super) async fn release_requeues_the_workers_executions(store: Arc<dyn Store>) {
@@ -499,6 +512,7 @@ macro_rules! store_conformance_tests {
             reclaim_requeues_only_expired_leases,
             release_requeues_the_workers_executions,
             renewed_lease_is_not_reclaimed,
+            unlisted_lease_is_not_renewed,
             list_filters_by_status_and_flow,
             state_writes_merge_by_key,
             sequential_queue_runs_one_at_a_time_in_order,

@@ -93,9 +93,11 @@ pub trait Store: Send + Sync + 'static {
     /// how many it moved.
     fn reclaim_expired(&self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>>;
 
-    /// Extends the lease of every `running` execution owned by `worker` to `until`, and
-    /// returns how many it extended.
-    fn renew_leases(&self, worker: &str, until: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>>;
+    /// Extends to `until` the lease of each execution in `execution_ids` that is `running`
+    /// and owned by `worker`, and returns how many it extended. The worker's other executions
+    /// keep their lease, so one that was stored claimed but never ran (its submitter failed
+    /// after the insert) expires and returns to the queue.
+    fn renew_leases(&self, worker: &str, execution_ids: Vec<String>, until: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>>;
 
     /// Returns every `running` execution owned by `worker` to `queued` (for shutdown or restart
     /// of a single node), and returns how many it moved.

@@ -310,17 +310,20 @@ impl Store for PostgresStore {
         }))
     }
 
-    fn renew_leases(&self, worker: &str, until: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
+    fn renew_leases(&self, worker: &str, execution_ids: Vec<String>, until: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
         let worker = worker.to_owned();
         Box::pin(self.transact("renew_leases", move |connection| {
-            let worker = worker.clone();
+            let (worker, execution_ids) = (worker.clone(), execution_ids.clone());
             Box::pin(async move {
-                let renewed =
-                    sqlx::query("UPDATE executions SET lease_until = $2 WHERE status = 'running' AND lease_owner = $1")
-                        .bind(worker)
-                        .bind(until.timestamp_millis())
-                        .execute(&mut *connection)
-                        .await?;
+                let renewed = sqlx::query(
+                    "UPDATE executions SET lease_until = $2 \
+                     WHERE id = ANY($3) AND status = 'running' AND lease_owner = $1",
+                )
+                .bind(worker)
+                .bind(until.timestamp_millis())
+                .bind(execution_ids)
+                .execute(&mut *connection)
+                .await?;
                 Ok(usize::try_from(renewed.rows_affected()).unwrap_or(usize::MAX))
             })
         }))

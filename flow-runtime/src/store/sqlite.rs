@@ -283,15 +283,19 @@ impl Store for SqliteStore {
         self.send(move |tx| requeue_expired(tx, now, now))
     }
 
-    fn renew_leases(&self, worker: &str, until: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
+    fn renew_leases(&self, worker: &str, execution_ids: Vec<String>, until: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
         let worker = worker.to_owned();
         let until = until.timestamp_millis();
+        let ids = match serde_json::to_string(&execution_ids) {
+            Ok(ids) => ids,
+            Err(error) => return Box::pin(async move { Err(StoreError::Database(format!("cannot list execution ids: {error}"))) }),
+        };
         self.send(move |tx| {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE executions SET lease_until = ?2 \
-                 WHERE status IN ('queued', 'running') AND status = 'running' AND lease_owner = ?1",
-                params![worker, until],
+                 WHERE id IN (SELECT value FROM json_each(?3)) AND status = 'running' AND lease_owner = ?1",
             )
+            .and_then(|mut statement| statement.execute(params![worker, until, ids]))
             .map_err(database)
         })
     }
