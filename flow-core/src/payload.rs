@@ -124,6 +124,21 @@ impl Body {
         }
     }
 
+    /// Returns whether this body deserializes back unchanged from its serialized form. That
+    /// form writes text, base64 bytes and a JSON string alike as a string, and an empty body
+    /// and JSON `null` alike as `null`. The reader tells them apart by the content type only.
+    pub fn reads_back_from_json(&self) -> bool {
+        let media = MediaKind::of(self.content_type.as_deref());
+        match (&self.data, media) {
+            (BodyData::Empty, _) => true,
+            (BodyData::Json(Value::Null), _) | (BodyData::Json(Value::String(_)), MediaKind::Text) => false,
+            (BodyData::Json(Value::String(text)), MediaKind::Bytes) => BASE64.decode(text).is_err(),
+            (BodyData::Json(_), _) => true,
+            (BodyData::Text(_), media) => media == MediaKind::Text,
+            (BodyData::Bytes(_), media) => media == MediaKind::Bytes,
+        }
+    }
+
     /// Returns the text of a text body, or of a byte body that is valid UTF-8.
     pub fn text(&self) -> Option<&str> {
         match &self.data {
@@ -384,6 +399,42 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn body(data: BodyData, content_type: Option<&str>) -> Body {
+        Body {
+            data,
+            content_type: content_type.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn reads_back_from_json_matches_a_round_trip() {
+        let bodies = [
+            body(BodyData::Empty, None),
+            body(BodyData::Empty, Some("application/json")),
+            body(BodyData::Json(Value::Null), Some("application/json")),
+            body(BodyData::Json(json!({ "a": 1 })), Some("application/json")),
+            body(BodyData::Json(json!("hi")), Some("application/json")),
+            body(BodyData::Json(json!("hi")), Some("text/plain")),
+            body(BodyData::Json(json!("abcd")), None),
+            body(BodyData::Json(json!("not base64!")), None),
+            body(BodyData::Json(json!([1, 2])), Some("text/plain")),
+            body(BodyData::Text("abcd".to_owned()), Some("text/plain")),
+            body(BodyData::Text("abcd".to_owned()), None),
+            body(BodyData::Text("not base64!".to_owned()), None),
+            body(BodyData::Text("hi".to_owned()), Some("application/json")),
+            body(BodyData::Bytes(vec![233, 116, 233]), None),
+            body(BodyData::Bytes(vec![233, 116, 233]), Some("text/plain")),
+            body(BodyData::Bytes(vec![1, 2]), Some("application/json")),
+            body(BodyData::Json(json!({ "field": ["a", "b"] })), Some("application/x-www-form-urlencoded")),
+        ];
+
+        for original in bodies {
+            let read_back: Body = serde_json::from_value(serde_json::to_value(&original).expect("serializes")).expect("reads");
+
+            assert_eq!(original.reads_back_from_json(), read_back == original, "{original:?} read back as {read_back:?}");
+        }
+    }
 
     #[test]
     fn payload_serializes_with_camel_case_names() {

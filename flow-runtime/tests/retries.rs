@@ -209,7 +209,9 @@ fn body_kind_after_first_attempt() -> ExecuteFn {
             let kind = match params.trigger.body.data {
                 BodyData::Empty => "empty",
                 BodyData::Json(Value::Null) => "JSON null",
-                _ => "other",
+                BodyData::Json(_) => "JSON",
+                BodyData::Text(_) => "text",
+                BodyData::Bytes(_) => "bytes",
             };
             Ok(json!(kind).into())
         })
@@ -225,4 +227,16 @@ async fn retry_reads_json_null_body_as_sent() {
 
     let record = harness.execution(&run.execution_id).await;
     assert_eq!(record.result, Some(json!({ "data": "JSON null" })));
+}
+
+#[tokio::test]
+async fn retry_reads_non_utf8_text_body_as_bytes() {
+    let harness = harness(flow(retry(1, 1, false), body_kind_after_first_attempt())).await;
+    let request = TestRequest::bytes("text/plain", vec![233, 116, 233]);
+    let run = harness.invoke("sync-orders", request).await;
+
+    harness.advance(Duration::from_secs(120)).await;
+
+    let record = harness.execution(&run.execution_id).await;
+    assert_eq!(record.result, Some(json!({ "data": "bytes" })));
 }

@@ -578,10 +578,11 @@ fn read_store(path: &Path) -> (Vec<Stored>, Value) {
                 created_at: row.get(5)?,
                 related_id: row.get(6)?,
                 // A JSON request is stored in the compact form, with its body text under `json`.
-                body: if payload.get("compact").is_some() {
-                    payload["json"].clone()
-                } else {
-                    payload["body"]["data"].clone()
+                // Without `json`, the compact form wraps the public form under `payload`.
+                body: match (payload.get("json"), payload.get("compact")) {
+                    (Some(json), _) => json.clone(),
+                    (None, Some(_)) => payload["payload"]["body"]["data"].clone(),
+                    (None, None) => payload["body"]["data"].clone(),
                 },
                 result: result.map_or(Value::Null, |text| {
                     serde_json::from_str::<Value>(&text).expect("result is JSON")["data"].clone()

@@ -112,6 +112,10 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX executions_status;
     DROP INDEX executions_flow;
     ",
+    // 4: a payload text may be the public form wrapped with its body's kind (see
+    // `store::payload`). The schema does not change; the version keeps binaries that cannot
+    // read that wrapper from opening this store.
+    "",
 ];
 
 /// Applies every migration the database has not seen yet, each in its own transaction.

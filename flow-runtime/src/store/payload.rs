@@ -18,15 +18,20 @@
 //! payload: a binary from before the compact form, still serving a shared store, fails such
 //! an execution with an error naming the stored payload.
 //!
-//! The public form writes both an empty body and a JSON `null` body as `"data":null`, and
-//! reads `null` back as an empty body. A payload whose body is JSON `null` and that cannot
-//! be stored compact is therefore wrapped as `{"compact":1,"headers":null,"nullBody":true,
-//! "payload":{…}}`, with `payload` in the public form.
+//! The public form writes an empty body and a JSON `null` body alike as `null`, and text,
+//! base64 bytes and a JSON string alike as a string. Its reader tells them apart by the
+//! content type alone, so a JSON `null` body reads back as empty and, for example, bytes sent
+//! as `text/plain` read back as their base64 text. A payload whose body would not read back
+//! unchanged, and that cannot be stored compact, is wrapped as
+//! `{"compact":1,"headers":null,"bodyKind":"json","payload":{…}}` with `payload` in the public
+//! form. `bodyKind` is `json`, `text` or `bytes`.
 
 use flow_core::{BodyData, MediaKind, TriggerPayload};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 
 /// The start of every compact payload text.
 const COMPACT_PREFIX: &str = "{\"compact\":1,\"headers\":null,";
@@ -68,15 +73,22 @@ pub(crate) fn encode(payload: &mut TriggerPayload, body_from_raw: bool) -> Resul
     encoded
 }
 
-/// Writes the public form of `payload`, wrapped when its body is JSON `null`.
+/// Writes the public form of `payload`, wrapped with its body's kind when the body would not
+/// read back unchanged from that form.
 fn encode_public(payload: &TriggerPayload) -> Result<String, serde_json::Error> {
-    if !matches!(payload.body.data, BodyData::Json(Value::Null)) {
-        return serde_json::to_string(payload);
-    }
+    let kind = match &payload.body.data {
+        _ if payload.body.reads_back_from_json() => return serde_json::to_string(payload),
+        BodyData::Json(_) => "json",
+        BodyData::Text(_) => "text",
+        BodyData::Bytes(_) => "bytes",
+        BodyData::Empty => return serde_json::to_string(payload),
+    };
 
     let mut out = Vec::with_capacity(1024);
     out.extend_from_slice(COMPACT_PREFIX.as_bytes());
-    out.extend_from_slice(b"\"nullBody\":true,\"payload\":");
+    out.extend_from_slice(b"\"bodyKind\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"payload\":");
     serde_json::to_writer(&mut out, payload)?;
     out.push(b'}');
     // serde writes UTF-8.
@@ -141,9 +153,9 @@ struct Compact<'a> {
     /// The body text; absent when `payload` contains the whole payload.
     #[serde(borrow, default, deserialize_with = "present_raw")]
     json: Option<&'a RawValue>,
-    /// Whether the body is JSON `null`, which the public form in `payload` reads as empty.
+    /// Kind of the body in `payload`, when the public form does not read it back unchanged.
     #[serde(default)]
-    null_body: bool,
+    body_kind: Option<String>,
     #[serde(default)]
     bom: bool,
     #[serde(default)]
@@ -156,6 +168,20 @@ struct Compact<'a> {
 /// Reads a present `json` field, `null` included, which a plain `Option` would read as absent.
 fn present_raw<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
     <&RawValue>::deserialize(deserializer).map(Some)
+}
+
+/// Rebuilds body data of `kind` from its public JSON form, `value`.
+fn body_of_kind(kind: Option<&str>, value: Value) -> Result<BodyData, String> {
+    match (kind, value) {
+        (Some("json"), value) => Ok(BodyData::Json(value)),
+        (Some("text"), Value::String(text)) => Ok(BodyData::Text(text)),
+        (Some("bytes"), Value::String(text)) => BASE64
+            .decode(&text)
+            .map(BodyData::Bytes)
+            .map_err(|error| format!("stored payload's byte body is not base64: {error}")),
+        (Some(kind), value) => Err(format!("stored payload has body kind {kind:?} with body data {value}")),
+        (None, _) => Err("stored compact payload is unreadable: it has neither `json` nor `bodyKind`".to_owned()),
+    }
 }
 
 /// Reads a stored payload text back into the payload it was made from.
@@ -171,11 +197,8 @@ pub(crate) fn decode(text: &str) -> Result<TriggerPayload, String> {
     let compact: Compact<'_> =
         serde_json::from_str(text).map_err(|error| format!("stored compact payload is unreadable: {error}"))?;
     let Some(json) = compact.json.map(RawValue::get) else {
-        if !compact.null_body {
-            return Err("stored compact payload is unreadable: it has neither `json` nor `nullBody`".to_owned());
-        }
         let mut payload = compact.payload;
-        payload.body.data = BodyData::Json(Value::Null);
+        payload.body.data = body_of_kind(compact.body_kind.as_deref(), payload.body.to_value())?;
         return Ok(payload);
     };
     let data = serde_json::from_str(json).map_err(|error| format!("stored request body is unreadable: {error}"))?;
@@ -286,6 +309,52 @@ mod tests {
     }
 
     #[test]
+    fn every_body_kind_reads_back() {
+        let bodies = [
+            (BodyData::Empty, None),
+            (BodyData::Json(Value::Null), Some("application/json")),
+            (BodyData::Json(json!("hi")), Some("text/plain")),
+            (BodyData::Json(json!("abcd")), None),
+            (BodyData::Json(json!({ "a": [1, 2] })), Some("application/json")),
+            (BodyData::Text("abcd".to_owned()), None),
+            (BodyData::Text("hi".to_owned()), Some("application/json")),
+            (BodyData::Text("plain text".to_owned()), Some("text/plain")),
+            (BodyData::Bytes(vec![233, 116, 233]), Some("text/plain")),
+            (BodyData::Bytes(vec![0, 255]), Some("application/json")),
+            (BodyData::Bytes(vec![0, 255]), None),
+        ];
+
+        for (data, content_type) in bodies {
+            let mut payload = TriggerPayload {
+                body: Body {
+                    data,
+                    content_type: content_type.map(str::to_owned),
+                },
+                ..TriggerPayload::default()
+            };
+
+            let decoded = decode(&encode(&mut payload, false).expect("encodes")).expect("decodes");
+
+            assert_eq!(decoded, payload);
+        }
+    }
+
+    #[test]
+    fn wrapped_body_shows_the_public_form() {
+        let mut payload = TriggerPayload {
+            body: Body {
+                data: BodyData::Bytes(vec![233, 116, 233]),
+                content_type: Some("text/plain".to_owned()),
+            },
+            ..TriggerPayload::default()
+        };
+
+        let public = public_value(&encode(&mut payload, false).expect("encodes")).expect("reads");
+
+        assert_eq!(public, payload.to_value());
+    }
+
+    #[test]
     fn empty_body_is_stored_in_the_public_form() {
         let mut payload = TriggerPayload::default();
 
@@ -300,7 +369,7 @@ mod tests {
 
         let error = decode(&text).expect_err("rejected");
 
-        assert!(error.contains("neither `json` nor `nullBody`"), "{error}");
+        assert!(error.contains("neither `json` nor `bodyKind`"), "{error}");
     }
 
     #[test]

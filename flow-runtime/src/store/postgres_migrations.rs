@@ -110,6 +110,13 @@ const MIGRATIONS: &[&str] = &[
     COMMENT ON COLUMN executions.payload IS
         'trigger payload: its public JSON form, or the compact form starting with {"compact":1';
     "#,
+    // 4: a payload text may be the public form wrapped with its body's kind. The schema does
+    // not change; the version keeps binaries that cannot read that wrapper from serving this
+    // store.
+    r#"
+    COMMENT ON COLUMN executions.payload IS
+        'trigger payload: its public JSON form, or a form starting with {"compact":1 that keeps the body text or the body kind';
+    "#,
 ];
 
 /// Applies every migration the schema has not seen yet, each in its own transaction.
