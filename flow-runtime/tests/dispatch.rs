@@ -493,7 +493,7 @@ async fn panicking_insert_returns_store_error() {
         .await;
 
     let error = submitted.expect_err("the insert panicked");
-    assert!(error.to_string().contains("the submission panicked"), "{error}");
+    assert!(error.to_string().contains("the submission panicked: insert of"), "{error}");
 }
 
 /// Returns the status of every stored execution once all of them are `want`, or after `limit`.

@@ -582,9 +582,10 @@ impl Inner {
         let spawner = runtime.clone();
         detach::Detached::new(runtime, Box::pin(async move {
             let submission = AssertUnwindSafe(inner.submit_detached(&spawner, &flow_key, &instance_id, payload, source, mode));
-            submission.catch_unwind().await.unwrap_or_else(|_| {
-                tracing::error!(flow = %flow_key, instance = %instance_id, "submission panicked");
-                Err(SubmitError::Store(StoreError::Closed("the submission panicked; see the runtime log".to_owned())))
+            submission.catch_unwind().await.unwrap_or_else(|panic| {
+                let message = run::panic_message(&*panic);
+                tracing::error!(flow = %flow_key, instance = %instance_id, panic = %message, "submission panicked");
+                Err(SubmitError::Store(StoreError::Closed(format!("the submission panicked: {message}"))))
             })
         }))
         .await
