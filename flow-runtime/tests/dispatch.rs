@@ -549,3 +549,49 @@ async fn submission_outside_a_runtime_is_rejected() {
     let filter = ExecutionFilter { limit: 10, ..ExecutionFilter::default() };
     assert!(store.list(filter).await.expect("lists").is_empty(), "the rejected submission was stored");
 }
+
+/// Serves `runtime` over HTTP on a free 127.0.0.1 port and returns its address.
+async fn serve_http(runtime: &Runtime) -> std::net::SocketAddr {
+    let settings = flow_runtime::http::HttpSettings {
+        body_limit: 1 << 20,
+        sync_timeout: Duration::from_secs(10),
+        admin_token: None,
+    };
+    let app = flow_runtime::http::router(runtime.clone(), settings, std::collections::HashMap::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// Sends a JSON webhook request over a raw connection and closes the connection after
+/// `hang_up`, before the response.
+async fn post_and_hang_up(addr: std::net::SocketAddr, path: &str, extra_headers: &str, hang_up: Duration) {
+    use tokio::io::AsyncWriteExt as _;
+
+    let body = r#"{"n":1}"#;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{extra_headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connects");
+    stream.write_all(request.as_bytes()).await.expect("writes");
+    tokio::time::sleep(hang_up).await;
+    drop(stream);
+}
+
+#[tokio::test]
+async fn webhook_execution_runs_after_client_hangs_up() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let store = CountingStore::with_slow_insert_replies(&folder, Duration::from_millis(400));
+    let runtime = start_engine(Arc::clone(&store)).await;
+    let addr = serve_http(&runtime).await;
+
+    // Both clients hang up while their insert's reply is on its way: an asynchronous request
+    // and one that asks to wait for the result.
+    post_and_hang_up(addr, "/webhooks/acme/orders", "", Duration::from_millis(100)).await;
+    post_and_hang_up(addr, "/webhooks/acme/orders", "Flow-Synchronous: true\r\n", Duration::from_millis(100)).await;
+
+    let statuses = statuses_when_all(&*store, "succeeded", Duration::from_secs(5)).await;
+    assert_eq!(statuses, ["succeeded", "succeeded"], "an accepted execution did not run");
+}
