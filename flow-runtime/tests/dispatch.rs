@@ -511,7 +511,7 @@ async fn statuses_when_all(store: &dyn Store, want: &str, limit: Duration) -> Ve
 }
 
 #[tokio::test]
-async fn execution_with_lost_insert_reply_runs_after_its_lease() {
+async fn lost_insert_reply_runs_after_lease() {
     let folder = tempfile::tempdir().expect("temp dir");
     let store = CountingStore::with_lost_insert_replies(&folder);
     let settings = EngineSettings {
@@ -588,10 +588,35 @@ async fn webhook_execution_runs_after_client_hangs_up() {
     let addr = serve_http(&runtime).await;
 
     // Both clients hang up while their insert's reply is on its way: an asynchronous request
-    // and one that asks to wait for the result.
+    // and one that requests the flow's result.
     post_and_hang_up(addr, "/webhooks/acme/orders", "", Duration::from_millis(100)).await;
     post_and_hang_up(addr, "/webhooks/acme/orders", "Flow-Synchronous: true\r\n", Duration::from_millis(100)).await;
 
     let statuses = statuses_when_all(&*store, "succeeded", Duration::from_secs(5)).await;
     assert_eq!(statuses, ["succeeded", "succeeded"], "an accepted execution did not run");
+}
+
+#[tokio::test]
+async fn invoked_flow_runs_after_its_parent_stops_waiting() {
+    // The parent gives up on its child's submission while the insert's reply is delayed.
+    let parent = flow(config("parent"), |context, _| {
+        Box::pin(async move {
+            let waited = tokio::time::timeout(Duration::from_millis(50), context.invoke_flow("child", json!({}))).await;
+            Ok(json!({ "timedOut": waited.is_err() }).into())
+        })
+    });
+    let folder = tempfile::tempdir().expect("temp dir");
+    let store = CountingStore::with_slow_insert_replies(&folder, Duration::from_millis(300));
+    let runtime = start_engine_with(Arc::clone(&store), vec![parent, flow(config("child"), echo)]).await;
+
+    let parent_id = runtime
+        .submit("parent", "acme", TriggerPayload::from_json(json!({})), Source::Cli, false)
+        .await
+        .expect("stored")
+        .execution_id;
+
+    let statuses = statuses_when_all(&*store, "succeeded", Duration::from_secs(5)).await;
+    assert_eq!(statuses, ["succeeded", "succeeded"], "the parent or its child did not run");
+    let parent = store.get(&parent_id).await.expect("reads").expect("stored");
+    assert_eq!(parent.result, Some(json!({ "data": { "timedOut": true } })), "the parent waited for its child");
 }
