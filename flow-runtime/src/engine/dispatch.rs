@@ -22,10 +22,10 @@ pub(super) async fn run_lease_keeper(inner: Arc<Inner>) {
         }
         let now = inner.clock.now();
         let running = inner.running_attempts();
-        if !running.is_empty() {
-            if let Err(error) = inner.store.renew_leases(&inner.worker_id, running, now + inner.settings.lease).await {
-                tracing::error!(%error, "could not renew leases; other workers may take over running executions");
-            }
+        if !running.is_empty()
+            && let Err(error) = inner.store.renew_leases(&inner.worker_id, running, now + inner.settings.lease).await
+        {
+            tracing::error!(%error, "could not renew leases; other workers may take over running executions");
         }
         match inner.store.reclaim_expired(now).await {
             Ok(0) => {}

@@ -14,7 +14,7 @@ mod run;
 mod scheduler;
 mod waiters;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
@@ -155,8 +155,9 @@ pub(crate) struct Inner {
     /// Attempts that gave their worker back and wait for their record's commit.
     pub(crate) recording: AtomicUsize,
     /// Ids of the executions whose attempt runs in this process, from its start until its
-    /// record is committed. Only their leases are renewed.
-    pub(crate) running: Mutex<HashSet<String>>,
+    /// record is committed, with the number of such attempts (two when a lease was lost and
+    /// the execution claimed again). Only their leases are renewed.
+    pub(crate) running: Mutex<HashMap<String, usize>>,
     pub(crate) queues: Arc<QueuePolicies>,
     /// Wakes the dispatcher; see [`Inner::queue_changed`].
     pub(crate) wake: Notify,
@@ -518,7 +519,7 @@ impl Inner {
     /// Returns the ids of the executions whose attempt runs in this process.
     pub(crate) fn running_attempts(&self) -> Vec<String> {
         let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        running.iter().cloned().collect()
+        running.keys().cloned().collect()
     }
 
     /// Returns an owning handle to this engine, which lives as long as any `Runtime` or task.

@@ -320,7 +320,7 @@ struct RunningAttempt<'a> {
 impl<'a> RunningAttempt<'a> {
     fn start(inner: &'a Inner, id: &str) -> Self {
         let mut running = inner.running.lock().unwrap_or_else(PoisonError::into_inner);
-        running.insert(id.to_owned());
+        *running.entry(id.to_owned()).or_default() += 1;
         Self { inner, id: id.to_owned() }
     }
 }
@@ -328,7 +328,12 @@ impl<'a> RunningAttempt<'a> {
 impl Drop for RunningAttempt<'_> {
     fn drop(&mut self) {
         let mut running = self.inner.running.lock().unwrap_or_else(PoisonError::into_inner);
-        running.remove(&self.id);
+        if let Some(count) = running.get_mut(&self.id) {
+            *count -= 1;
+            if *count == 0 {
+                running.remove(&self.id);
+            }
+        }
     }
 }
 
