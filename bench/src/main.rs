@@ -6,6 +6,7 @@
 //! runtime is measured twice, with its SQLite store at `synchronous = FULL` and at `NORMAL`.
 //! `docs/benchmarks.md` explains the output.
 
+mod insert_only;
 mod load;
 mod report;
 mod servers;
@@ -78,6 +79,9 @@ struct Args {
 enum Target {
     /// The bare axum handler.
     Bare,
+    /// The bare handler plus a group-committed SQLite insert of the body: a baseline with
+    /// no goal.
+    InsertOnly,
     /// The asynchronous webhook, store at `synchronous = FULL`.
     AsyncFull,
     /// The synchronous webhook, store at `synchronous = FULL`.
@@ -134,9 +138,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let body = sample_body();
 
     let bare_url = servers::start_bare().await?;
+    let insert_only = insert_only::start(work_dir.path()).await?;
     let full = servers::start_runtime(Durability::Full, work_dir.path()).await?;
     let normal = servers::start_runtime(Durability::Normal, work_dir.path()).await?;
     smoke_test(&bare_url, &full, &body).await?;
+    smoke_test_insert_only(&insert_only.url, &body).await?;
     smoke_test(&bare_url, &normal, &body).await?;
 
     eprintln!(
@@ -153,11 +159,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let mut rows = Vec::with_capacity(args.targets.len());
     for &target in &args.targets {
         let server = match target {
-            Target::Bare => None,
+            Target::Bare | Target::InsertOnly => None,
             Target::AsyncFull | Target::SyncFull => Some(&full),
             Target::AsyncNormal | Target::SyncNormal => Some(&normal),
         };
-        let row = measure(target, server, &bare_url, &body, &settings, &args, work_dir.path()).await?;
+        let url = if target == Target::InsertOnly { &insert_only.url } else { &bare_url };
+        let row = measure(target, server, url, &body, &settings, &args, work_dir.path()).await?;
         rows.push(row);
     }
     let load_after = system::load_average().unwrap_or_else(|| "unknown".to_owned());
@@ -173,10 +180,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
 }
 
 /// Warms up, measures one target, then waits for its executions and checks the store.
+/// `handler_url` is the URL of the bare or insert-only handler, for targets without a runtime.
 async fn measure(
     target: Target,
     server: Option<&RuntimeServer>,
-    bare_url: &str,
+    handler_url: &str,
     body: &str,
     settings: &LoadSettings,
     args: &Args,
@@ -184,6 +192,7 @@ async fn measure(
 ) -> anyhow::Result<Row> {
     let (name, flow, durability, goal) = match target {
         Target::Bare => ("bare", None, "-", None),
+        Target::InsertOnly => ("insert", None, "full", None),
         Target::AsyncFull => ("async", Some(ASYNC_FLOW), "full", Some(ASYNC_GOAL)),
         Target::SyncFull => ("sync", Some(SYNC_FLOW), "full", Some(SYNC_GOAL)),
         Target::AsyncNormal => ("async", Some(ASYNC_FLOW), "normal", Some(ASYNC_GOAL)),
@@ -191,7 +200,7 @@ async fn measure(
     };
     let url = match (server, flow) {
         (Some(server), Some(flow)) => server.webhook_url(flow),
-        _ => bare_url.to_owned(),
+        _ => handler_url.to_owned(),
     };
     let file_name = format!("{name}-{durability}");
 
@@ -248,6 +257,21 @@ async fn smoke_test(bare_url: &str, server: &RuntimeServer, body: &str) -> anyho
         result == json!({ "ok": true }),
         "synchronous webhook returned {result}, expected the flow's result {{\"ok\":true}}"
     );
+    Ok(())
+}
+
+/// Sends one request to the insert-only handler and checks that it returns a row id.
+async fn smoke_test_insert_only(url: &str, body: &str) -> anyhow::Result<()> {
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .with_context(|| format!("smoke request to {url} failed"))?;
+    let status = response.status();
+    let returned: Value = response.json().await.with_context(|| format!("{url} returned a body that is not JSON"))?;
+    ensure!(status == 200 && returned["executionId"].is_string(), "{url} returned {status}: {returned}");
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use crate::verify::{Settled, StoreCheck};
 /// One measured target.
 #[derive(Debug, Clone)]
 pub(crate) struct Row {
-    /// Server name: `bare`, `async` or `sync`.
+    /// Server name: `bare`, `insert`, `async` or `sync`.
     pub(crate) target: &'static str,
     /// SQLite `synchronous` setting of the runtime's store; `-` for the bare handler.
     pub(crate) durability: &'static str,
