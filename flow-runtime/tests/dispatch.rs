@@ -62,28 +62,26 @@ impl CountingStore {
         })
     }
 
+    /// Opens a store whose inserts behave as `configure` sets them on the new store.
+    fn with_inserts(folder: &tempfile::TempDir, configure: impl FnOnce(&mut Self)) -> Arc<Self> {
+        let mut store = Self::open(folder, Duration::ZERO);
+        configure(Arc::get_mut(&mut store).expect("only owner"));
+        store
+    }
+
     /// Opens a store whose every insert panics.
     fn with_panicking_inserts(folder: &tempfile::TempDir) -> Arc<Self> {
-        let sqlite = SqliteStore::open(folder.path().join("flows.db"), Durability::Normal).expect("store");
-        let mut store = Self::around(Arc::new(sqlite), Duration::ZERO);
-        Arc::get_mut(&mut store).expect("only owner").insert_panics = true;
-        store
+        Self::with_inserts(folder, |store| store.insert_panics = true)
     }
 
     /// Opens a store whose inserts commit and then fail.
     fn with_lost_insert_replies(folder: &tempfile::TempDir) -> Arc<Self> {
-        let sqlite = SqliteStore::open(folder.path().join("flows.db"), Durability::Normal).expect("store");
-        let mut store = Self::around(Arc::new(sqlite), Duration::ZERO);
-        Arc::get_mut(&mut store).expect("only owner").insert_replies_fail = true;
-        store
+        Self::with_inserts(folder, |store| store.insert_replies_fail = true)
     }
 
     /// Opens a store whose inserts reply `delay` after they are sent to SQLite.
     fn with_slow_insert_replies(folder: &tempfile::TempDir, delay: Duration) -> Arc<Self> {
-        let sqlite = SqliteStore::open(folder.path().join("flows.db"), Durability::Normal).expect("store");
-        let mut store = Self::around(Arc::new(sqlite), Duration::ZERO);
-        Arc::get_mut(&mut store).expect("only owner").insert_reply_delay = delay;
-        store
+        Self::with_inserts(folder, |store| store.insert_reply_delay = delay)
     }
 }
 
@@ -469,16 +467,7 @@ async fn execution_runs_after_its_caller_stops_waiting() {
     let waited = tokio::time::timeout(Duration::from_millis(50), submission).await;
     assert!(waited.is_err(), "the submission finished before its caller stopped waiting");
 
-    let mut statuses = Vec::new();
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let filter = ExecutionFilter { limit: 10, ..ExecutionFilter::default() };
-        let executions = store.list(filter).await.expect("lists");
-        statuses = executions.iter().map(|execution| execution.status.as_str().to_owned()).collect();
-        if statuses == ["succeeded"] {
-            break;
-        }
-    }
+    let statuses = statuses_when_all(&*store, "succeeded", Duration::from_secs(5)).await;
     assert_eq!(statuses, ["succeeded"], "the stored execution did not run");
 }
 

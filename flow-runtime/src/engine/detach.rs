@@ -42,8 +42,8 @@ impl<T: Send + 'static> Drop for Detached<T> {
         let Some(future) = self.future.take() else {
             return;
         };
-        // A runtime that is shutting down drops the task unrun. Its lease then expires, or the
-        // next start's recovery requeues it, so an execution stored but not run still runs.
+        // A runtime that is shutting down drops the task unrun. An execution that the future
+        // had stored is then requeued when its lease expires or by the next start's recovery.
         self.runtime.spawn(async move {
             let _ = future.await;
         });

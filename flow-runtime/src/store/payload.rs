@@ -76,11 +76,14 @@ pub(crate) fn encode(payload: &mut TriggerPayload, body_from_raw: bool) -> Resul
 /// Writes the public form of `payload`, wrapped with its body's kind when the body would not
 /// read back unchanged from that form.
 fn encode_public(payload: &TriggerPayload) -> Result<String, serde_json::Error> {
+    if payload.body.reads_back_from_json() {
+        return serde_json::to_string(payload);
+    }
     let kind = match &payload.body.data {
-        _ if payload.body.reads_back_from_json() => return serde_json::to_string(payload),
         BodyData::Json(_) => "json",
         BodyData::Text(_) => "text",
         BodyData::Bytes(_) => "bytes",
+        // An empty body always reads back, so this arm is not reached.
         BodyData::Empty => return serde_json::to_string(payload),
     };
 
@@ -88,10 +91,17 @@ fn encode_public(payload: &TriggerPayload) -> Result<String, serde_json::Error> 
     out.extend_from_slice(COMPACT_PREFIX.as_bytes());
     out.extend_from_slice(b"\"bodyKind\":\"");
     out.extend_from_slice(kind.as_bytes());
-    out.extend_from_slice(b"\",\"payload\":");
+    out.push(b'"');
+    finish_compact(out, payload)
+}
+
+/// Appends `payload` in the public form and the closing brace to a compact text whose other
+/// fields `out` contains, and returns the text.
+fn finish_compact(mut out: Vec<u8>, payload: &TriggerPayload) -> Result<String, serde_json::Error> {
+    out.extend_from_slice(b",\"payload\":");
     serde_json::to_writer(&mut out, payload)?;
     out.push(b'}');
-    // serde writes UTF-8.
+    // Every piece is UTF-8: the body text was checked by the parser, and serde writes UTF-8.
     String::from_utf8(out).map_err(serde::ser::Error::custom)
 }
 
@@ -138,12 +148,7 @@ fn encode_compact(payload: &TriggerPayload, parts: &CompactParts<'_>) -> Result<
         out.extend_from_slice(b",\"trail\":");
         serde_json::to_writer(&mut out, parts.trail)?;
     }
-
-    out.extend_from_slice(b",\"payload\":");
-    serde_json::to_writer(&mut out, payload)?;
-    out.push(b'}');
-    // Every piece is UTF-8: the JSON text was checked above and serde writes UTF-8.
-    String::from_utf8(out).map_err(serde::ser::Error::custom)
+    finish_compact(out, payload)
 }
 
 /// The compact form as read back.
