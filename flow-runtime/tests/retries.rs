@@ -240,3 +240,17 @@ async fn retry_reads_non_utf8_text_body_as_bytes() {
     let record = harness.execution(&run.execution_id).await;
     assert_eq!(record.result, Some(json!({ "data": "bytes" })));
 }
+
+/// The webhook parser accepts 127 levels of nesting, and the stored payload nests the body
+/// deeper than that.
+#[tokio::test]
+async fn retry_reads_deeply_nested_json_body() {
+    let harness = harness(flow(retry(1, 1, false), body_kind_after_first_attempt())).await;
+    let nested = serde_json::from_str(&format!("{}{}", "[".repeat(127), "]".repeat(127))).expect("parses");
+    let run = harness.invoke("sync-orders", TestRequest::json(nested)).await;
+
+    harness.advance(Duration::from_secs(120)).await;
+
+    let record = harness.execution(&run.execution_id).await;
+    assert_eq!(record.result, Some(json!({ "data": "JSON" })), "error: {:?}", record.error);
+}

@@ -241,6 +241,25 @@ async fn truncated_json_answers_400_and_creates_nothing() {
 }
 
 #[tokio::test]
+async fn json_nested_past_the_parser_limit_answers_400() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+    let body = format!("{}{}", "[".repeat(128), "]".repeat(128));
+
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/orders"))
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("sends");
+
+    assert_eq!(response.status(), 400);
+    assert!(json_of(response).await["error"].as_str().expect("text").contains("recursion limit exceeded"));
+    assert_eq!(server.execution_count().await, 0);
+}
+
+#[tokio::test]
 async fn form_body_keeps_plus_percent_and_repeated_keys() {
     let server = start(vec![flow(synchronous("echo"), echo)], Options::default()).await;
     let body = BASE64

@@ -10,6 +10,7 @@
 mod conformance;
 mod lineage;
 mod migrations;
+pub(crate) mod json;
 pub(crate) mod payload;
 mod postgres;
 mod postgres_migrations;

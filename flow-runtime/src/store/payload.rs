@@ -196,17 +196,17 @@ fn body_of_kind(kind: Option<&str>, value: Value) -> Result<BodyData, String> {
 /// Returns a message naming what could not be read.
 pub(crate) fn decode(text: &str) -> Result<TriggerPayload, String> {
     if !text.starts_with(COMPACT_PREFIX) {
-        return serde_json::from_str(text).map_err(|error| format!("stored payload is unreadable: {error}"));
+        return super::json::from_stored(text).map_err(|error| format!("stored payload is unreadable: {error}"));
     }
 
     let compact: Compact<'_> =
-        serde_json::from_str(text).map_err(|error| format!("stored compact payload is unreadable: {error}"))?;
+        super::json::from_stored(text).map_err(|error| format!("stored compact payload is unreadable: {error}"))?;
     let Some(json) = compact.json.map(RawValue::get) else {
         let mut payload = compact.payload;
         payload.body.data = body_of_kind(compact.body_kind.as_deref(), payload.body.to_value())?;
         return Ok(payload);
     };
-    let data = serde_json::from_str(json).map_err(|error| format!("stored request body is unreadable: {error}"))?;
+    let data = super::json::from_stored(json).map_err(|error| format!("stored request body is unreadable: {error}"))?;
 
     let mut payload = compact.payload;
     let mut raw = Vec::with_capacity(UTF8_BOM.len() + compact.lead.len() + json.len() + compact.trail.len());
@@ -230,7 +230,7 @@ pub(crate) fn public_value(text: &str) -> Result<Value, String> {
     if text.starts_with(COMPACT_PREFIX) {
         return Ok(decode(text)?.to_value());
     }
-    serde_json::from_str(text).map_err(|error| format!("stored payload is unreadable: {error}"))
+    super::json::from_stored(text).map_err(|error| format!("stored payload is unreadable: {error}"))
 }
 
 #[cfg(test)]
@@ -466,6 +466,16 @@ mod tests {
         let mut payload = json_request(raw.as_bytes());
 
         let decoded = decode(&encode(&mut payload, true).expect("encodes")).expect("decodes");
+
+        assert_eq!(decoded, payload);
+    }
+
+    #[test]
+    fn deeply_nested_public_form_reads_back() {
+        let raw = format!("{}{}", "[".repeat(127), "]".repeat(127));
+        let mut payload = json_request(raw.as_bytes());
+
+        let decoded = decode(&encode(&mut payload, false).expect("encodes")).expect("decodes");
 
         assert_eq!(decoded, payload);
     }

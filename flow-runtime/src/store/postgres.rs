@@ -382,7 +382,7 @@ impl Store for PostgresStore {
                     .fetch_optional(&mut *connection)
                     .await?;
                 match text {
-                    Some(text) => serde_json::from_str(&text).map_err(|error| corrupt(&format!("state {key}"), error)),
+                    Some(text) => super::json::from_stored(&text).map_err(|error| corrupt(&format!("state {key}"), error)),
                     None => Ok(BTreeMap::new()),
                 }
             })
@@ -420,7 +420,7 @@ impl Store for PostgresStore {
                     .await?;
                 let mut steps = BTreeMap::new();
                 for (name, result) in rows {
-                    let value = serde_json::from_str(&result)
+                    let value = super::json::from_stored(&result)
                         .map_err(|error| corrupt(&format!("step {name} of execution {execution_id}"), error))?;
                     steps.insert(name, value);
                 }
@@ -893,7 +893,7 @@ async fn read_execution(connection: &mut PgConnection, id: &str) -> Result<Optio
     for attempt in &attempts {
         let number: i32 = attempt.try_get("number")?;
         let attempt_logs: String = attempt.try_get("logs")?;
-        let entries: Vec<LogEntry> = serde_json::from_str(&attempt_logs).map_err(|error| corrupt(&context, error))?;
+        let entries: Vec<LogEntry> = super::json::from_stored(&attempt_logs).map_err(|error| corrupt(&context, error))?;
         logs.extend(entries);
         attempt_history.push(AttemptSummary {
             number: u32::try_from(number).unwrap_or_default(),
@@ -914,7 +914,7 @@ async fn read_execution(connection: &mut PgConnection, id: &str) -> Result<Optio
     for (name, result, recorded_at) in step_rows {
         steps.push(StepRecord {
             name,
-            result: serde_json::from_str(&result).map_err(|error| corrupt(&context, error))?,
+            result: super::json::from_stored(&result).map_err(|error| corrupt(&context, error))?,
             recorded_at: from_millis(recorded_at),
         });
     }
@@ -923,7 +923,7 @@ async fn read_execution(connection: &mut PgConnection, id: &str) -> Result<Optio
         summary,
         payload: super::payload::public_value(&payload).map_err(|error| corrupt(&context, error))?,
         result: result
-            .map(|text| serde_json::from_str(&text))
+            .map(|text| super::json::from_stored(&text))
             .transpose()
             .map_err(|error| corrupt(&context, error))?,
         error: row.try_get("error")?,

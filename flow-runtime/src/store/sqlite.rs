@@ -339,7 +339,7 @@ impl Store for SqliteStore {
             let mut steps = BTreeMap::new();
             for row in rows {
                 let (name, result) = row.map_err(database)?;
-                let value = serde_json::from_str(&result).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+                let value = super::json::from_stored(&result).map_err(|error| StoreError::Corrupt(error.to_string()))?;
                 steps.insert(name, value);
             }
             Ok(steps)
@@ -411,7 +411,7 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(database)?;
             match text {
-                Some(text) => serde_json::from_str(&text).map_err(|error| StoreError::Corrupt(error.to_string())),
+                Some(text) => super::json::from_stored(&text).map_err(|error| StoreError::Corrupt(error.to_string())),
                 None => Ok(BTreeMap::new()),
             }
         })
@@ -849,7 +849,7 @@ pub(super) fn write_state(tx: &Connection, write: &StateWrite, now: i64) -> Stor
         .and_then(|mut statement| statement.query_row([&key], |row| row.get(0)).optional())
         .map_err(database)?;
     let mut values: BTreeMap<String, Value> = match stored {
-        Some(text) => serde_json::from_str(&text).map_err(|error| StoreError::Corrupt(error.to_string()))?,
+        Some(text) => super::json::from_stored(&text).map_err(|error| StoreError::Corrupt(error.to_string()))?,
         None => BTreeMap::new(),
     };
     write.apply(&mut values);
@@ -953,7 +953,7 @@ fn read_execution(connection: &Connection, id: &str) -> StoreResult<Option<Execu
         .map_err(database)?;
     for row in rows {
         let (attempt, attempt_logs) = row.map_err(database)?;
-        let entries: Vec<LogEntry> = serde_json::from_str(&attempt_logs).map_err(corrupt)?;
+        let entries: Vec<LogEntry> = super::json::from_stored(&attempt_logs).map_err(corrupt)?;
         logs.extend(entries);
         attempt_history.push(attempt);
     }
@@ -969,7 +969,7 @@ fn read_execution(connection: &Connection, id: &str) -> StoreResult<Option<Execu
         let (name, result, recorded_at) = row.map_err(database)?;
         steps.push(StepRecord {
             name,
-            result: serde_json::from_str(&result).map_err(corrupt)?,
+            result: super::json::from_stored(&result).map_err(corrupt)?,
             recorded_at: from_millis(recorded_at),
         });
     }
@@ -977,7 +977,7 @@ fn read_execution(connection: &Connection, id: &str) -> StoreResult<Option<Execu
     Ok(Some(ExecutionRecord {
         summary,
         payload: super::payload::public_value(&payload).map_err(StoreError::Corrupt)?,
-        result: result.map(|text| serde_json::from_str(&text)).transpose().map_err(corrupt)?,
+        result: result.map(|text| super::json::from_stored(&text)).transpose().map_err(corrupt)?,
         error,
         related_id,
         parent_id,
