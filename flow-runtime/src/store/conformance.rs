@@ -285,6 +285,53 @@ pub(super) async fn list_filters_by_status_and_flow(store: Arc<dyn Store>) {
     assert_eq!(orders.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["e1"]);
 }
 
+/// Stores `id` of `flow` in `instance` and takes it to `outcome`: `None` leaves it queued, and
+/// an outcome finishes its first attempt with it.
+async fn stored_with(store: &Arc<dyn Store>, id: &str, flow: &str, instance: &str, outcome: Option<AttemptOutcome>) {
+    let mut execution = new_execution(id);
+    execution.flow = flow.to_owned();
+    execution.instance = instance.to_owned();
+    if outcome.is_some() {
+        execution.claimed_by = Some(Lease {
+            worker: "w1".to_owned(),
+            until: at(5),
+        });
+    }
+    store.insert(execution).await.expect("inserts");
+    if let Some(outcome) = outcome {
+        store.finish_attempt(&finish(id, 1, "w1", outcome)).await.expect("finishes");
+    }
+}
+
+async fn listed(store: &Arc<dyn Store>, flow: Option<&str>, instance: Option<&str>, status: Option<ExecutionStatus>) -> Vec<String> {
+    let filter = ExecutionFilter {
+        flow: flow.map(str::to_owned),
+        instance: instance.map(str::to_owned),
+        status,
+        limit: 2,
+    };
+    store.list(filter).await.expect("lists").into_iter().map(|summary| summary.id).collect()
+}
+
+pub(super) async fn list_combines_filters_newest_first(store: Arc<dyn Store>) {
+    let failed = || Some(AttemptOutcome::Failed { error: "boom".into() });
+    let succeeded = || Some(AttemptOutcome::Succeeded { result: json!(1) });
+    stored_with(&store, "f1", "orders", "acme", failed()).await;
+    stored_with(&store, "s1", "orders", "acme", succeeded()).await;
+    stored_with(&store, "f2", "invoices", "acme", failed()).await;
+    stored_with(&store, "f3", "orders", "globex", failed()).await;
+    stored_with(&store, "q1", "orders", "acme", None).await;
+    stored_with(&store, "f4", "orders", "acme", failed()).await;
+
+    assert_eq!(listed(&store, None, None, Some(ExecutionStatus::Failed)).await, ["f4", "f3"]);
+    assert_eq!(listed(&store, Some("orders"), Some("acme"), Some(ExecutionStatus::Failed)).await, ["f4", "f1"]);
+    assert_eq!(listed(&store, None, Some("acme"), Some(ExecutionStatus::Failed)).await, ["f4", "f2"]);
+    assert_eq!(listed(&store, Some("orders"), None, Some(ExecutionStatus::Succeeded)).await, ["s1"]);
+    assert_eq!(listed(&store, Some("orders"), Some("acme"), Some(ExecutionStatus::Queued)).await, ["q1"]);
+    assert_eq!(listed(&store, Some("invoices"), None, None).await, ["f2"]);
+    assert_eq!(listed(&store, None, None, None).await, ["f4", "q1"]);
+}
+
 pub(super) async fn state_writes_merge_by_key(store: Arc<dyn Store>) {
     let scope = StateScope::Integration;
     let write = |key: &str, value: Option<serde_json::Value>| StateWrite {
@@ -514,6 +561,7 @@ macro_rules! store_conformance_tests {
             renewed_lease_is_not_reclaimed,
             unlisted_lease_is_not_renewed,
             list_filters_by_status_and_flow,
+            list_combines_filters_newest_first,
             state_writes_merge_by_key,
             sequential_queue_runs_one_at_a_time_in_order,
             sequential_retry_holds_back_later_executions,

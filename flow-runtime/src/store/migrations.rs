@@ -116,6 +116,12 @@ const MIGRATIONS: &[&str] = &[
     // `store::payload`). The schema does not change; the version keeps binaries that cannot
     // read that wrapper from opening this store.
     "",
+    // 5: failed and cancelled executions, newest first, for listings filtered by those
+    // statuses. A successful execution never enters this index, so it costs nothing on the
+    // path that stores and finishes most executions.
+    r"
+    CREATE INDEX executions_failed_or_cancelled ON executions (seq) WHERE status IN ('failed', 'cancelled');
+    ",
 ];
 
 /// Applies every migration the database has not seen yet, each in its own transaction.

@@ -881,25 +881,48 @@ fn summary_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionSummar
 }
 
 fn list_executions(connection: &Connection, filter: &ExecutionFilter) -> StoreResult<Vec<ExecutionSummary>> {
-    let sql = format!(
-        "SELECT {SUMMARY_COLUMNS} FROM executions \
-         WHERE (?1 IS NULL OR flow = ?1) AND (?2 IS NULL OR instance = ?2) AND (?3 IS NULL OR status = ?3) \
-         ORDER BY seq DESC LIMIT ?4"
-    );
-    let mut statement = connection.prepare_cached(&sql).map_err(database)?;
     let limit = if filter.limit == 0 { 100 } else { filter.limit };
-    let rows = statement
-        .query_map(
-            params![
-                filter.flow,
-                filter.instance,
-                filter.status.map(ExecutionStatus::as_str),
-                limit as i64
-            ],
-            summary_from_row,
-        )
-        .map_err(database)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut parameters: Vec<(&str, &dyn rusqlite::ToSql)> = vec![(":limit", &limit)];
+    if let Some(flow) = &filter.flow {
+        parameters.push((":flow", flow));
+    }
+    if let Some(instance) = &filter.instance {
+        parameters.push((":instance", instance));
+    }
+
+    let mut statement = connection.prepare_cached(&list_sql(filter)).map_err(database)?;
+    let rows = statement.query_map(parameters.as_slice(), summary_from_row).map_err(database)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(database)
+}
+
+/// Builds the query of `list_executions` with a term for each filter that is set, so SQLite
+/// can use an index for it. The status is written as a literal, because SQLite uses a partial
+/// index only when the query's terms contain the index's condition.
+fn list_sql(filter: &ExecutionFilter) -> String {
+    let mut terms = Vec::new();
+    if filter.flow.is_some() {
+        terms.push("flow = :flow");
+    }
+    if filter.instance.is_some() {
+        terms.push("instance = :instance");
+    }
+    if let Some(status) = filter.status {
+        terms.push(match status {
+            ExecutionStatus::Queued => "status IN ('queued', 'running') AND status = 'queued'",
+            ExecutionStatus::Running => "status IN ('queued', 'running') AND status = 'running'",
+            ExecutionStatus::Failed => "status IN ('failed', 'cancelled') AND status = 'failed'",
+            ExecutionStatus::Cancelled => "status IN ('failed', 'cancelled') AND status = 'cancelled'",
+            ExecutionStatus::Succeeded => "status = 'succeeded'",
+        });
+    }
+
+    let conditions = if terms.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {} ", terms.join(" AND "))
+    };
+    format!("SELECT {SUMMARY_COLUMNS} FROM executions {conditions}ORDER BY seq DESC LIMIT :limit")
 }
 
 fn read_execution(connection: &Connection, id: &str) -> StoreResult<Option<ExecutionRecord>> {
@@ -1051,6 +1074,48 @@ mod tests {
         );
 
         assert_eq!(plan, ["SEARCH executions USING INDEX executions_unfinished (flow=? AND instance=?)"]);
+    }
+
+    fn list_plan(flow: Option<&str>, status: Option<ExecutionStatus>) -> Vec<String> {
+        let filter = ExecutionFilter {
+            flow: flow.map(str::to_owned),
+            instance: flow.map(|_| "acme".to_owned()),
+            status,
+            limit: 10,
+        };
+        let sql = list_sql(&filter)
+            .replace(":flow", "'orders'")
+            .replace(":instance", "'acme'")
+            .replace(":limit", "10");
+        query_plan(&sql)
+    }
+
+    #[test]
+    fn failed_listing_uses_its_index() {
+        let plan = list_plan(None, Some(ExecutionStatus::Failed));
+
+        assert_eq!(plan, ["SCAN executions USING INDEX executions_failed_or_cancelled"]);
+    }
+
+    #[test]
+    fn cancelled_listing_of_a_flow_uses_its_index() {
+        let plan = list_plan(Some("orders"), Some(ExecutionStatus::Cancelled));
+
+        assert_eq!(plan, ["SCAN executions USING INDEX executions_failed_or_cancelled"]);
+    }
+
+    #[test]
+    fn queued_listing_of_a_flow_uses_unfinished_index() {
+        let plan = list_plan(Some("orders"), Some(ExecutionStatus::Queued));
+
+        assert_eq!(plan, ["SEARCH executions USING INDEX executions_unfinished (flow=? AND instance=?)"]);
+    }
+
+    #[test]
+    fn unfiltered_listing_reads_newest_first() {
+        let plan = list_plan(None, None);
+
+        assert_eq!(plan, ["SCAN executions"]);
     }
 
     #[tokio::test]
