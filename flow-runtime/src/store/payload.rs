@@ -460,24 +460,18 @@ mod tests {
         }
     }
 
+    /// The webhook parser accepts 127 levels of nesting, and both stored forms nest the body
+    /// deeper than that.
     #[test]
     fn deeply_nested_json_body_reads_back() {
         let raw = format!("{}{}", "[".repeat(127), "]".repeat(127));
-        let mut payload = json_request(raw.as_bytes());
+        for compact in [true, false] {
+            let mut payload = json_request(raw.as_bytes());
 
-        let decoded = decode(&encode(&mut payload, true).expect("encodes")).expect("decodes");
+            let decoded = decode(&encode(&mut payload, compact).expect("encodes")).expect("decodes");
 
-        assert_eq!(decoded, payload);
-    }
-
-    #[test]
-    fn deeply_nested_public_form_reads_back() {
-        let raw = format!("{}{}", "[".repeat(127), "]".repeat(127));
-        let mut payload = json_request(raw.as_bytes());
-
-        let decoded = decode(&encode(&mut payload, false).expect("encodes")).expect("decodes");
-
-        assert_eq!(decoded, payload);
+            assert_eq!(decoded, payload, "compact: {compact}");
+        }
     }
 
     #[test]
