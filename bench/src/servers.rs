@@ -14,7 +14,7 @@ use flow_runtime::config::{FileConfig, InstanceSettings, Overrides, RuntimeSetti
 use flow_runtime::core::{ExecutionParams, FlowConfig, FlowResult};
 use flow_runtime::definition::{BoxFuture, Handlers, SourceLocation};
 use flow_runtime::engine::{EngineSettings, Runtime};
-use flow_runtime::http::{HttpSettings, router};
+use flow_runtime::http::{HttpSettings, ServerLimits, router};
 use flow_runtime::store::{Durability, SqliteStore};
 use flow_runtime::{Context, Flow, Integration, Registry};
 use serde_json::{Value, json};
@@ -93,13 +93,22 @@ pub(crate) async fn start_runtime(durability: Durability, data_dir: &Path) -> an
         HttpSettings { body_limit: 10 << 20, sync_timeout: Duration::from_secs(30), admin_token: None },
         HashMap::new(),
     );
-    let addr = serve(app).await?;
+    // The runtime is served by the accept loop that `serve` uses.
+    let listener = bind().await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(flow_runtime::http::serve(listener, app, ServerLimits::default(), std::future::pending()));
     Ok(RuntimeServer { addr, runtime, _folder: folder })
 }
 
-/// Binds a free port on 127.0.0.1 and serves `app` there until the process exits.
+/// Binds a free port on 127.0.0.1.
+async fn bind() -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind("127.0.0.1:0").await.context("cannot bind a port on 127.0.0.1")
+}
+
+/// Binds a free port on 127.0.0.1 and serves `app` there with `axum::serve` until the process
+/// exits.
 async fn serve(app: axum::Router) -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("cannot bind a port on 127.0.0.1")?;
+    let listener = bind().await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {

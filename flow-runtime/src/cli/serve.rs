@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::{CliError, build_runtime, load_settings, open_store};
 use crate::config::Overrides;
-use crate::http::{HttpSettings, router};
+use crate::http::{HttpSettings, ServerLimits, router, serve as serve_http};
 use crate::registry::Registry;
 
 pub(super) async fn serve(registry: Registry, config: Option<PathBuf>, overrides: Overrides) -> Result<(), CliError> {
@@ -56,10 +56,10 @@ pub(super) async fn serve(registry: Registry, config: Option<PathBuf>, overrides
         },
         organization_keys,
     );
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
+    serve_http(listener, app, ServerLimits::default(), shutdown_signal()).await;
     tracing::info!("stopped accepting requests; finishing running executions");
     runtime.shutdown(settings.shutdown_grace).await;
-    served.map_err(|error| CliError::failed(format!("server error: {error}")))
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -15,6 +15,7 @@ mod executions;
 pub(crate) mod request;
 mod routed;
 pub(crate) mod security;
+mod server;
 mod webhook;
 
 use std::collections::HashMap;
@@ -35,6 +36,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use crate::engine::Runtime;
 use crate::mcp::{self, McpEndpoint};
 
+pub use server::{HEADER_READ_TIMEOUT, ServerLimits, serve};
 pub use webhook::SYNCHRONOUS_HEADER;
 pub(crate) use webhook::read_body;
 

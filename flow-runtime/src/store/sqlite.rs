@@ -393,7 +393,7 @@ impl Store for SqliteStore {
     }
 
     fn schedule_summaries(&self) -> BoxFuture<'_, StoreResult<Vec<ScheduleSummary>>> {
-        self.read(|connection| schedule_summaries(connection))
+        self.read(schedule_summaries)
     }
 
     fn save_deployment(&self, record: DeploymentRecord) -> BoxFuture<'_, StoreResult<()>> {
@@ -401,7 +401,7 @@ impl Store for SqliteStore {
     }
 
     fn deployments(&self) -> BoxFuture<'_, StoreResult<Vec<DeploymentRecord>>> {
-        self.read(|connection| deployments(connection))
+        self.read(deployments)
     }
 
     fn load_state(&self, scope: StateScope) -> BoxFuture<'_, StoreResult<BTreeMap<String, Value>>> {
