@@ -285,51 +285,110 @@ pub(super) async fn list_filters_by_status_and_flow(store: Arc<dyn Store>) {
     assert_eq!(orders.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["e1"]);
 }
 
-/// Stores `id` of `flow` in `instance` and takes it to `outcome`: `None` leaves it queued, and
-/// an outcome finishes its first attempt with it.
-async fn stored_with(store: &Arc<dyn Store>, id: &str, flow: &str, instance: &str, outcome: Option<AttemptOutcome>) {
-    let mut execution = new_execution(id);
-    execution.flow = flow.to_owned();
-    execution.instance = instance.to_owned();
-    if outcome.is_some() {
-        execution.claimed_by = Some(Lease {
-            worker: "w1".to_owned(),
-            until: at(5),
-        });
+/// Lists with every combination of filters and limits, and compares each result with the same
+/// filter applied to the inserted executions. Names containing quotes and SQL match only themselves.
+pub(super) async fn list_matches_every_filter_combination(store: Arc<dyn Store>) {
+    let flows = ["orders", "x' OR '1'='1", "100%_"];
+    let instances = ["acme", "a\"; DROP TABLE executions; --"];
+    let mut inserted: Vec<(String, String, String, ExecutionStatus)> = Vec::new();
+    for (index, (flow, instance)) in flows.iter().flat_map(|flow| instances.iter().map(move |instance| (*flow, *instance))).enumerate() {
+        let anchor = format!("a{index}");
+        let mut execution = new_execution(&anchor);
+        execution.flow = flow.to_owned();
+        execution.instance = instance.to_owned();
+        execution.dedupe_key = Some(format!("key{index}"));
+        store.insert(execution).await.expect("inserts");
+        inserted.push((anchor, flow.to_owned(), instance.to_owned(), ExecutionStatus::Queued));
+
+        for (number, status) in [
+            ExecutionStatus::Succeeded,
+            ExecutionStatus::Failed,
+            ExecutionStatus::Running,
+            ExecutionStatus::Cancelled,
+            ExecutionStatus::Failed,
+            ExecutionStatus::Succeeded,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let id = format!("e{index}-{number}");
+            let mut execution = new_execution(&id);
+            execution.flow = flow.to_owned();
+            execution.instance = instance.to_owned();
+            match status {
+                ExecutionStatus::Cancelled => execution.dedupe_key = Some(format!("key{index}")),
+                ExecutionStatus::Queued => {}
+                _ => {
+                    execution.claimed_by = Some(Lease {
+                        worker: "w1".to_owned(),
+                        until: at(5),
+                    });
+                }
+            }
+            store.insert(execution).await.expect("inserts");
+            let outcome = match status {
+                ExecutionStatus::Succeeded => Some(AttemptOutcome::Succeeded { result: json!(1) }),
+                ExecutionStatus::Failed => Some(AttemptOutcome::Failed { error: "boom".into() }),
+                _ => None,
+            };
+            if let Some(outcome) = outcome {
+                store.finish_attempt(&finish(&id, 1, "w1", outcome)).await.expect("finishes");
+            }
+            inserted.push((id, flow.to_owned(), instance.to_owned(), status));
+        }
     }
+
+    let statuses = [
+        None,
+        Some(ExecutionStatus::Queued),
+        Some(ExecutionStatus::Running),
+        Some(ExecutionStatus::Succeeded),
+        Some(ExecutionStatus::Failed),
+        Some(ExecutionStatus::Cancelled),
+    ];
+    let flow_filters = [None, Some("orders"), Some("x' OR '1'='1"), Some("100%_"), Some("100%"), Some("x")];
+    let instance_filters = [None, Some("acme"), Some("a\"; DROP TABLE executions; --"), Some("a")];
+    for flow in flow_filters {
+        for instance in instance_filters {
+            for status in statuses {
+                for limit in [0, 1, 3, 100, usize::MAX] {
+                    let filter = ExecutionFilter {
+                        flow: flow.map(str::to_owned),
+                        instance: instance.map(str::to_owned),
+                        status,
+                        limit,
+                    };
+                    let listed: Vec<String> =
+                        store.list(filter).await.expect("lists").into_iter().map(|summary| summary.id).collect();
+                    let expected: Vec<String> = inserted
+                        .iter()
+                        .rev()
+                        .filter(|(_, inserted_flow, inserted_instance, inserted_status)| {
+                            flow.is_none_or(|flow| flow == inserted_flow)
+                                && instance.is_none_or(|instance| instance == inserted_instance)
+                                && status.is_none_or(|status| status == *inserted_status)
+                        })
+                        .take(if limit == 0 { 100 } else { limit })
+                        .map(|(id, ..)| id.clone())
+                        .collect();
+                    assert_eq!(listed, expected, "flow {flow:?}, instance {instance:?}, status {status:?}, limit {limit}");
+                }
+            }
+        }
+    }
+}
+
+/// A payload this deep, read back as a value, would overflow the stack when the value is
+/// dropped and abort the process.
+pub(super) async fn too_deeply_nested_payload_is_corrupt(store: Arc<dyn Store>) {
+    let depth = 100_000;
+    let mut execution = new_execution("e1");
+    execution.payload = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
     store.insert(execution).await.expect("inserts");
-    if let Some(outcome) = outcome {
-        store.finish_attempt(&finish(id, 1, "w1", outcome)).await.expect("finishes");
-    }
-}
 
-async fn listed(store: &Arc<dyn Store>, flow: Option<&str>, instance: Option<&str>, status: Option<ExecutionStatus>) -> Vec<String> {
-    let filter = ExecutionFilter {
-        flow: flow.map(str::to_owned),
-        instance: instance.map(str::to_owned),
-        status,
-        limit: 2,
-    };
-    store.list(filter).await.expect("lists").into_iter().map(|summary| summary.id).collect()
-}
+    let read = store.get("e1").await;
 
-pub(super) async fn list_combines_filters_newest_first(store: Arc<dyn Store>) {
-    let failed = || Some(AttemptOutcome::Failed { error: "boom".into() });
-    let succeeded = || Some(AttemptOutcome::Succeeded { result: json!(1) });
-    stored_with(&store, "f1", "orders", "acme", failed()).await;
-    stored_with(&store, "s1", "orders", "acme", succeeded()).await;
-    stored_with(&store, "f2", "invoices", "acme", failed()).await;
-    stored_with(&store, "f3", "orders", "globex", failed()).await;
-    stored_with(&store, "q1", "orders", "acme", None).await;
-    stored_with(&store, "f4", "orders", "acme", failed()).await;
-
-    assert_eq!(listed(&store, None, None, Some(ExecutionStatus::Failed)).await, ["f4", "f3"]);
-    assert_eq!(listed(&store, Some("orders"), Some("acme"), Some(ExecutionStatus::Failed)).await, ["f4", "f1"]);
-    assert_eq!(listed(&store, None, Some("acme"), Some(ExecutionStatus::Failed)).await, ["f4", "f2"]);
-    assert_eq!(listed(&store, Some("orders"), None, Some(ExecutionStatus::Succeeded)).await, ["s1"]);
-    assert_eq!(listed(&store, Some("orders"), Some("acme"), Some(ExecutionStatus::Queued)).await, ["q1"]);
-    assert_eq!(listed(&store, Some("invoices"), None, None).await, ["f2"]);
-    assert_eq!(listed(&store, None, None, None).await, ["f4", "q1"]);
+    assert!(matches!(read, Err(super::StoreError::Corrupt(_))), "the payload was read back as a value");
 }
 
 pub(super) async fn state_writes_merge_by_key(store: Arc<dyn Store>) {
@@ -561,7 +620,8 @@ macro_rules! store_conformance_tests {
             renewed_lease_is_not_reclaimed,
             unlisted_lease_is_not_renewed,
             list_filters_by_status_and_flow,
-            list_combines_filters_newest_first,
+            list_matches_every_filter_combination,
+            too_deeply_nested_payload_is_corrupt,
             state_writes_merge_by_key,
             sequential_queue_runs_one_at_a_time_in_order,
             sequential_retry_holds_back_later_executions,

@@ -3,24 +3,69 @@
 //! serde_json stops at 128 levels of nesting by default, and the webhook parser keeps that
 //! limit for request bodies. A stored text nests its values deeper than they were sent: a
 //! payload's body sits two or three levels down, inside `body.data` and the compact form's
-//! `payload`. So a body the parser accepted would not read back. Stored texts are written by
-//! the runtime, so they are read without the limit, on a stack that grows as needed instead of
-//! overflowing.
+//! `payload`. So a body the parser accepted would not read back under that limit.
+//!
+//! Stored texts are read up to [`MAX_STORED_DEPTH`] levels instead. Dropping, serializing and
+//! cloning a value recurse once per level on the thread's own stack. So a deeper text is
+//! reported as unreadable, because its value could overflow the stack and abort the process.
+//! The parse itself runs through serde_stacker, which grows the stack when it runs low.
 
 use serde::Deserialize;
+use serde::de::Error as _;
 
-/// Reads a JSON text that the store wrote, at any depth of nesting.
+/// Deepest nesting of arrays and objects that a stored JSON text may have to be read back.
+///
+/// It leaves room for the deepest request body the webhook parser accepts (127 levels) inside
+/// a stored payload. A debug build aborted when it serialized a value about 1,500 levels deep
+/// on a 2 MiB tokio worker stack, so this limit keeps a wide margin below that.
+pub(crate) const MAX_STORED_DEPTH: usize = 512;
+
+/// Reads a JSON text that the store wrote, nested at most [`MAX_STORED_DEPTH`] levels deep.
 ///
 /// # Errors
 ///
-/// Returns serde_json's error when the text is not JSON of type `T`.
+/// Returns serde_json's error when the text is not JSON of type `T`, or is nested deeper.
 pub(crate) fn from_stored<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, serde_json::Error> {
+    let depth = nesting_depth(text);
+    if depth > MAX_STORED_DEPTH {
+        return Err(serde_json::Error::custom(format!(
+            "the stored JSON is nested {depth} levels deep, more than the {MAX_STORED_DEPTH} this runtime reads back"
+        )));
+    }
+
     let mut deserializer = serde_json::Deserializer::from_str(text);
     deserializer.disable_recursion_limit();
-
     let value = T::deserialize(serde_stacker::Deserializer::new(&mut deserializer))?;
     deserializer.end()?;
     Ok(value)
+}
+
+/// Returns the deepest nesting of arrays and objects in a JSON text, skipping brackets inside
+/// strings. For text that is not JSON the count is meaningless, and the parser reports the error.
+fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0_usize, 0_usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 #[cfg(test)]
@@ -34,12 +79,28 @@ mod tests {
     }
 
     #[test]
-    fn deeply_nested_text_reads_back() {
-        let text = nested_arrays(200);
+    fn text_at_the_depth_limit_reads_back() {
+        let text = nested_arrays(MAX_STORED_DEPTH);
 
         let value: Value = from_stored(&text).expect("reads");
 
         assert_eq!(value.to_string(), text);
+    }
+
+    #[test]
+    fn text_past_the_depth_limit_is_rejected() {
+        let text = nested_arrays(MAX_STORED_DEPTH + 1);
+
+        let error = from_stored::<Value>(&text).expect_err("rejected");
+
+        assert!(error.to_string().contains("nested 513 levels deep"), "{error}");
+    }
+
+    #[test]
+    fn brackets_inside_strings_do_not_count() {
+        let text = r#"{"a": "[[[{{\"[", "b": [{"c": "]]]"}]}"#;
+
+        assert_eq!(nesting_depth(text), 3);
     }
 
     #[test]
