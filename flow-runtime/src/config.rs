@@ -69,7 +69,8 @@ pub struct ServerSettings {
     pub admin_token: Option<String>,
     /// Executions running at once.
     pub workers: Option<usize>,
-    /// How long running executions may finish after SIGTERM or Ctrl-C, in seconds.
+    /// How long open connections, and then running executions, may finish after SIGTERM or
+    /// Ctrl-C, in seconds.
     pub shutdown_grace_seconds: Option<u64>,
 }
 
@@ -145,7 +146,8 @@ pub struct RuntimeSettings {
     pub admin_token: Option<String>,
     /// Executions running at once.
     pub workers: usize,
-    /// How long running executions may finish after SIGTERM or Ctrl-C.
+    /// How long open connections, and then running executions, may finish after SIGTERM or
+    /// Ctrl-C.
     pub shutdown_grace: std::time::Duration,
     /// Location of the store.
     pub store: StoreLocation,

@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 
 const HEAD_LIMIT: Duration = Duration::from_millis(300);
 
+const DRAIN_LIMIT: Duration = Duration::from_secs(1);
+
 /// Maximum wait for the server to close a connection in these tests.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -22,7 +24,8 @@ struct Server {
     task: JoinHandle<()>,
 }
 
-/// Serves `/health`, and `/slow`, which responds after 500 ms, with a 300 ms head limit.
+/// Serves `/health`, and `/slow`, which responds after 500 ms, with a 300 ms head limit and a
+/// 1 s drain limit.
 async fn start() -> Server {
     let app = Router::new().route("/health", get(|| async { "ok" })).route(
         "/slow",
@@ -36,6 +39,7 @@ async fn start() -> Server {
     let (stop, stopped) = oneshot::channel::<()>();
     let limits = ServerLimits {
         header_read_timeout: HEAD_LIMIT,
+        drain_timeout: DRAIN_LIMIT,
     };
     let task = tokio::spawn(serve(listener, app, limits, async {
         let _ = stopped.await;
@@ -129,4 +133,48 @@ async fn idle_connection_is_closed() {
 
     assert_eq!(&first, b"HTTP/1.1 200 OK\r\n");
     assert!(answered.elapsed() >= HEAD_LIMIT, "closed after {:?}", answered.elapsed());
+}
+
+#[tokio::test]
+async fn stop_closes_silent_connection_at_once() {
+    let mut server = start().await;
+    let mut stream = TcpStream::connect(server.addr).await.expect("connects");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let stopped = Instant::now();
+
+    server.stop.take().expect("running").send(()).expect("the server waits for the stop");
+    read_until_closed(&mut stream).await;
+
+    assert!(stopped.elapsed() < HEAD_LIMIT, "closed after {:?}", stopped.elapsed());
+}
+
+#[tokio::test]
+async fn stop_ends_unfinished_head_within_limit() {
+    let mut server = start().await;
+    let mut stream = TcpStream::connect(server.addr).await.expect("connects");
+    stream.write_all(b"GET /health HTTP/1.1\r\nHost: local\r\n").await.expect("writes");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    server.stop.take().expect("running").send(()).expect("the server waits for the stop");
+    let returned = tokio::time::timeout(CLOSE_WAIT, &mut server.task).await;
+
+    assert!(returned.is_ok(), "the server did not return within {CLOSE_WAIT:?}");
+}
+
+/// A client that sends requests and reads no responses stalls the server's writes, so its
+/// connection stays open until the drain limit.
+#[tokio::test]
+async fn unread_responses_do_not_hold_stop() {
+    let mut server = start().await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("creates a socket");
+    socket.set_recv_buffer_size(4096).expect("sets the receive buffer");
+    let mut stream = socket.connect(server.addr).await.expect("connects");
+    let requests = b"GET /health HTTP/1.1\r\nHost: local\r\n\r\n".repeat(1000);
+    // Send until the server stops reading, because it cannot write its responses.
+    while tokio::time::timeout(Duration::from_secs(1), stream.write_all(&requests)).await.is_ok() {}
+
+    server.stop.take().expect("running").send(()).expect("the server waits for the stop");
+    let returned = tokio::time::timeout(CLOSE_WAIT, &mut server.task).await;
+
+    assert!(returned.is_ok(), "the server did not return within {CLOSE_WAIT:?} of the stop");
 }

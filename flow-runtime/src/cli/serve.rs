@@ -56,7 +56,11 @@ pub(super) async fn serve(registry: Registry, config: Option<PathBuf>, overrides
         },
         organization_keys,
     );
-    serve_http(listener, app, ServerLimits::default(), shutdown_signal()).await;
+    let limits = ServerLimits {
+        drain_timeout: settings.shutdown_grace,
+        ..ServerLimits::default()
+    };
+    serve_http(listener, app, limits, shutdown_signal()).await;
     tracing::info!("stopped accepting requests; finishing running executions");
     runtime.shutdown(settings.shutdown_grace).await;
     Ok(())

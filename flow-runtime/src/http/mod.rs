@@ -36,7 +36,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use crate::engine::Runtime;
 use crate::mcp::{self, McpEndpoint};
 
-pub use server::{HEADER_READ_TIMEOUT, ServerLimits, serve};
+pub use server::{DRAIN_TIMEOUT, HEADER_READ_TIMEOUT, ServerLimits, serve};
 pub use webhook::SYNCHRONOUS_HEADER;
 pub(crate) use webhook::read_body;
 

@@ -26,24 +26,32 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// before the next one.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_secs(1);
 
+/// Time that [`serve`] gives open connections to finish after the stop, by default.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Limits of the connections [`serve`] accepts.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerLimits {
     /// Time a client has to send a request head; see [`HEADER_READ_TIMEOUT`].
     pub header_read_timeout: Duration,
+    /// Time that connections get to finish their requests after the stop. Connections still
+    /// open then, such as a client that sends its body slowly or reads no responses, are left
+    /// to close with the process.
+    pub drain_timeout: Duration,
 }
 
 impl Default for ServerLimits {
     fn default() -> Self {
         Self {
             header_read_timeout: HEADER_READ_TIMEOUT,
+            drain_timeout: DRAIN_TIMEOUT,
         }
     }
 }
 
 /// Serves `app` on every connection `listener` accepts, until `shutdown` resolves. Then it stops
 /// accepting, lets each connection finish the request it is serving, closes idle ones, and
-/// returns once every connection is closed.
+/// returns once every connection is closed or `limits.drain_timeout` has passed.
 pub async fn serve(listener: TcpListener, app: Router, limits: ServerLimits, shutdown: impl Future<Output = ()>) {
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
@@ -61,8 +69,10 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ServerLimits, shu
             Err(error) if is_connection_error(&error) => continue,
             Err(error) => {
                 tracing::error!(%error, retry_in_ms = ACCEPT_RETRY_DELAY.as_millis(), "could not accept a connection");
-                tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
-                continue;
+                tokio::select! {
+                    () = tokio::time::sleep(ACCEPT_RETRY_DELAY) => continue,
+                    () = &mut shutdown => break,
+                }
             }
         };
 
@@ -76,7 +86,12 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ServerLimits, shu
     }
 
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown()).await.is_err() {
+        tracing::warn!(
+            drain_timeout_seconds = limits.drain_timeout.as_secs(),
+            "connections still open after the drain timeout are closed with the process"
+        );
+    }
 }
 
 fn is_connection_error(error: &std::io::Error) -> bool {
