@@ -355,25 +355,58 @@ fn first_run_slow(key: &str) -> flow_runtime::Flow {
     })
 }
 
+/// A PostgreSQL schema of its own for one test, on the server that `FLOW_TEST_POSTGRES_URL`
+/// names.
+struct PgSchema {
+    admin: sqlx::PgConnection,
+    name: String,
+    store_url: String,
+}
+
+impl PgSchema {
+    /// Creates the schema, or prints a notice and returns `None` when the variable is unset.
+    async fn create(test: &str) -> Option<Self> {
+        use sqlx::Connection as _;
+
+        let Ok(url) = std::env::var("FLOW_TEST_POSTGRES_URL") else {
+            eprintln!("skipped {test}: FLOW_TEST_POSTGRES_URL is unset");
+            return None;
+        };
+        let name = format!("test_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = sqlx::PgConnection::connect(&url).await.expect("connects");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("creates the schema");
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let store_url = format!("{url}{separator}options[search_path]={name}&application_name={name}");
+        Some(Self { admin, name, store_url })
+    }
+
+    /// Opens a store on the schema.
+    async fn open(&self) -> Arc<dyn Store> {
+        Arc::new(flow_runtime::store::PostgresStore::connect(&self.store_url).await.expect("opens"))
+    }
+
+    /// Ends the stores' connections and drops the schema.
+    async fn drop(mut self) {
+        let name = &self.name;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{name}'; \
+             DROP SCHEMA {name} CASCADE"
+        )))
+        .execute(&mut self.admin)
+        .await
+        .expect("drops the schema");
+    }
+}
+
 #[tokio::test]
 async fn idle_process_takes_queued_overflow() {
-    let Ok(url) = std::env::var("FLOW_TEST_POSTGRES_URL") else {
-        eprintln!("skipped idle_process_takes_queued_overflow: FLOW_TEST_POSTGRES_URL is unset");
+    let Some(schema) = PgSchema::create("idle_process_takes_queued_overflow").await else {
         return;
     };
-    use sqlx::Connection as _;
-    let schema = format!("test_{}", uuid::Uuid::now_v7().simple());
-    let mut admin = sqlx::PgConnection::connect(&url).await.expect("connects");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut admin)
-        .await
-        .expect("creates the schema");
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let store_url = format!("{url}{separator}options[search_path]={schema}&application_name={schema}");
-    let open = || async {
-        let store = flow_runtime::store::PostgresStore::connect(&store_url).await.expect("opens");
-        CountingStore::around(Arc::new(store), Duration::ZERO)
-    };
+    let open = || async { CountingStore::around(schema.open().await, Duration::ZERO) };
 
     // `small` has one worker; `large` has the default number.
     let one_worker = EngineSettings {
@@ -414,13 +447,7 @@ async fn idle_process_takes_queued_overflow() {
 
     small.shutdown(Duration::from_secs(5)).await;
     large.shutdown(Duration::from_secs(5)).await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{schema}'; \
-         DROP SCHEMA {schema} CASCADE"
-    )))
-    .execute(&mut admin)
-    .await
-    .expect("drops the schema");
+    schema.drop().await;
     assert_eq!(status, flow_runtime::store::ExecutionStatus::Succeeded, "the queued execution waited for a periodic check");
 }
 
@@ -520,6 +547,30 @@ async fn lost_insert_reply_runs_after_lease() {
 }
 
 #[tokio::test]
+async fn lost_insert_reply_runs_after_lease_on_postgres() {
+    let Some(schema) = PgSchema::create("lost_insert_reply_runs_after_lease_on_postgres").await else {
+        return;
+    };
+    let mut store = CountingStore::around(schema.open().await, Duration::ZERO);
+    Arc::get_mut(&mut store).expect("only owner").insert_replies_fail = true;
+    let settings = EngineSettings {
+        lease: Duration::from_millis(600),
+        ..EngineSettings::default()
+    };
+    let runtime = start_engine_on(Arc::clone(&store), vec![flow(config("orders"), echo)], settings).await;
+
+    let submitted = runtime
+        .submit("orders", "acme", TriggerPayload::from_json(json!({ "n": 1 })), Source::Cli, false)
+        .await;
+    let statuses = statuses_when_all(&*store, "succeeded", Duration::from_secs(10)).await;
+
+    runtime.shutdown(Duration::from_secs(5)).await;
+    schema.drop().await;
+    assert!(submitted.is_err(), "the insert's reply was lost, yet the submission returned {submitted:?}");
+    assert_eq!(statuses, ["succeeded"], "the stored execution did not run");
+}
+
+#[tokio::test]
 async fn submission_outside_a_runtime_is_rejected() {
     let folder = tempfile::tempdir().expect("temp dir");
     let store = CountingStore::open(&folder, Duration::ZERO);
@@ -549,7 +600,8 @@ async fn serve_http(runtime: &Runtime) -> std::net::SocketAddr {
     let app = flow_runtime::http::router(runtime.clone(), settings, std::collections::HashMap::new());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
     let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let limits = flow_runtime::http::ServerLimits::default();
+    tokio::spawn(flow_runtime::http::serve(listener, app, limits, std::future::pending()));
     addr
 }
 
