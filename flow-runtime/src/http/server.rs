@@ -20,7 +20,12 @@ use tokio::net::TcpListener;
 
 /// Time a client has to send a whole request head, from the moment the server waits for it: at
 /// the start of a connection and after each response on a kept-alive connection.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+///
+/// It is also how long an idle kept-alive connection stays open. nginx keeps idle connections
+/// to an upstream server for 60 seconds by default (`keepalive_timeout` in its upstream
+/// module), so the proxy in front closes them first, and never sends a request on a
+/// connection that this server is closing.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// Wait after a failed `accept`, such as when the process has run out of file descriptors,
 /// before the next one.
