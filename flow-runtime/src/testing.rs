@@ -625,8 +625,8 @@ impl TestHarness {
             .list(ExecutionFilter {
                 flow: Some(flow.to_owned()),
                 instance: Some(self.instance.id.clone()),
-                status: None,
                 limit: usize::MAX >> 1,
+                ..ExecutionFilter::default()
             })
             .await
             .expect("reads the store");

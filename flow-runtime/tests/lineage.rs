@@ -1,4 +1,4 @@
-//! The executions API shows which executions started an execution.
+//! The executions API shows which executions started an execution, and which ones it started.
 
 mod common;
 
@@ -79,4 +79,22 @@ async fn execution_started_by_a_webhook_has_an_empty_lineage() {
 
     assert_eq!(shown["lineage"], json!([]));
     assert_eq!(shown["parentId"], Value::Null);
+}
+
+#[tokio::test]
+async fn list_by_parent_returns_the_invoked_execution() {
+    let server = three_level_chain().await;
+    let middle = execution_id_of(&server, "middle").await;
+    let inner = execution_id_of(&server, "inner").await;
+
+    let response = server.client.get(server.url(&format!("/executions?parent={middle}"))).send().await.expect("sends");
+    let listed = json_of(response).await;
+
+    let ids: Vec<&str> = listed["executions"]
+        .as_array()
+        .expect("an executions list")
+        .iter()
+        .map(|execution| execution["id"].as_str().expect("an id"))
+        .collect();
+    assert_eq!(ids, vec![inner.as_str()]);
 }

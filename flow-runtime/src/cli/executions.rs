@@ -19,6 +19,9 @@ pub(super) enum ExecutionsCommand {
         /// Only this instance.
         #[arg(long)]
         instance: Option<String>,
+        /// Only executions that this execution started (flows it invoked, requests it routed).
+        #[arg(long)]
+        parent: Option<String>,
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: usize,
@@ -49,6 +52,7 @@ pub(super) async fn run(config: Option<PathBuf>, overrides: Overrides, command: 
             flow,
             status,
             instance,
+            parent,
             limit,
             json,
         } => {
@@ -57,6 +61,7 @@ pub(super) async fn run(config: Option<PathBuf>, overrides: Overrides, command: 
                     flow,
                     instance,
                     status,
+                    parent,
                     limit,
                 })
                 .await

@@ -20,10 +20,11 @@ pub(super) struct ListQuery {
     flow: Option<String>,
     instance: Option<String>,
     status: Option<String>,
+    parent: Option<String>,
     limit: Option<usize>,
 }
 
-/// `GET /executions`: newest first, filtered by flow, instance and status.
+/// `GET /executions`: newest first, filtered by flow, instance, status and parent execution.
 pub(super) async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -32,7 +33,7 @@ pub(super) async fn list(
     if let Some(rejection) = reject_unauthorized(&state, &headers) {
         return rejection;
     }
-    let usage = format!("use ?flow=KEY&instance=ID&status=STATUS&limit=N with N from 1 to {MAX_LIST_LIMIT}");
+    let usage = format!("use ?flow=KEY&instance=ID&status=STATUS&parent=EXECUTION_ID&limit=N with N from 1 to {MAX_LIST_LIMIT}");
     let query = match parsed_query(query, &usage) {
         Ok(query) => query,
         Err(rejection) => return rejection,
@@ -45,6 +46,7 @@ pub(super) async fn list(
         flow: query.flow,
         instance: query.instance,
         status,
+        parent: query.parent,
         limit: query.limit.unwrap_or(100).clamp(1, MAX_LIST_LIMIT),
     };
     match state.runtime.store().list(filter).await {

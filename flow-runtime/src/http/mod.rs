@@ -5,7 +5,7 @@
 //!   (flow-specific), `ANY /webhooks/{instance}[/{*path}]` (instance-specific) or
 //!   `ANY /webhooks[/{*path}]` (shared)
 //! - `ANY /mcp/{instance}`: the instance's MCP server, whose tools are its agent flows
-//! - `GET /executions?flow=&instance=&status=&limit=` and `GET /executions/{id}`
+//! - `GET /executions?flow=&instance=&status=&parent=&limit=` and `GET /executions/{id}`
 //! - `GET /instances`, `POST /instances/{instance}/deploy`, `POST /instances/{instance}/delete`
 //! - `GET /schedules` and `GET /ticks?flow=&instance=&limit=`
 //! - `GET /health`

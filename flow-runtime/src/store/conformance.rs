@@ -285,6 +285,30 @@ pub(super) async fn list_filters_by_status_and_flow(store: Arc<dyn Store>) {
     assert_eq!(orders.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["e1"]);
 }
 
+pub(super) async fn list_filters_by_parent(store: Arc<dyn Store>) {
+    let child = |id: &str, parent: &str| {
+        let mut execution = new_execution(id);
+        execution.parent_id = Some(parent.to_owned());
+        execution
+    };
+    for execution in [new_execution("p1"), child("c1", "p1"), child("c2", "p2"), child("c3", "p1")] {
+        store.insert(execution).await.expect("inserts");
+    }
+    let children = |parent: &str| {
+        let filter = ExecutionFilter {
+            parent: Some(parent.to_owned()),
+            limit: 10,
+            ..ExecutionFilter::default()
+        };
+        let store = Arc::clone(&store);
+        async move { store.list(filter).await.expect("lists").into_iter().map(|summary| summary.id).collect::<Vec<_>>() }
+    };
+
+    assert_eq!(children("p1").await, ["c3", "c1"]);
+    assert_eq!(children("p2").await, ["c2"]);
+    assert!(children("c1").await.is_empty());
+}
+
 /// Lists with every combination of filters and limits, and compares each result with the same
 /// filter applied to the inserted executions. Names containing quotes and SQL match only themselves.
 pub(super) async fn list_matches_every_filter_combination(store: Arc<dyn Store>) {
@@ -356,6 +380,7 @@ pub(super) async fn list_matches_every_filter_combination(store: Arc<dyn Store>)
                         flow: flow.map(str::to_owned),
                         instance: instance.map(str::to_owned),
                         status,
+                        parent: None,
                         limit,
                     };
                     let listed: Vec<String> =
@@ -620,6 +645,7 @@ macro_rules! store_conformance_tests {
             renewed_lease_is_not_reclaimed,
             unlisted_lease_is_not_renewed,
             list_filters_by_status_and_flow,
+            list_filters_by_parent,
             list_matches_every_filter_combination,
             too_deeply_nested_payload_is_corrupt,
             state_writes_merge_by_key,

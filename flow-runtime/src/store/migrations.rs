@@ -122,6 +122,11 @@ const MIGRATIONS: &[&str] = &[
     r"
     CREATE INDEX executions_failed_or_cancelled ON executions (seq) WHERE status IN ('failed', 'cancelled');
     ",
+    // 6: the executions that one execution started, for listings filtered by parent. An
+    // execution started by a webhook, a schedule or the CLI has no parent and no entry here.
+    r"
+    CREATE INDEX executions_parent ON executions (parent_id, seq) WHERE parent_id IS NOT NULL;
+    ",
 ];
 
 /// Applies every migration the database has not seen yet, each in its own transaction.

@@ -852,7 +852,7 @@ async fn list_executions(connection: &mut PgConnection, filter: &ExecutionFilter
     // A term only for each filter that is set, so the plan can use the index for it. A
     // prepared statement that tested `$1 IS NULL` could get a generic plan without one.
     let mut terms = Vec::new();
-    for (column, value) in [("flow", &filter.flow), ("instance", &filter.instance)] {
+    for (column, value) in [("flow", &filter.flow), ("instance", &filter.instance), ("parent_id", &filter.parent)] {
         if value.is_some() {
             terms.push(format!("{column} = ${}", terms.len() + 1));
         }
@@ -873,7 +873,7 @@ async fn list_executions(connection: &mut PgConnection, filter: &ExecutionFilter
 
     // The text is built from fixed column names and placeholders, and every value is bound.
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for value in [&filter.flow, &filter.instance].into_iter().flatten() {
+    for value in [&filter.flow, &filter.instance, &filter.parent].into_iter().flatten() {
         query = query.bind(value);
     }
     if let Some(status) = filter.status {

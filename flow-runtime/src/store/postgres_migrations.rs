@@ -117,6 +117,10 @@ const MIGRATIONS: &[&str] = &[
     COMMENT ON COLUMN executions.payload IS
         'trigger payload: its public JSON form, or a form starting with {"compact":1 that keeps the body text or the body kind';
     "#,
+    // 5: the executions that one execution started, for listings filtered by parent.
+    r"
+    CREATE INDEX executions_parent ON executions (parent_id, seq) WHERE parent_id IS NOT NULL;
+    ",
 ];
 
 /// Applies every migration the schema has not seen yet, each in its own transaction.

@@ -345,6 +345,9 @@ pub struct ExecutionFilter {
     pub instance: Option<String>,
     /// Only this status.
     pub status: Option<ExecutionStatus>,
+    /// Only executions that this execution started: flows it invoked, or requests its
+    /// preprocess flow routed.
+    pub parent: Option<String>,
     /// At most this many (newest first).
     pub limit: usize,
 }

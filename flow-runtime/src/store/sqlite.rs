@@ -890,6 +890,9 @@ fn list_executions(connection: &Connection, filter: &ExecutionFilter) -> StoreRe
     if let Some(instance) = &filter.instance {
         parameters.push((":instance", instance));
     }
+    if let Some(parent) = &filter.parent {
+        parameters.push((":parent", parent));
+    }
 
     let mut statement = connection.prepare_cached(&list_sql(filter)).map_err(database)?;
     let rows = statement.query_map(parameters.as_slice(), summary_from_row).map_err(database)?;
@@ -906,6 +909,9 @@ fn list_sql(filter: &ExecutionFilter) -> String {
     }
     if filter.instance.is_some() {
         terms.push("instance = :instance");
+    }
+    if filter.parent.is_some() {
+        terms.push("parent_id = :parent");
     }
     if let Some(status) = filter.status {
         terms.push(match status {
@@ -1076,18 +1082,34 @@ mod tests {
         assert_eq!(plan, ["SEARCH executions USING INDEX executions_unfinished (flow=? AND instance=?)"]);
     }
 
+    fn plan_of(filter: &ExecutionFilter) -> Vec<String> {
+        let sql = list_sql(filter)
+            .replace(":flow", "'orders'")
+            .replace(":instance", "'acme'")
+            .replace(":parent", "'p1'")
+            .replace(":limit", "10");
+        query_plan(&sql)
+    }
+
     fn list_plan(flow: Option<&str>, status: Option<ExecutionStatus>) -> Vec<String> {
-        let filter = ExecutionFilter {
+        plan_of(&ExecutionFilter {
             flow: flow.map(str::to_owned),
             instance: flow.map(|_| "acme".to_owned()),
             status,
+            parent: None,
             limit: 10,
-        };
-        let sql = list_sql(&filter)
-            .replace(":flow", "'orders'")
-            .replace(":instance", "'acme'")
-            .replace(":limit", "10");
-        query_plan(&sql)
+        })
+    }
+
+    #[test]
+    fn children_listing_uses_parent_index() {
+        let plan = plan_of(&ExecutionFilter {
+            parent: Some("p1".to_owned()),
+            limit: 10,
+            ..ExecutionFilter::default()
+        });
+
+        assert_eq!(plan, ["SEARCH executions USING INDEX executions_parent (parent_id=?)"]);
     }
 
     #[test]
