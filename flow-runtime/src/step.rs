@@ -111,6 +111,12 @@ impl StepJournal {
                 Ok(result) => {
                     let value = serde_json::to_value(&result)
                         .map_err(|error| FlowError::terminal(format!("result of step `{key}` does not serialize: {error}")))?;
+                    let value = crate::store::json::within_depth(value).map_err(|depth| {
+                        FlowError::terminal(format!(
+                            "result of step `{key}` is nested {depth} levels deep, more than the {} the store keeps",
+                            crate::store::json::MAX_VALUE_DEPTH
+                        ))
+                    })?;
                     self.record(&key, value).await?;
                     return Ok(Some(result));
                 }

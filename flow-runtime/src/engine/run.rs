@@ -194,7 +194,7 @@ async fn record(
     let queued_flow = flow.is_none_or(|flow| flow.config.queue_mode() != flow_core::QueueMode::Parallel);
     let shared_queue = inner.store.is_shared();
 
-    let (outcome, completion) = match attempt.result {
+    let (outcome, completion) = match kept_result(attempt.result) {
         Ok(output) => {
             let result = serde_json::to_value(&output).unwrap_or(Value::Null);
             tracing::info!("execution succeeded");
@@ -304,6 +304,21 @@ async fn record(
     }
 }
 
+/// Passes a flow's result on, unless its data is nested deeper than the store keeps. Such data
+/// would not read back, and serializing or dropping it could overflow the stack. So it is
+/// dropped without recursion, and the attempt fails for good.
+fn kept_result(result: Result<FlowOutput, FlowError>) -> Result<FlowOutput, FlowError> {
+    let Ok(FlowOutput::Data(data)) = result else {
+        return result;
+    };
+    crate::store::json::within_depth(data).map(FlowOutput::Data).map_err(|depth| {
+        FlowError::terminal(format!(
+            "the flow's result is nested {depth} levels deep, more than the {} the store keeps; return a flatter value",
+            crate::store::json::MAX_VALUE_DEPTH
+        ))
+    })
+}
+
 /// First wait before an attempt's record is written again after the store failed it.
 const RECORD_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -374,6 +389,12 @@ impl FlowInvoker for Inner {
                 .registry
                 .find(flow)
                 .ok_or_else(|| FlowError::new(format!("cannot invoke flow \"{flow}\": no flow has that name or stable key")))?;
+            let data = crate::store::json::within_depth(data).map_err(|depth| {
+                FlowError::new(format!(
+                    "cannot invoke flow \"{flow}\": its data is nested {depth} levels deep, more than the {} the store keeps",
+                    crate::store::json::MAX_VALUE_DEPTH
+                ))
+            })?;
             let inner = self.self_arc();
             let submitted = inner
                 .submit(

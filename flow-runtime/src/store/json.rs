@@ -12,6 +12,7 @@
 
 use serde::Deserialize;
 use serde::de::Error as _;
+use serde_json::Value;
 
 /// Deepest nesting of arrays and objects that a stored JSON text may have to be read back.
 ///
@@ -19,6 +20,54 @@ use serde::de::Error as _;
 /// a stored payload. A debug build aborted when it serialized a value about 1,500 levels deep
 /// on a 2 MiB tokio worker stack, so this limit keeps a wide margin below that.
 pub(crate) const MAX_STORED_DEPTH: usize = 512;
+
+/// Deepest nesting of a value that a flow hands to the store: its result, a state value, a
+/// step's result or the data of `invoke_flow`. Its stored text wraps it in at most three more
+/// levels, so it reads back within [`MAX_STORED_DEPTH`].
+pub(crate) const MAX_VALUE_DEPTH: usize = MAX_STORED_DEPTH - 4;
+
+/// Returns `value` when it is nested at most [`MAX_VALUE_DEPTH`] levels deep.
+///
+/// # Errors
+///
+/// Returns the value's depth when it is deeper, after dropping the value without recursion.
+pub(crate) fn within_depth(value: Value) -> Result<Value, usize> {
+    let depth = value_depth(&value);
+    if depth <= MAX_VALUE_DEPTH {
+        return Ok(value);
+    }
+    drop_without_recursion(value);
+    Err(depth)
+}
+
+/// Returns the deepest nesting of arrays and objects in `value`, using a stack on the heap.
+fn value_depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut pending = vec![(value, 0_usize)];
+    while let Some((value, depth)) = pending.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(entries) => Box::new(entries.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(depth + 1);
+        pending.extend(children.map(|child| (child, depth + 1)));
+    }
+    deepest
+}
+
+/// Drops `value` one level at a time, because the recursive drop of a deeply nested value
+/// overflows the stack.
+fn drop_without_recursion(value: Value) {
+    let mut pending = vec![value];
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::Array(items) => pending.extend(items),
+            Value::Object(entries) => pending.extend(entries.into_iter().map(|(_, child)| child)),
+            _ => {}
+        }
+    }
+}
 
 /// Reads a JSON text that the store wrote, nested at most [`MAX_STORED_DEPTH`] levels deep.
 ///
@@ -101,6 +150,32 @@ mod tests {
         let text = r#"{"a": "[[[{{\"[", "b": [{"c": "]]]"}]}"#;
 
         assert_eq!(nesting_depth(text), 3);
+    }
+
+    /// Builds nested arrays without recursion; dropping the result recurses once per level.
+    fn nested_value(depth: usize) -> Value {
+        (0..depth).fold(Value::Null, |inner, _| Value::Array(vec![inner]))
+    }
+
+    #[test]
+    fn value_at_the_depth_limit_is_kept() {
+        let kept = within_depth(nested_value(MAX_VALUE_DEPTH)).map(|value| value_depth(&value));
+
+        assert_eq!(kept, Ok(MAX_VALUE_DEPTH));
+    }
+
+    #[test]
+    fn far_too_deep_value_is_rejected() {
+        let rejected = within_depth(nested_value(1_000_000));
+
+        assert_eq!(rejected, Err(1_000_000));
+    }
+
+    #[test]
+    fn object_depth_counts_every_level() {
+        let value = serde_json::json!({ "a": [1, { "b": {} }], "c": [] });
+
+        assert_eq!(value_depth(&value), 4);
     }
 
     #[test]

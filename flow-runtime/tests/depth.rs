@@ -1,0 +1,86 @@
+//! Values nested deeper than the store keeps fail their execution with an error, instead of
+//! overflowing the stack when the runtime serializes or drops them.
+
+use flow_runtime::Flow;
+use flow_runtime::core::{FlowConfig, FlowError};
+use flow_runtime::definition::{ExecuteFn, Handlers, SourceLocation};
+use flow_runtime::engine::Completion;
+use flow_runtime::store::ExecutionStatus;
+use flow_runtime::testing::{TestHarness, TestRequest};
+use serde_json::{Value, json};
+
+/// Far deeper than a recursive serialize or drop survives on a test thread's stack.
+const DEEP: usize = 100_000;
+
+/// Deeper than the store keeps, and shallow enough to serialize and drop recursively.
+const TOO_DEEP: usize = 600;
+
+/// Builds `depth` nested arrays without recursion.
+fn nested(depth: usize) -> Value {
+    (0..depth).fold(Value::Null, |inner, _| Value::Array(vec![inner]))
+}
+
+fn flow(stable_key: &str, execute: ExecuteFn) -> Flow {
+    Flow {
+        config: FlowConfig {
+            name: stable_key.into(),
+            stable_key: stable_key.into(),
+            ..FlowConfig::default()
+        },
+        execute,
+        handlers: Handlers::default(),
+        source: SourceLocation {
+            file: file!(),
+            line: line!(),
+            function: "depth_test",
+        },
+    }
+}
+
+fn error_of(completion: &Completion) -> &str {
+    match completion {
+        Completion::Failed { error, .. } => error,
+        Completion::Succeeded(_) => panic!("the execution succeeded"),
+    }
+}
+
+#[tokio::test]
+async fn deep_result_fails_the_execution() {
+    let returns_deep = flow("deep-result", |_, _| Box::pin(async { Ok(nested(DEEP).into()) }));
+    let harness = TestHarness::builder().flow(returns_deep).build().await;
+
+    let run = harness.invoke("deep-result", TestRequest::json(json!({}))).await;
+
+    assert!(error_of(&run.completion).contains("nested 100000 levels deep"), "{:?}", run.completion);
+    assert_eq!(harness.execution(&run.execution_id).await.summary.status, ExecutionStatus::Failed);
+}
+
+#[tokio::test]
+async fn deep_state_value_is_rejected() {
+    let stores_deep = flow("deep-state", |context, _| {
+        Box::pin(async move {
+            // `set` serializes the value it borrows, so the value must survive a recursive walk.
+            let error = context.instance_state().set("deep", &nested(TOO_DEEP)).expect_err("rejected");
+            Err::<flow_runtime::core::FlowOutput, FlowError>(error)
+        })
+    });
+    let harness = TestHarness::builder().flow(stores_deep).build().await;
+
+    let run = harness.invoke("deep-state", TestRequest::json(json!({}))).await;
+
+    assert!(error_of(&run.completion).contains("state value `deep` is nested"), "{:?}", run.completion);
+}
+
+#[tokio::test]
+async fn invoke_flow_with_deep_data_fails() {
+    let invokes_deep = flow("caller", |context, _| {
+        Box::pin(async move { context.invoke_flow("callee", nested(DEEP)).await })
+    });
+    let callee = flow("callee", |_, _| Box::pin(async { Ok(json!("ran").into()) }));
+    let harness = TestHarness::builder().flow(invokes_deep).flow(callee).build().await;
+
+    let run = harness.invoke("caller", TestRequest::json(json!({}))).await;
+
+    assert!(error_of(&run.completion).contains("its data is nested 100000 levels deep"), "{:?}", run.completion);
+    assert!(harness.executions("callee").await.is_empty(), "the callee ran");
+}
