@@ -1,9 +1,10 @@
 //! Values nested deeper than the store keeps fail their execution with an error, instead of
 //! overflowing the stack when the runtime serializes or drops them.
 
-use flow_runtime::Flow;
-use flow_runtime::core::{FlowConfig, FlowError};
-use flow_runtime::definition::{ExecuteFn, Handlers, SourceLocation};
+mod common;
+
+use common::{config, flow};
+use flow_runtime::core::FlowError;
 use flow_runtime::engine::Completion;
 use flow_runtime::store::ExecutionStatus;
 use flow_runtime::testing::{TestHarness, TestRequest};
@@ -20,23 +21,6 @@ fn nested(depth: usize) -> Value {
     (0..depth).fold(Value::Null, |inner, _| Value::Array(vec![inner]))
 }
 
-fn flow(stable_key: &str, execute: ExecuteFn) -> Flow {
-    Flow {
-        config: FlowConfig {
-            name: stable_key.into(),
-            stable_key: stable_key.into(),
-            ..FlowConfig::default()
-        },
-        execute,
-        handlers: Handlers::default(),
-        source: SourceLocation {
-            file: file!(),
-            line: line!(),
-            function: "depth_test",
-        },
-    }
-}
-
 fn error_of(completion: &Completion) -> &str {
     match completion {
         Completion::Failed { error, .. } => error,
@@ -46,7 +30,7 @@ fn error_of(completion: &Completion) -> &str {
 
 #[tokio::test]
 async fn deep_result_fails_the_execution() {
-    let returns_deep = flow("deep-result", |_, _| Box::pin(async { Ok(nested(DEEP).into()) }));
+    let returns_deep = flow(config("deep-result"), |_, _| Box::pin(async { Ok(nested(DEEP).into()) }));
     let harness = TestHarness::builder().flow(returns_deep).build().await;
 
     let run = harness.invoke("deep-result", TestRequest::json(json!({}))).await;
@@ -57,7 +41,7 @@ async fn deep_result_fails_the_execution() {
 
 #[tokio::test]
 async fn deep_state_value_is_rejected() {
-    let stores_deep = flow("deep-state", |context, _| {
+    let stores_deep = flow(config("deep-state"), |context, _| {
         Box::pin(async move {
             // `set` serializes the value it borrows, so the value must survive a recursive walk.
             let error = context.instance_state().set("deep", &nested(TOO_DEEP)).expect_err("rejected");
@@ -73,10 +57,10 @@ async fn deep_state_value_is_rejected() {
 
 #[tokio::test]
 async fn invoke_flow_with_deep_data_fails() {
-    let invokes_deep = flow("caller", |context, _| {
+    let invokes_deep = flow(config("caller"), |context, _| {
         Box::pin(async move { context.invoke_flow("callee", nested(DEEP)).await })
     });
-    let callee = flow("callee", |_, _| Box::pin(async { Ok(json!("ran").into()) }));
+    let callee = flow(config("callee"), |_, _| Box::pin(async { Ok(json!("ran").into()) }));
     let harness = TestHarness::builder().flow(invokes_deep).flow(callee).build().await;
 
     let run = harness.invoke("caller", TestRequest::json(json!({}))).await;

@@ -74,11 +74,6 @@ impl CountingStore {
         Self::with_inserts(folder, |store| store.insert_panics = true)
     }
 
-    /// Opens a store whose inserts commit and then fail.
-    fn with_lost_insert_replies(folder: &tempfile::TempDir) -> Arc<Self> {
-        Self::with_inserts(folder, |store| store.insert_replies_fail = true)
-    }
-
     /// Opens a store whose inserts reply `delay` after they are sent to SQLite.
     fn with_slow_insert_replies(folder: &tempfile::TempDir, delay: Duration) -> Arc<Self> {
         Self::with_inserts(folder, |store| store.insert_reply_delay = delay)
@@ -526,32 +521,10 @@ async fn statuses_when_all(store: &dyn Store, want: &str, limit: Duration) -> Ve
     }
 }
 
-#[tokio::test]
-async fn lost_insert_reply_runs_after_lease() {
-    let folder = tempfile::tempdir().expect("temp dir");
-    let store = CountingStore::with_lost_insert_replies(&folder);
-    let settings = EngineSettings {
-        lease: Duration::from_millis(600),
-        ..EngineSettings::default()
-    };
-    let runtime = start_engine_on(Arc::clone(&store), vec![flow(config("orders"), echo)], settings).await;
-
-    let submitted = runtime
-        .submit("orders", "acme", TriggerPayload::from_json(json!({ "n": 1 })), Source::Cli, false)
-        .await;
-    assert!(submitted.is_err(), "the insert's reply was lost, yet the submission returned {submitted:?}");
-
-    // The execution is stored claimed by this worker, which never ran it.
-    let statuses = statuses_when_all(&*store, "succeeded", Duration::from_secs(5)).await;
-    assert_eq!(statuses, ["succeeded"], "the stored execution did not run");
-}
-
-#[tokio::test]
-async fn lost_insert_reply_runs_after_lease_on_postgres() {
-    let Some(schema) = PgSchema::create("lost_insert_reply_runs_after_lease_on_postgres").await else {
-        return;
-    };
-    let mut store = CountingStore::around(schema.open().await, Duration::ZERO);
+/// Submits one execution to an engine on `store`, whose insert replies are lost after the
+/// commit, with a 600 ms lease. Returns the submission's outcome and the statuses once every
+/// execution succeeded or `limit` passed.
+async fn submit_with_lost_insert_reply(mut store: Arc<CountingStore>, limit: Duration) -> (Result<String, String>, Vec<String>) {
     Arc::get_mut(&mut store).expect("only owner").insert_replies_fail = true;
     let settings = EngineSettings {
         lease: Duration::from_millis(600),
@@ -561,10 +534,36 @@ async fn lost_insert_reply_runs_after_lease_on_postgres() {
 
     let submitted = runtime
         .submit("orders", "acme", TriggerPayload::from_json(json!({ "n": 1 })), Source::Cli, false)
-        .await;
-    let statuses = statuses_when_all(&*store, "succeeded", Duration::from_secs(10)).await;
+        .await
+        .map(|submitted| submitted.execution_id)
+        .map_err(|error| error.to_string());
+    // The execution is stored claimed by this worker, which never ran it.
+    let statuses = statuses_when_all(&*store, "succeeded", limit).await;
 
     runtime.shutdown(Duration::from_secs(5)).await;
+    (submitted, statuses)
+}
+
+#[tokio::test]
+async fn lost_insert_reply_runs_after_lease() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let store = CountingStore::open(&folder, Duration::ZERO);
+
+    let (submitted, statuses) = submit_with_lost_insert_reply(store, Duration::from_secs(5)).await;
+
+    assert!(submitted.is_err(), "the insert's reply was lost, yet the submission returned {submitted:?}");
+    assert_eq!(statuses, ["succeeded"], "the stored execution did not run");
+}
+
+#[tokio::test]
+async fn lost_insert_reply_runs_after_lease_on_postgres() {
+    let Some(schema) = PgSchema::create("lost_insert_reply_runs_after_lease_on_postgres").await else {
+        return;
+    };
+    let store = CountingStore::around(schema.open().await, Duration::ZERO);
+
+    let (submitted, statuses) = submit_with_lost_insert_reply(store, Duration::from_secs(10)).await;
+
     schema.drop().await;
     assert!(submitted.is_err(), "the insert's reply was lost, yet the submission returned {submitted:?}");
     assert_eq!(statuses, ["succeeded"], "the stored execution did not run");
