@@ -50,9 +50,15 @@ impl PollingState {
     ///
     /// # Errors
     ///
-    /// Returns an error when `value` does not serialize to JSON.
+    /// Returns an error when `value` does not serialize to JSON, or is nested deeper than the
+    /// store keeps (508 levels).
     pub fn set_state<T: Serialize>(&self, value: &T) -> Result<(), FlowError> {
-        let value = serde_json::to_value(value)?;
+        let value = crate::store::json::within_depth(serde_json::to_value(value)?).map_err(|depth| {
+            FlowError::new(format!(
+                "polling state is nested {depth} levels deep, more than the {} the store keeps",
+                crate::store::json::MAX_VALUE_DEPTH
+            ))
+        })?;
         *self.value.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
         *self.changed.lock().unwrap_or_else(PoisonError::into_inner) = true;
         Ok(())
@@ -89,6 +95,17 @@ mod tests {
     #[test]
     fn unchanged_state_is_not_saved() {
         let state = PollingState::new(Some(json!(3)));
+        assert_eq!(state.changed_value(), None);
+    }
+
+    #[test]
+    fn too_deep_state_is_rejected() {
+        let state = PollingState::new(None);
+        let nested = (0..600).fold(Value::Null, |inner, _| Value::Array(vec![inner]));
+
+        let error = state.set_state(&nested).expect_err("rejected");
+
+        assert!(error.message().contains("nested 600 levels deep"), "{}", error.message());
         assert_eq!(state.changed_value(), None);
     }
 
