@@ -1,5 +1,5 @@
-//! Values nested deeper than the store keeps fail their execution with an error, instead of
-//! overflowing the stack when the runtime serializes or drops them.
+//! Values nested deeper than the store keeps fail with an error, instead of overflowing the
+//! stack when the runtime serializes or drops them.
 
 mod common;
 
@@ -67,4 +67,37 @@ async fn invoke_flow_with_deep_data_fails() {
 
     assert!(error_of(&run.completion).contains("its data is nested 100000 levels deep"), "{:?}", run.completion);
     assert!(harness.executions("callee").await.is_empty(), "the callee ran");
+}
+
+#[tokio::test]
+async fn trigger_with_deep_body_is_rejected() {
+    let mut deep_trigger = flow(config("deep-trigger"), |_, _| Box::pin(async { Ok(json!("ran").into()) }));
+    deep_trigger.handlers.on_trigger = Some(|_, mut payload| {
+        Box::pin(async move {
+            payload.body.data = flow_runtime::core::BodyData::Json(nested(DEEP));
+            Ok(flow_runtime::core::TriggerResult::new(payload))
+        })
+    });
+    let harness = TestHarness::builder().flow(deep_trigger).build().await;
+
+    let rejection = harness.run_trigger("deep-trigger", TestRequest::json(json!({}))).await.expect_err("rejected");
+
+    assert_eq!(rejection.status, 500);
+    assert!(rejection.message.contains("payload body is nested 100000 levels deep"), "{}", rejection.message);
+}
+
+#[tokio::test]
+async fn trigger_with_text_body_keeps_it() {
+    let mut text_trigger = flow(config("text-trigger"), |_, _| Box::pin(async { Ok(json!("ran").into()) }));
+    text_trigger.handlers.on_trigger = Some(|_, mut payload| {
+        Box::pin(async move {
+            payload.body.data = flow_runtime::core::BodyData::Text("plain".to_owned());
+            Ok(flow_runtime::core::TriggerResult::new(payload))
+        })
+    });
+    let harness = TestHarness::builder().flow(text_trigger).build().await;
+
+    let triggered = harness.run_trigger("text-trigger", TestRequest::json(json!({}))).await.expect("accepted");
+
+    assert_eq!(triggered.payload.body.data, flow_runtime::core::BodyData::Text("plain".to_owned()));
 }

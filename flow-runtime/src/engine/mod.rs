@@ -489,6 +489,30 @@ impl Runtime {
     }
 }
 
+/// Passes a custom trigger's result on, unless the JSON body it made is nested deeper than the
+/// store keeps. Such a body would not read back for a retry or a queued run. Serializing or
+/// dropping it could overflow the stack, so it is dropped without recursion, and the request
+/// is rejected with a 500.
+fn kept_trigger_body(mut result: TriggerResult) -> Result<TriggerResult, TriggerError> {
+    let data = match std::mem::take(&mut result.payload.body.data) {
+        flow_core::BodyData::Json(data) => data,
+        other => {
+            result.payload.body.data = other;
+            return Ok(result);
+        }
+    };
+    match crate::store::json::within_depth(data) {
+        Ok(data) => {
+            result.payload.body.data = flow_core::BodyData::Json(data);
+            Ok(result)
+        }
+        Err(depth) => Err(TriggerError::internal(format!(
+            "the trigger's payload body is nested {depth} levels deep, more than the {} the store keeps",
+            crate::store::json::MAX_VALUE_DEPTH
+        ))),
+    }
+}
+
 /// Returns the persisted state scopes a run of `flow` in `instance` reads: the flow's own, the
 /// instance's and the integration's.
 pub(crate) fn state_scopes(flow: &Flow, instance: &Instance) -> [StateScope; 3] {
@@ -708,7 +732,7 @@ impl Inner {
             context = context.with_polling(polling);
         }
         let result = match AssertUnwindSafe(trigger(&context, payload)).catch_unwind().await {
-            Ok(result) => result,
+            Ok(result) => result.and_then(kept_trigger_body),
             Err(_) => {
                 tracing::error!(flow = flow.stable_key(), instance = %instance.id, "trigger panicked");
                 Err(TriggerError::internal("the flow's trigger panicked; see the runtime log"))
