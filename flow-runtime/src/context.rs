@@ -78,12 +78,8 @@ impl StateStore {
     /// Returns an error when `value` does not serialize to JSON, or is nested deeper than the
     /// store keeps (508 levels).
     pub fn set<T: Serialize>(&self, key: &str, value: &T) -> Result<(), FlowError> {
-        let value = crate::store::json::within_depth(serde_json::to_value(value)?).map_err(|depth| {
-            FlowError::new(format!(
-                "state value `{key}` is nested {depth} levels deep, more than the {} the store keeps",
-                crate::store::json::MAX_VALUE_DEPTH
-            ))
-        })?;
+        let value = crate::store::json::within_depth(serde_json::to_value(value)?)
+            .map_err(|depth| FlowError::new(crate::store::json::too_deep(&format!("state value `{key}`"), depth)))?;
         self.values
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

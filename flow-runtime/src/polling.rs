@@ -53,12 +53,8 @@ impl PollingState {
     /// Returns an error when `value` does not serialize to JSON, or is nested deeper than the
     /// store keeps (508 levels).
     pub fn set_state<T: Serialize>(&self, value: &T) -> Result<(), FlowError> {
-        let value = crate::store::json::within_depth(serde_json::to_value(value)?).map_err(|depth| {
-            FlowError::new(format!(
-                "polling state is nested {depth} levels deep, more than the {} the store keeps",
-                crate::store::json::MAX_VALUE_DEPTH
-            ))
-        })?;
+        let value = crate::store::json::within_depth(serde_json::to_value(value)?)
+            .map_err(|depth| FlowError::new(crate::store::json::too_deep("polling state", depth)))?;
         *self.value.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
         *self.changed.lock().unwrap_or_else(PoisonError::into_inner) = true;
         Ok(())

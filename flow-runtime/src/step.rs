@@ -112,10 +112,7 @@ impl StepJournal {
                     let value = serde_json::to_value(&result)
                         .map_err(|error| FlowError::terminal(format!("result of step `{key}` does not serialize: {error}")))?;
                     let value = crate::store::json::within_depth(value).map_err(|depth| {
-                        FlowError::terminal(format!(
-                            "result of step `{key}` is nested {depth} levels deep, more than the {} the store keeps",
-                            crate::store::json::MAX_VALUE_DEPTH
-                        ))
+                        FlowError::terminal(crate::store::json::too_deep(&format!("result of step `{key}`"), depth))
                     })?;
                     self.record(&key, value).await?;
                     return Ok(Some(result));

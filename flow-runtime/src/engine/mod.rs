@@ -506,10 +506,7 @@ fn kept_trigger_body(mut result: TriggerResult) -> Result<TriggerResult, Trigger
             result.payload.body.data = flow_core::BodyData::Json(data);
             Ok(result)
         }
-        Err(depth) => Err(TriggerError::internal(format!(
-            "the trigger's payload body is nested {depth} levels deep, more than the {} the store keeps",
-            crate::store::json::MAX_VALUE_DEPTH
-        ))),
+        Err(depth) => Err(TriggerError::internal(crate::store::json::too_deep("the trigger's payload body", depth))),
     }
 }
 

@@ -312,10 +312,8 @@ fn kept_result(result: Result<FlowOutput, FlowError>) -> Result<FlowOutput, Flow
         return result;
     };
     crate::store::json::within_depth(data).map(FlowOutput::Data).map_err(|depth| {
-        FlowError::terminal(format!(
-            "the flow's result is nested {depth} levels deep, more than the {} the store keeps; return a flatter value",
-            crate::store::json::MAX_VALUE_DEPTH
-        ))
+        let message = crate::store::json::too_deep("the flow's result", depth);
+        FlowError::terminal(format!("{message}; return a flatter value"))
     })
 }
 
@@ -390,10 +388,8 @@ impl FlowInvoker for Inner {
                 .find(flow)
                 .ok_or_else(|| FlowError::new(format!("cannot invoke flow \"{flow}\": no flow has that name or stable key")))?;
             let data = crate::store::json::within_depth(data).map_err(|depth| {
-                FlowError::new(format!(
-                    "cannot invoke flow \"{flow}\": its data is nested {depth} levels deep, more than the {} the store keeps",
-                    crate::store::json::MAX_VALUE_DEPTH
-                ))
+                let message = crate::store::json::too_deep("its data", depth);
+                FlowError::new(format!("cannot invoke flow \"{flow}\": {message}"))
             })?;
             let inner = self.self_arc();
             let submitted = inner

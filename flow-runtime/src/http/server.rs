@@ -23,8 +23,8 @@ use tokio::net::TcpListener;
 ///
 /// It is also how long an idle kept-alive connection stays open. nginx keeps idle connections
 /// to an upstream server for 60 seconds by default (`keepalive_timeout` in its upstream
-/// module), so the proxy in front closes them first, and never sends a request on a
-/// connection that this server is closing.
+/// module). So with those defaults the proxy closes an idle connection first, instead of
+/// sending a request on a connection that this server is closing.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// Wait after a failed `accept`, such as when the process has run out of file descriptors,

@@ -403,8 +403,8 @@ pub(super) async fn list_matches_every_filter_combination(store: Arc<dyn Store>)
     }
 }
 
-/// A payload this deep, read back as a value, would overflow the stack when the value is
-/// dropped and abort the process.
+/// Reads back a payload nested too deep to drop safely: as a value it would overflow the stack
+/// when dropped and abort the process.
 pub(super) async fn too_deeply_nested_payload_is_corrupt(store: Arc<dyn Store>) {
     let depth = 100_000;
     let mut execution = new_execution("e1");

@@ -1,4 +1,4 @@
-//! Reading back the JSON texts a store wrote.
+//! How deep the JSON that the store writes and reads back may nest.
 //!
 //! serde_json stops at 128 levels of nesting by default, and the webhook parser keeps that
 //! limit for request bodies. A stored text nests its values deeper than they were sent: a
@@ -40,18 +40,22 @@ pub(crate) fn within_depth(value: Value) -> Result<Value, usize> {
     Err(depth)
 }
 
+/// Returns the message for `what`, nested `depth` levels deep, past [`MAX_VALUE_DEPTH`].
+pub(crate) fn too_deep(what: &str, depth: usize) -> String {
+    format!("{what} is nested {depth} levels deep, more than the {MAX_VALUE_DEPTH} the store keeps")
+}
+
 /// Returns the deepest nesting of arrays and objects in `value`, using a stack on the heap.
 fn value_depth(value: &Value) -> usize {
     let mut deepest = 0;
     let mut pending = vec![(value, 0_usize)];
     while let Some((value, depth)) = pending.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match value {
-            Value::Array(items) => Box::new(items.iter()),
-            Value::Object(entries) => Box::new(entries.values()),
+        match value {
+            Value::Array(items) => pending.extend(items.iter().map(|child| (child, depth + 1))),
+            Value::Object(entries) => pending.extend(entries.values().map(|child| (child, depth + 1))),
             _ => continue,
-        };
+        }
         deepest = deepest.max(depth + 1);
-        pending.extend(children.map(|child| (child, depth + 1)));
     }
     deepest
 }
@@ -159,9 +163,9 @@ mod tests {
 
     #[test]
     fn value_at_the_depth_limit_is_kept() {
-        let kept = within_depth(nested_value(MAX_VALUE_DEPTH)).map(|value| value_depth(&value));
+        let depth = within_depth(nested_value(MAX_VALUE_DEPTH)).map(|value| value_depth(&value));
 
-        assert_eq!(kept, Ok(MAX_VALUE_DEPTH));
+        assert_eq!(depth, Ok(MAX_VALUE_DEPTH));
     }
 
     #[test]
