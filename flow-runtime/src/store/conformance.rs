@@ -623,10 +623,14 @@ pub(super) async fn deployment_is_replaced_by_the_latest(store: Arc<dyn Store>) 
 /// Instantiates every conformance test for a store. `$make` is an async block returning
 /// `Some((store, guard))` with a fresh `Arc<dyn Store>` and a value that cleans up when
 /// dropped, or `None` when the store is not available here, which skips the test (the block
-/// prints why).
+/// prints why). `runtime(...)` passes arguments to `#[tokio::test]`, such as
+/// `flavor = "multi_thread"`; without it each test runs on a current-thread runtime.
 macro_rules! store_conformance_tests {
     ($make:expr) => {
-        $crate::store::conformance::store_conformance_tests!(@tests $make;
+        $crate::store::conformance::store_conformance_tests!(runtime(); $make);
+    };
+    (runtime($($runtime:tt)*); $make:expr) => {
+        $crate::store::conformance::store_conformance_tests!(@tests ($($runtime)*) $make;
             insert_then_get_returns_a_queued_execution,
             claim_marks_running_and_counts_the_attempt,
             claim_takes_each_execution_once,
@@ -665,9 +669,9 @@ macro_rules! store_conformance_tests {
             restart_never_moves_a_cursor_back,
         );
     };
-    (@tests $make:expr; $($name:ident),* $(,)?) => {
+    (@tests $runtime:tt $make:expr; $($name:ident),* $(,)?) => {
         $(
-            #[tokio::test]
+            #[tokio::test $runtime]
             async fn $name() {
                 let Some((store, _guard)) = $make.await else {
                     return;

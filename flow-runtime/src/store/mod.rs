@@ -20,6 +20,7 @@ mod postgres_tests;
 mod records;
 mod schedules;
 mod sqlite;
+mod sqlite_replies;
 mod sqlite_schedules;
 
 use std::collections::BTreeMap;

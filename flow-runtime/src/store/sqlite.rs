@@ -5,7 +5,8 @@
 //! runs without savepoints. When one of its commands fails, the transaction is rolled back and
 //! the batch runs again with a savepoint around each command, so a failing command does not
 //! undo its neighbours. Replies are sent only after the commit, which is what makes an
-//! acknowledged execution durable. Reads use a separate connection, which WAL lets run beside
+//! acknowledged execution durable, and on a multi-thread runtime through a task of that
+//! runtime (`sqlite_replies`). Reads use a separate connection, which WAL lets run beside
 //! the writer.
 //!
 //! Queued and running executions are found through the partial index `executions_unfinished`.
@@ -31,6 +32,7 @@ use super::records::{
     ExecutionSummary, InsertOutcome, NewExecution, QueuePolicies, StateScope, StateWrite, StepRecord,
 };
 use super::schedules::{DeploymentRecord, NewTick, ScheduleSummary, TickFilter, TickRecord, TickRecorded};
+use super::sqlite_replies::Replies;
 use super::sqlite_schedules::{
     deployments, list_ticks, record_tick, restart_schedules, save_deployment, schedule_cursor, schedule_summaries, unfinished_execution,
 };
@@ -65,7 +67,7 @@ type Reply<T> = oneshot::Sender<StoreResult<T>>;
 
 /// A write the writer thread runs inside a batch's transaction, with the reply that waits for
 /// the batch's commit.
-trait Command: Send {
+pub(super) trait Command: Send {
     /// Runs the write on `tx` and keeps its result. Returns `false` when the write failed.
     /// The writer may run it a second time, after rolling the transaction back.
     fn apply(&mut self, tx: &Connection) -> bool;
@@ -160,9 +162,10 @@ impl SqliteStore {
         reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
 
         let (sender, receiver) = mpsc::channel();
+        let replies = Replies::start();
         std::thread::Builder::new()
             .name("flow-store-writer".to_owned())
-            .spawn(move || run_writer(writer, receiver))
+            .spawn(move || run_writer(writer, receiver, replies))
             .map_err(|error| fail("start the writer of the", &error))?;
 
         Ok(Self {
@@ -427,7 +430,7 @@ pub(super) fn from_millis(millis: i64) -> DateTime<Utc> {
 }
 
 /// Receives commands until every sender is gone, committing each batch before replying.
-fn run_writer(mut connection: Connection, receiver: mpsc::Receiver<Box<dyn Command>>) {
+fn run_writer(mut connection: Connection, receiver: mpsc::Receiver<Box<dyn Command>>, mut replies: Replies) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -438,10 +441,7 @@ fn run_writer(mut connection: Connection, receiver: mpsc::Receiver<Box<dyn Comma
         }
 
         let committed = apply_batch(&mut connection, &mut batch);
-        let failure = committed.err();
-        for command in batch {
-            command.reply(failure.as_deref());
-        }
+        replies.send(batch, committed.err());
     }
 }
 
@@ -1030,6 +1030,45 @@ mod tests {
     }
 
     store_conformance_tests!(async { Some(fresh()) });
+
+    /// The same tests with the store opened on a multi-thread runtime, where the replies of
+    /// committed batches go through a task of that runtime.
+    mod on_a_multi_thread_runtime {
+        use super::fresh;
+        use crate::store::conformance::store_conformance_tests;
+
+        store_conformance_tests!(runtime(flavor = "multi_thread", worker_threads = 2); async { Some(fresh()) });
+    }
+
+    /// Runs `future` on a new current-thread runtime, failing after 10 seconds instead of
+    /// hanging when a reply never comes.
+    fn on_new_runtime<T>(future: impl std::future::Future<Output = T>) -> T {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async { tokio::time::timeout(std::time::Duration::from_secs(10), future).await.expect("no reply within 10 s") })
+    }
+
+    #[test]
+    fn replies_after_opening_runtime_ends() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let opened_on = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().expect("runtime");
+        let store = opened_on.block_on(async { SqliteStore::open(folder.path().join("flows.db"), Durability::Normal) }).expect("opens");
+        drop(opened_on);
+
+        let outcome = on_new_runtime(store.insert(new_execution("e1")));
+
+        assert!(matches!(outcome, Ok(InsertOutcome::Inserted)), "{outcome:?}");
+    }
+
+    #[test]
+    fn replies_when_opened_on_current_thread() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let opened_on = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let store = opened_on.block_on(async { SqliteStore::open(folder.path().join("flows.db"), Durability::Normal) }).expect("opens");
+
+        let outcome = on_new_runtime(store.insert(new_execution("e1")));
+
+        assert!(matches!(outcome, Ok(InsertOutcome::Inserted)), "{outcome:?}");
+    }
 
     #[tokio::test]
     async fn accepted_execution_survives_reopening_the_file() {
