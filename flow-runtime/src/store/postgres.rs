@@ -62,6 +62,13 @@ const MAX_CONNECTIONS: u32 = 16;
 /// Maximum wait for a pooled connection, including connecting to the server.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// PostgreSQL's `lock_timeout` for the store's sessions, unless the URL sets one. A statement
+/// that waits longer for a lock, such as a webhook's insert behind a `LOCK TABLE`, fails and
+/// rolls back. So the webhook responds with 503 before a sender gives up (GitHub records a
+/// delivery as failed after 10 seconds), and no execution commits after its sender saw a
+/// failure. The SQLite store waits as long for another process's write lock (`busy_timeout`).
+pub(super) const LOCK_TIMEOUT: &str = "5s";
+
 /// Runs of one transaction that PostgreSQL aborted for a deadlock or serialization failure.
 const MAX_TRANSACTION_RUNS: u32 = 5;
 
@@ -95,11 +102,14 @@ impl PostgresStore {
     /// invalid, the server cannot be reached or refuses the login, or a migration fails.
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let redacted_url = redact_password(url);
-        let options = PgConnectOptions::from_str(url).map_err(|error| {
+        let mut options = PgConnectOptions::from_str(url).map_err(|error| {
             StoreError::Database(format!(
                 "invalid PostgreSQL store URL \"{redacted_url}\": {error}; use postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
             ))
         })?;
+        if !options.get_options().is_some_and(|set| set.contains("lock_timeout=")) {
+            options = options.options([("lock_timeout", LOCK_TIMEOUT)]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)

@@ -13,6 +13,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection};
 
 use super::conformance::{at, new_execution};
+use super::postgres::{ADVISORY_MIGRATIONS, LOCK_TIMEOUT};
 use super::{
     AttemptOutcome, AttemptRecord, ExecutionStatus, InsertOutcome, Lease, NewTick, PostgresStore, QueuePolicies,
     Store, StoreResult, TickOutcome, TickRecorded,
@@ -369,4 +370,75 @@ async fn invalid_url_error_names_the_expected_form() {
     let message = error.to_string();
     assert!(message.contains("postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"), "{message}");
     assert!(!message.contains("s3cret"), "{message}");
+}
+
+/// Reads the `lock_timeout` setting of one of the store's pooled sessions.
+async fn session_lock_timeout(store: &PostgresStore) -> String {
+    sqlx::query_scalar("SHOW lock_timeout").fetch_one(store.pool()).await.expect("reads lock_timeout")
+}
+
+#[tokio::test]
+async fn sessions_get_the_default_lock_timeout() {
+    let Some(schema) = TestSchema::create("sessions_get_the_default_lock_timeout").await else {
+        return;
+    };
+    let store = schema.open_store().await;
+
+    assert_eq!(session_lock_timeout(&store).await, LOCK_TIMEOUT);
+}
+
+#[tokio::test]
+async fn url_lock_timeout_overrides_the_default() {
+    let Some(schema) = TestSchema::create("url_lock_timeout_overrides_the_default").await else {
+        return;
+    };
+    let url = format!("{}&options[lock_timeout]=250ms", schema.store_url());
+    let store = PostgresStore::connect(&url).await.expect("opens the PostgreSQL store");
+
+    assert_eq!(session_lock_timeout(&store).await, "250ms");
+}
+
+#[tokio::test]
+async fn insert_behind_table_lock_fails() {
+    let Some(schema) = TestSchema::create("insert_behind_table_lock_fails").await else {
+        return;
+    };
+    let store = schema.open_store().await;
+    let mut locker = PgConnection::connect(&schema.store_url()).await.expect("connects");
+    sqlx::raw_sql("BEGIN; LOCK TABLE executions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .expect("locks the table");
+
+    let inserted = tokio::time::timeout(std::time::Duration::from_secs(30), store.insert(new_execution("e1")))
+        .await
+        .expect("the insert ends within 30 s instead of waiting for the lock");
+    sqlx::raw_sql("ROLLBACK").execute(&mut locker).await.expect("releases the lock");
+
+    let error = inserted.expect_err("an insert behind the lock fails").to_string();
+    assert!(error.contains("lock timeout"), "{error}");
+    assert!(store.get("e1").await.expect("reads").is_none());
+}
+
+#[tokio::test]
+async fn migration_waits_past_the_lock_timeout() {
+    let Some(schema) = TestSchema::create("migration_waits_past_the_lock_timeout").await else {
+        return;
+    };
+    let mut migrating = PgConnection::connect(&schema.store_url()).await.expect("connects");
+    sqlx::raw_sql("BEGIN").execute(&mut migrating).await.expect("begins");
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
+        .bind(ADVISORY_MIGRATIONS)
+        .execute(&mut migrating)
+        .await
+        .expect("takes the migration lock");
+
+    // Another process's migrations hold the lock for longer than the lock timeout of 5 s.
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+        sqlx::raw_sql("COMMIT").execute(&mut migrating).await.expect("releases the lock");
+    };
+    let (opened, ()) = tokio::join!(schema.try_open_store(), release);
+
+    assert!(opened.is_ok(), "{:?}", opened.err());
 }
