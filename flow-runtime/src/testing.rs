@@ -1,5 +1,6 @@
 //! An in-process harness for testing flows: build a request, set config and state, run the
-//! trigger and the execution, and drive retries and queues with virtual time.
+//! trigger and the execution, and drive retries and queues with virtual time. For end-to-end
+//! tests of a built integration binary, [`ServedBinary`] runs its `serve` on a local port.
 //!
 //! The harness runs the real engine on a real SQLite file in a temporary folder, with a
 //! [`ManualClock`] that only moves when the test calls [`TestHarness::advance`], so no test
@@ -41,6 +42,10 @@ use crate::store::{
     Ancestor, Durability, ExecutionFilter, ExecutionRecord, ExecutionSummary, SqliteStore, StateScope, StateWrite, Store,
     TickFilter, TickRecord, execution_with_lineage,
 };
+
+mod served;
+
+pub use served::{ServedBinary, ServedBinaryBuilder, free_port};
 
 /// Maximum wait for the preprocess flow in [`TestHarness::route`], in real time.
 const ROUTE_TIMEOUT: Duration = Duration::from_secs(30);

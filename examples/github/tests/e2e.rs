@@ -2,12 +2,12 @@
 //! signed deliveries over HTTP, and the `executions` and `invoke` commands as subprocesses.
 
 use std::fs::File;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use flow_runtime::signature::sign_github;
+use flow_runtime::testing::ServedBinary;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -109,10 +109,8 @@ impl Workspace {
 /// A running `github serve` with its own store and port.
 struct Server {
     // Declared first so the process stops before the folder with its store is removed.
-    _process: ChildGuard,
+    served: ServedBinary,
     workspace: Workspace,
-    base_url: String,
-    log_path: PathBuf,
     client: reqwest::Client,
 }
 
@@ -120,51 +118,32 @@ impl Server {
     /// Starts the server on a free port and waits until `/health` returns 200.
     async fn start() -> Self {
         let workspace = Workspace::new();
-        let log_path = workspace.dir.path().join("serve.log");
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(DEADLINE)
             .build()
             .expect("builds the HTTP client");
-
-        // Another process may take the port between the probe and the server's bind, so a
-        // server that cannot listen is started again on a new port.
-        for _ in 0..3 {
-            let addr = format!("127.0.0.1:{}", free_port());
-            let mut command = workspace.command(&["serve", "--addr", &addr]);
-            command
-                .stdout(Stdio::null())
-                .stderr(File::create(&log_path).expect("creates the server log"));
-            let mut process = ChildGuard(command.spawn().expect("starts the github binary"));
-            let base_url = format!("http://{addr}");
-
-            if wait_until_healthy(&mut process, &client, &base_url, &log_path).await {
-                return Self {
-                    _process: process,
-                    workspace,
-                    base_url,
-                    log_path,
-                    client,
-                };
-            }
-            let log = read_text(&log_path);
-            assert!(
-                log.contains("cannot listen"),
-                "the server stopped during startup; log:\n{log}"
-            );
+        let served = ServedBinary::builder(env!("CARGO_BIN_EXE_github"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["--config", "flows.toml", "--store", &workspace.store_url()])
+            .env("GITHUB_WEBHOOK_SECRET", SECRET)
+            .env("RUST_LOG", "info")
+            .log(workspace.dir.path().join("serve.log"))
+            .start()
+            .await;
+        Self {
+            served,
+            workspace,
+            client,
         }
-        panic!(
-            "the server could not listen on three free ports; log:\n{}",
-            read_text(&log_path)
-        );
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base_url)
+        self.served.url(path)
     }
 
     fn log(&self) -> String {
-        read_text(&self.log_path)
+        self.served.log()
     }
 
     /// Posts `body` to `path` as GitHub would: JSON, with the event, a delivery id and the
@@ -251,39 +230,6 @@ impl Server {
             .expect("an executions array")
             .clone()
     }
-}
-
-/// Polls `/health` until it returns 200. Returns false when the server exited first, and
-/// panics when it is still starting after [`DEADLINE`].
-async fn wait_until_healthy(
-    process: &mut ChildGuard,
-    client: &reqwest::Client,
-    base_url: &str,
-    log_path: &Path,
-) -> bool {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = process.0.try_wait().expect("polls the server") {
-            eprintln!("the server exited with {status} before /health returned 200");
-            return false;
-        }
-        let health = client.get(format!("{base_url}/health")).send().await;
-        if health.is_ok_and(|response| response.status() == 200) {
-            return true;
-        }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "no /health response within {DEADLINE:?}; log:\n{}",
-            read_text(log_path)
-        );
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
-}
-
-/// Returns a port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binds an ephemeral port");
-    listener.local_addr().expect("has a local address").port()
 }
 
 fn read_text(path: &Path) -> String {

@@ -2,11 +2,10 @@
 //! HTTP: with the `rmcp` client, and with the MCP inspector's CLI when `npx` is installed.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
+use flow_runtime::testing::ServedBinary;
 use rmcp::ServiceExt as _;
 use rmcp::model::{CallToolRequestParams, ClientConfig};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -18,30 +17,17 @@ const AGENT_KEY: &str = "k_test_agent";
 /// The MCP inspector release the CLI test runs; `.ci/run` puts it in the npx cache.
 const INSPECTOR: &str = "@modelcontextprotocol/inspector@2.12.0";
 
-/// A running `helpdesk serve`, stopped when dropped.
+/// A running `helpdesk serve` and the folder of its config and store.
 struct Server {
-    child: Child,
+    // Declared first so the process stops before the folder with its store is removed.
+    _served: ServedBinary,
     base: String,
     _folder: tempfile::TempDir,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("binds").local_addr().expect("address").port()
-}
-
-fn write_config(folder: &Path, port: u16) -> PathBuf {
+fn write_config(folder: &Path) -> PathBuf {
     let text = format!(
         r#"
-[server]
-addr = "127.0.0.1:{port}"
-
 [store]
 url = "sqlite://{store}"
 
@@ -60,28 +46,17 @@ api_keys = {{ "route-event" = ["{HOOK_KEY}"], "open-ticket" = ["{HOOK_KEY}"], "c
 
 async fn start() -> Server {
     let folder = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let config = write_config(folder.path(), port);
-    let child = Command::new(env!("CARGO_BIN_EXE_helpdesk"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starts the binary");
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
+    let config = write_config(folder.path());
+    let served = ServedBinary::builder(env!("CARGO_BIN_EXE_helpdesk"))
+        .config(&config)
+        .log(folder.path().join("serve.log"))
+        .start()
+        .await;
+    Server {
+        base: served.base_url(),
+        _served: served,
         _folder: folder,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if reqwest::get(format!("{}/health", server.base)).await.is_ok() {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("helpdesk did not answer /health within 20 seconds");
 }
 
 async fn send_event(server: &Server, event: &str, body: Value) -> reqwest::Response {

@@ -15,14 +15,13 @@
 #![cfg(unix)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::TcpListener;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use flow_runtime::testing::{ServedBinary, free_port};
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{Value, json};
 
@@ -53,92 +52,23 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(120);
 /// Deadline for the server to exit after SIGTERM; the runtime's shutdown grace is 30 seconds.
 const EXIT_DEADLINE: Duration = Duration::from_secs(45);
 
-/// A running `orders serve`, killed with SIGKILL when dropped, also during a panic.
-struct Server {
-    child: Child,
-    base: String,
+/// Starts `orders serve` with `config` on `port`, with its log in `server-{run}.log` in
+/// `folder`, and waits until it is healthy.
+async fn start(folder: &Path, config: &Path, port: u16, run: usize) -> ServedBinary {
+    ServedBinary::builder(env!("CARGO_BIN_EXE_orders"))
+        .config(&config)
+        .port(port)
+        .log(folder.join(format!("server-{run}.log")))
+        .start()
+        .await
 }
 
-impl Server {
-    /// Starts `orders serve` with `config`, which listens on `port`; its log goes to
-    /// `server-{run}.log` in `folder`.
-    fn start(folder: &Path, config: &Path, port: u16, run: usize) -> Self {
-        let log = std::fs::File::create(folder.join(format!("server-{run}.log"))).expect("creates the server log");
-        let child = Command::new(env!("CARGO_BIN_EXE_orders"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starts the binary");
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    async fn wait_until_healthy(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if reqwest::get(format!("{}/health", self.base)).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("orders did not respond on /health at {} within 20 seconds", self.base);
-    }
-
-    /// Sends SIGKILL (what `Child::kill` sends on Unix) and waits for the exit.
-    fn kill(&mut self) -> ExitStatus {
-        self.child.kill().expect("sends SIGKILL");
-        self.child.wait().expect("waits for the killed server")
-    }
-
-    /// Sends SIGTERM and waits, up to `EXIT_DEADLINE`, for the graceful exit.
-    async fn terminate(&mut self) -> ExitStatus {
-        let sent = Command::new("kill")
-            .args(["-s", "TERM", &self.child.id().to_string()])
-            .status()
-            .expect("runs kill");
-        assert!(sent.success(), "kill -s TERM {} failed: {sent}", self.child.id());
-        let deadline = Instant::now() + EXIT_DEADLINE;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("polls the server") {
-                return status;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "orders did not exit within {} seconds of SIGTERM",
-            EXIT_DEADLINE.as_secs()
-        );
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("binds")
-        .local_addr()
-        .expect("address")
-        .port()
-}
-
-fn write_config(folder: &Path, port: u16) -> PathBuf {
+fn write_config(folder: &Path) -> PathBuf {
     let store = folder.join("orders.db");
     // A SIGKILL loses no committed data in either durability mode. "full", the default, also
     // survives a power loss, which this test does not simulate.
     let text = format!(
-        r#"[server]
-addr = "127.0.0.1:{port}"
-
-[store]
+        r#"[store]
 url = "sqlite://{store}"
 durability = "full"
 
@@ -661,13 +591,12 @@ async fn sigkill_under_load_loses_and_repeats_nothing() {
     let started = Instant::now();
     let folder = tempfile::tempdir().expect("temp dir");
     let port = free_port();
-    let config = write_config(folder.path(), port);
+    let config = write_config(folder.path());
     let store_path = folder.path().join("orders.db");
 
     // Run 1: load until KILL_AFTER_ACKNOWLEDGED acknowledgements, then SIGKILL.
-    let mut server = Server::start(folder.path(), &config, port, 1);
-    server.wait_until_healthy().await;
-    let base = server.base.clone();
+    let mut server = start(folder.path(), &config, port, 1).await;
+    let base = server.base_url();
     let load = Arc::new(Load::new(
         payment_groups(),
         LEDGER_ENTRIES,
@@ -695,15 +624,14 @@ async fn sigkill_under_load_loses_and_repeats_nothing() {
 
     // Run 2: restart on the same store and config, resend what got no response, send the rest.
     let restart = Instant::now();
-    let mut server = Server::start(folder.path(), &config, port, 2);
-    server.wait_until_healthy().await;
+    let mut server = start(folder.path(), &config, port, 2).await;
     let restart_time = restart.elapsed();
     load.killed.store(false, Ordering::SeqCst);
-    join_all(spawn_senders(&load, &server.base)).await;
+    join_all(spawn_senders(&load, &base)).await;
     let sent = started.elapsed();
-    wait_until_idle(&server.base).await;
+    wait_until_idle(&base).await;
     let drained = started.elapsed();
-    let exit = server.terminate().await;
+    let exit = server.terminate(EXIT_DEADLINE).await;
     assert!(
         exit.success(),
         "the restarted server did not exit cleanly after SIGTERM: {exit}"
@@ -1225,15 +1153,14 @@ fn examine_ledger(executions: &[Stored]) -> LedgerFindings {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ledger_runs_read_the_state_their_predecessor_saved() {
     let folder = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let config = write_config(folder.path(), port);
-    let mut server = Server::start(folder.path(), &config, port, 1);
-    server.wait_until_healthy().await;
+    let config = write_config(folder.path());
+    let mut server = start(folder.path(), &config, free_port(), 1).await;
+    let base = server.base_url();
 
     let load = Arc::new(Load::new(Vec::new(), QUIET_LEDGER_ENTRIES, None));
-    join_all(spawn_senders(&load, &server.base)).await;
-    wait_until_idle(&server.base).await;
-    let exit = server.terminate().await;
+    join_all(spawn_senders(&load, &base)).await;
+    wait_until_idle(&base).await;
+    let exit = server.terminate(EXIT_DEADLINE).await;
     assert!(exit.success(), "the server did not exit cleanly after SIGTERM: {exit}");
 
     let failures = lock(&load.failures).clone();

@@ -1,49 +1,34 @@
 //! Starts the built `orders` binary and sends it real HTTP requests.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
+use flow_runtime::testing::ServedBinary;
 use serde_json::{Value, json};
 
 const KEY: &str = "k_test_abc123";
 
-/// A running `orders serve`, stopped when dropped.
+/// A running `orders serve` with the folder of its config and store.
 struct Server {
-    child: Child,
+    // Declared first so the process stops before the folder with its store is removed.
+    served: ServedBinary,
     base: String,
     config: PathBuf,
-    folder: Option<tempfile::TempDir>,
+    folder: tempfile::TempDir,
 }
 
 impl Server {
     /// Kills the process and hands back its folder, store included.
-    fn stop(mut self) -> tempfile::TempDir {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.folder.take().expect("the folder is taken only here")
+    fn stop(self) -> tempfile::TempDir {
+        drop(self.served);
+        self.folder
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("binds").local_addr().expect("address").port()
-}
-
-fn write_config(folder: &Path, port: u16) -> PathBuf {
+fn write_config(folder: &Path) -> PathBuf {
     let store = folder.join("orders.db");
     let text = format!(
         r#"
-[server]
-addr = "127.0.0.1:{port}"
-
 [store]
 url = "sqlite://{store}"
 
@@ -66,29 +51,18 @@ fn orders() -> Command {
 }
 
 async fn start_in(folder: tempfile::TempDir) -> Server {
-    let port = free_port();
-    let config = write_config(folder.path(), port);
-    let child = orders()
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starts the binary");
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
+    let config = write_config(folder.path());
+    let served = ServedBinary::builder(env!("CARGO_BIN_EXE_orders"))
+        .config(&config)
+        .log(folder.path().join("serve.log"))
+        .start()
+        .await;
+    Server {
+        base: served.base_url(),
+        served,
         config,
-        folder: Some(folder),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if reqwest::get(format!("{}/health", server.base)).await.is_ok() {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        folder,
     }
-    panic!("orders did not answer /health within 20 seconds");
 }
 
 async fn start() -> Server {

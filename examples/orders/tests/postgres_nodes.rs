@@ -10,11 +10,10 @@
 #![cfg(unix)]
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use flow_runtime::testing::{ServedBinary, free_port};
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection};
@@ -28,19 +27,6 @@ const PAYMENTS: usize = 60;
 const LEDGER_ENTRIES: u64 = 30;
 /// Deadline for both servers to finish every accepted execution.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
-
-/// A running `orders serve`, killed when dropped, also during a panic.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A schema created for this test, dropped when the value is dropped.
 struct Schema {
@@ -72,20 +58,9 @@ impl Drop for Schema {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("binds")
-        .local_addr()
-        .expect("address")
-        .port()
-}
-
-fn write_config(folder: &Path, name: &str, port: u16, store_url: &str) -> PathBuf {
+fn write_config(folder: &Path, name: &str, store_url: &str) -> PathBuf {
     let text = format!(
-        r#"[server]
-addr = "127.0.0.1:{port}"
-
-[store]
+        r#"[store]
 url = "{store_url}"
 
 [[instances]]
@@ -101,32 +76,13 @@ api_keys = {{ "record-payment" = ["{PAYMENT_KEY}"], "post-ledger-entry" = ["{LED
     path
 }
 
-fn start(config: &Path, port: u16) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_orders"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starts the binary");
-    Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    }
-}
-
-async fn wait_until_healthy(server: &mut Server) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if reqwest::get(format!("{}/health", server.base)).await.is_ok() {
-            return;
-        }
-        if let Ok(Some(status)) = server.child.try_wait() {
-            panic!("orders serve at {} exited with {status} before it answered /health", server.base);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("orders serve at {} did not answer /health within 30 seconds", server.base);
+/// Starts `orders serve` with `config` on a free port, its log beside the config.
+async fn start(config: &Path) -> ServedBinary {
+    ServedBinary::builder(env!("CARGO_BIN_EXE_orders"))
+        .config(&config)
+        .log(config.with_extension("log"))
+        .start()
+        .await
 }
 
 /// Sends one webhook and returns the acknowledged execution id.
@@ -246,17 +202,14 @@ async fn two_servers_on_one_schema_run_each_execution_once() {
     let folder = tempfile::tempdir().expect("temp dir");
     let separator = if url.contains('?') { '&' } else { '?' };
     let store_url = format!("{url}{separator}options[search_path]={name}");
-    let ports = [free_port(), free_port()];
     let configs = [
-        write_config(folder.path(), "first", ports[0], &store_url),
-        write_config(folder.path(), "second", ports[1], &store_url),
+        write_config(folder.path(), "first", &store_url),
+        write_config(folder.path(), "second", &store_url),
     ];
     // Both start at once, so both apply the migrations concurrently.
-    let mut servers = [start(&configs[0], ports[0]), start(&configs[1], ports[1])];
-    for server in &mut servers {
-        wait_until_healthy(server).await;
-    }
-    let bases: Vec<String> = servers.iter().map(|server| server.base.clone()).collect();
+    let (first, second) = tokio::join!(start(&configs[0]), start(&configs[1]));
+    let servers = [first, second];
+    let bases: Vec<String> = servers.iter().map(ServedBinary::base_url).collect();
 
     let client = reqwest::Client::new();
     let payments = (0..PAYMENTS).map(|index| {

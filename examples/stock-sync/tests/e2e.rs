@@ -4,39 +4,25 @@
 #[path = "../src/supplier_mock.rs"]
 mod supplier_mock;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use flow_runtime::testing::ServedBinary;
 use serde_json::Value;
 use supplier_mock::MockSupplier;
 
-/// A running `stock-sync serve`, stopped when dropped.
+/// A running `stock-sync serve` and its config.
 struct Server {
-    child: Child,
+    _served: ServedBinary,
     base: String,
     config: PathBuf,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("binds").local_addr().expect("address").port()
-}
-
-fn write_config(folder: &Path, port: u16, supplier: &MockSupplier) -> PathBuf {
+fn write_config(folder: &Path, supplier: &MockSupplier) -> PathBuf {
     let store = folder.join("stock.db");
     let text = format!(
         r#"
-[server]
-addr = "127.0.0.1:{port}"
-
 [store]
 url = "sqlite://{store}"
 
@@ -58,28 +44,17 @@ fn stock_sync() -> Command {
 }
 
 async fn start(folder: &Path, supplier: &MockSupplier) -> Server {
-    let port = free_port();
-    let config = write_config(folder, port, supplier);
-    let child = stock_sync()
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starts the binary");
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
+    let config = write_config(folder, supplier);
+    let served = ServedBinary::builder(env!("CARGO_BIN_EXE_stock-sync"))
+        .config(&config)
+        .log(folder.join("serve.log"))
+        .start()
+        .await;
+    Server {
+        base: served.base_url(),
+        _served: served,
         config,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if reqwest::get(format!("{}/health", server.base)).await.is_ok() {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("stock-sync did not answer /health within 20 seconds");
 }
 
 /// Runs a command of the binary off the test's runtime, which must keep serving the mock
@@ -191,7 +166,7 @@ async fn deploy_command_reports_a_failed_hook() {
         base: format!("{}/missing", supplier.base),
         data: supplier.data.clone(),
     };
-    let config = write_config(folder.path(), free_port(), &broken);
+    let config = write_config(folder.path(), &broken);
     let output = run_cli(&config, &["deploy", "acme"]).await;
 
     assert_eq!(output.status.code(), Some(1));
@@ -203,7 +178,7 @@ async fn deploy_command_reports_a_failed_hook() {
 async fn schedule_command_prints_new_york_instants() {
     let supplier = MockSupplier::start().await;
     let folder = tempfile::tempdir().expect("temp dir");
-    let config = write_config(folder.path(), free_port(), &supplier);
+    let config = write_config(folder.path(), &supplier);
 
     let output = run_cli(&config, &["schedule", "daily-stock-report", "--after", "2026-03-07T00:00:00Z", "--next", "2"]).await;
 
@@ -218,7 +193,7 @@ async fn schedule_command_prints_new_york_instants() {
 async fn invoke_runs_scheduled_flow_with_a_tick_body() {
     let supplier = MockSupplier::start().await;
     let folder = tempfile::tempdir().expect("temp dir");
-    let config = write_config(folder.path(), free_port(), &supplier);
+    let config = write_config(folder.path(), &supplier);
 
     let output = run_cli(&config, &["invoke", "daily-stock-report"]).await;
 
@@ -232,7 +207,7 @@ async fn invoke_runs_a_poll_without_moving_the_cursor() {
     let supplier = MockSupplier::start().await;
     supplier.change("WID-1", 40);
     let folder = tempfile::tempdir().expect("temp dir");
-    let config = write_config(folder.path(), free_port(), &supplier);
+    let config = write_config(folder.path(), &supplier);
 
     let first = run_cli(&config, &["invoke", "sync-stock"]).await;
     let second = run_cli(&config, &["invoke", "sync-stock"]).await;

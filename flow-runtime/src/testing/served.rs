@@ -1,0 +1,303 @@
+//! A built integration binary serving on a local port, for end-to-end tests.
+//!
+//! ```ignore
+//! use flow_runtime::testing::ServedBinary;
+//!
+//! #[tokio::test]
+//! async fn health_answers() {
+//!     let folder = tempfile::tempdir().unwrap();
+//!     let server = ServedBinary::builder(env!("CARGO_BIN_EXE_orders"))
+//!         .config("flows.toml")
+//!         .log(folder.path().join("serve.log"))
+//!         .start()
+//!         .await;
+//!     let health = reqwest::get(server.url("/health")).await.unwrap();
+//!     assert_eq!(health.status(), 200);
+//! }
+//! ```
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// Maximum wait for `/health` to respond with 200 after the binary starts.
+const HEALTH_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Pause between two `/health` requests.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Times a server is started on a new free port when it could not listen on the last one.
+const PORT_ATTEMPTS: usize = 3;
+
+/// Returns a port on 127.0.0.1 that was free a moment ago. Another process may take it
+/// before the server binds it.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binds an ephemeral port on 127.0.0.1");
+    listener.local_addr().expect("has a local address").port()
+}
+
+/// Settings for starting a [`ServedBinary`].
+#[derive(Debug, Clone)]
+pub struct ServedBinaryBuilder {
+    binary: PathBuf,
+    args: Vec<OsString>,
+    envs: Vec<(OsString, OsString)>,
+    current_dir: Option<PathBuf>,
+    port: Option<u16>,
+    log: Option<PathBuf>,
+}
+
+impl ServedBinaryBuilder {
+    /// Adds arguments after `serve --addr 127.0.0.1:PORT`, such as `["--config", PATH]`.
+    #[must_use]
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Passes `--config PATH`, the server's config file.
+    #[must_use]
+    pub fn config(self, path: impl AsRef<Path>) -> Self {
+        self.args([OsString::from("--config"), path.as_ref().as_os_str().to_owned()])
+    }
+
+    /// Sets an environment variable of the server. The server does not inherit the test's
+    /// `FLOW_*` variables, so they cannot override the test's settings.
+    #[must_use]
+    pub fn env(mut self, name: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.envs.push((name.into(), value.into()));
+        self
+    }
+
+    /// Runs the server in `folder`, against which relative paths in its arguments resolve.
+    #[must_use]
+    pub fn current_dir(mut self, folder: impl Into<PathBuf>) -> Self {
+        self.current_dir = Some(folder.into());
+        self
+    }
+
+    /// Serves on `port` instead of a free port picked at start, such as to restart a server
+    /// where its clients expect it.
+    #[must_use]
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// Writes the server's standard error, its log, to `path` instead of discarding it.
+    #[must_use]
+    pub fn log(mut self, path: impl Into<PathBuf>) -> Self {
+        self.log = Some(path.into());
+        self
+    }
+
+    /// Starts the binary and waits until `/health` responds with 200. On a picked port, a
+    /// server that exits during startup, such as one whose port was taken meanwhile, is
+    /// started again on another free port, up to three times.
+    ///
+    /// # Panics
+    ///
+    /// Panics, with the server's log when there is one, when the binary cannot start, exits
+    /// during startup on every attempt, or does not respond within 20 seconds.
+    pub async fn start(self) -> ServedBinary {
+        let attempts = if self.port.is_some() { 1 } else { PORT_ATTEMPTS };
+        for _ in 0..attempts {
+            let port = self.port.unwrap_or_else(free_port);
+            let mut server = self.spawn(port);
+            if server.wait_until_healthy().await {
+                return server;
+            }
+        }
+        panic!(
+            "{} stopped during startup on {attempts} attempts; log:\n{}",
+            self.binary.display(),
+            self.log.as_deref().map(read_text).unwrap_or_default()
+        );
+    }
+
+    fn spawn(&self, port: u16) -> ServedBinary {
+        let stderr = match &self.log {
+            Some(path) => Stdio::from(File::create(path).unwrap_or_else(|error| panic!("cannot create {}: {error}", path.display()))),
+            None => Stdio::null(),
+        };
+        let addr = format!("127.0.0.1:{port}");
+        let mut command = Command::new(&self.binary);
+        command
+            .args(["serve", "--addr", &addr])
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("FLOW_") {
+                command.env_remove(name);
+            }
+        }
+        command.envs(self.envs.iter().map(|(name, value)| (name, value)));
+        if let Some(folder) = &self.current_dir {
+            command.current_dir(folder);
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {}: {error}", self.binary.display()));
+        ServedBinary {
+            child,
+            addr,
+            port,
+            log: self.log.clone(),
+        }
+    }
+}
+
+/// A built integration binary running `serve` on 127.0.0.1, stopped with SIGKILL when dropped.
+#[derive(Debug)]
+pub struct ServedBinary {
+    child: Child,
+    addr: String,
+    port: u16,
+    log: Option<PathBuf>,
+}
+
+impl ServedBinary {
+    /// Creates the settings to start `binary`, such as `env!("CARGO_BIN_EXE_orders")`.
+    pub fn builder(binary: impl AsRef<Path>) -> ServedBinaryBuilder {
+        ServedBinaryBuilder {
+            binary: binary.as_ref().to_path_buf(),
+            args: Vec::new(),
+            envs: Vec::new(),
+            current_dir: None,
+            port: None,
+            log: None,
+        }
+    }
+
+    /// Returns the base URL, `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Returns the URL of `path`, which starts with `/`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Returns the port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Returns the process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Returns the server's log so far, or an empty text when it is discarded.
+    pub fn log(&self) -> String {
+        self.log.as_deref().map(read_text).unwrap_or_default()
+    }
+
+    /// Sends SIGKILL and waits for the exit.
+    ///
+    /// # Panics
+    ///
+    /// Panics when the signal cannot be sent or the exit cannot be read.
+    pub fn kill(&mut self) -> ExitStatus {
+        self.child.kill().expect("sends SIGKILL to the server");
+        self.child.wait().expect("waits for the killed server")
+    }
+
+    /// Sends SIGTERM, through the `kill` command, and waits up to `deadline` for the exit.
+    ///
+    /// # Panics
+    ///
+    /// Panics when `kill` fails or the server is still running after `deadline`.
+    pub async fn terminate(&mut self, deadline: Duration) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-s", "TERM", &pid]).status().expect("runs kill");
+        assert!(sent.success(), "kill -s TERM {pid} failed: {sent}");
+
+        let started = Instant::now();
+        while started.elapsed() < deadline {
+            if let Some(status) = self.child.try_wait().expect("polls the server") {
+                return status;
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+        panic!("the server did not exit within {deadline:?} of SIGTERM; log:\n{}", self.log());
+    }
+
+    /// Polls `/health` until it responds with 200. Returns `false` when the process exits
+    /// first, and panics when it still has not responded after [`HEALTH_DEADLINE`].
+    async fn wait_until_healthy(&mut self) -> bool {
+        let started = Instant::now();
+        loop {
+            if self.child.try_wait().expect("polls the server").is_some() {
+                return false;
+            }
+            if health_is_ok(&self.addr).await {
+                return true;
+            }
+            assert!(
+                started.elapsed() < HEALTH_DEADLINE,
+                "no 200 from http://{}/health within {HEALTH_DEADLINE:?}; log:\n{}",
+                self.addr,
+                self.log()
+            );
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+}
+
+impl Drop for ServedBinary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends `GET /health` over HTTP/1.1 and reports whether the status is 200.
+async fn health_is_ok(addr: &str) -> bool {
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+
+    let mut head = [0_u8; 12];
+    stream.read_exact(&mut head).await.is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
+fn read_text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServedBinary;
+
+    #[tokio::test]
+    #[should_panic(expected = "stopped during startup on 3 attempts")]
+    async fn exiting_binary_fails_the_start() {
+        ServedBinary::builder("/bin/false").start().await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "serve: No such file")]
+    async fn start_failure_shows_the_log() {
+        let folder = tempfile::tempdir().expect("temp dir");
+
+        // `sh serve --addr ...` reports on standard error that it cannot open a script `serve`.
+        ServedBinary::builder("/bin/sh").log(folder.path().join("serve.log")).start().await;
+    }
+}
