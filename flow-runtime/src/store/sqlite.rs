@@ -1059,6 +1059,45 @@ mod tests {
         assert!(matches!(outcome, Ok(InsertOutcome::Inserted)), "{outcome:?}");
     }
 
+    /// Inserts from a caller on another runtime while the runtime that opened the store shuts
+    /// down, at a different moment in each round.
+    #[test]
+    fn commit_reported_during_runtime_shutdown() {
+        let mut misreported = Vec::new();
+        for round in 0..50_u64 {
+            let folder = tempfile::tempdir().expect("temp dir");
+            let opened_on = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().expect("runtime");
+            let store = opened_on
+                .block_on(async { SqliteStore::open(folder.path().join("flows.db"), Durability::Normal) })
+                .expect("opens");
+            let writer = store.clone();
+            let caller = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                runtime.block_on(async move {
+                    let mut outcomes = Vec::new();
+                    for index in 0..400 {
+                        let id = format!("e{index}");
+                        let outcome = writer.insert(new_execution(&id)).await;
+                        outcomes.push((id, outcome));
+                    }
+                    outcomes
+                })
+            });
+            std::thread::sleep(std::time::Duration::from_micros(200 + round * 61 % 3000));
+            drop(opened_on);
+
+            for (id, outcome) in caller.join().expect("caller thread") {
+                if let Err(error) = outcome
+                    && on_new_runtime(store.get(&id)).expect("reads").is_some()
+                {
+                    misreported.push(format!("{id} in round {round} committed, yet reported {error}"));
+                }
+            }
+        }
+
+        assert!(misreported.is_empty(), "{misreported:#?}");
+    }
+
     #[test]
     fn replies_when_opened_on_current_thread() {
         let folder = tempfile::tempdir().expect("temp dir");

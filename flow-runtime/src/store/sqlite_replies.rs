@@ -31,9 +31,10 @@ impl Replies {
             .ok()
             .filter(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread);
         let task = handle.map(|handle| {
-            let (sender, mut batches) = mpsc::unbounded_channel::<Committed>();
+            let (sender, batches) = mpsc::unbounded_channel::<Committed>();
+            let mut batches = Unreplied(batches);
             handle.spawn(async move {
-                while let Some((batch, failure)) = batches.recv().await {
+                while let Some((batch, failure)) = batches.0.recv().await {
                     reply_to_all(batch, failure.as_deref());
                 }
             });
@@ -56,6 +57,22 @@ impl Replies {
             None => (batch, failure),
         };
         reply_to_all(batch, failure.as_deref());
+    }
+}
+
+/// The reply task's queue of committed batches. When the runtime shuts down and drops the task,
+/// this completes the replies of the batches still queued, so no committed write reports a
+/// failure.
+struct Unreplied(mpsc::UnboundedReceiver<Committed>);
+
+impl Drop for Unreplied {
+    fn drop(&mut self) {
+        // Once closed, the channel takes no more batches: the writer gets each back and
+        // replies itself.
+        self.0.close();
+        while let Ok((batch, failure)) = self.0.try_recv() {
+            reply_to_all(batch, failure.as_deref());
+        }
     }
 }
 
