@@ -51,7 +51,7 @@ use crate::logger::LogEntry;
 /// First key of the advisory lock that serializes migrations of one schema.
 pub(super) const ADVISORY_MIGRATIONS: i32 = 0x666c_0001;
 /// First key of the advisory lock on one throttled or sequential (flow, instance) queue.
-const ADVISORY_QUEUE: i32 = 0x666c_0002;
+pub(super) const ADVISORY_QUEUE: i32 = 0x666c_0002;
 /// First key of the advisory lock on one dedupe key of a flow and instance.
 const ADVISORY_DEDUPE: i32 = 0x666c_0003;
 
@@ -62,12 +62,13 @@ const MAX_CONNECTIONS: u32 = 16;
 /// Maximum wait for a pooled connection, including connecting to the server.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// PostgreSQL's `lock_timeout` for the store's sessions, unless the URL sets one. A statement
-/// that waits longer for a lock, such as a webhook's insert behind a `LOCK TABLE`, fails and
-/// rolls back. So the webhook responds with 503 before a sender gives up (GitHub records a
-/// delivery as failed after 10 seconds), and no execution commits after its sender saw a
-/// failure. The SQLite store waits as long for another process's write lock (`busy_timeout`).
-pub(super) const LOCK_TIMEOUT: &str = "5s";
+/// Sets PostgreSQL's `lock_timeout` in the transaction that inserts a new execution. An insert
+/// that waits longer for a lock, such as behind a `LOCK TABLE`, fails and rolls back. So its
+/// webhook responds with 503 while the sender still waits (GitHub records a delivery as failed
+/// after 10 seconds), and no execution commits after its sender saw a failure. Other
+/// transactions, such as claims, have no caller waiting and keep the server's setting. The
+/// SQLite store waits as long for another process's write lock (`busy_timeout`).
+const SET_INSERT_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '5s'";
 
 /// Runs of one transaction that PostgreSQL aborted for a deadlock or serialization failure.
 const MAX_TRANSACTION_RUNS: u32 = 5;
@@ -102,14 +103,11 @@ impl PostgresStore {
     /// invalid, the server cannot be reached or refuses the login, or a migration fails.
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let redacted_url = redact_password(url);
-        let mut options = PgConnectOptions::from_str(url).map_err(|error| {
+        let options = PgConnectOptions::from_str(url).map_err(|error| {
             StoreError::Database(format!(
                 "invalid PostgreSQL store URL \"{redacted_url}\": {error}; use postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
             ))
         })?;
-        if !options.get_options().is_some_and(|set| set.contains("lock_timeout=")) {
-            options = options.options([("lock_timeout", LOCK_TIMEOUT)]);
-        }
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -267,7 +265,10 @@ impl Store for PostgresStore {
     fn insert(&self, execution: NewExecution) -> BoxFuture<'_, StoreResult<InsertOutcome>> {
         Box::pin(self.transact("insert", move |connection| {
             let execution = execution.clone();
-            Box::pin(async move { insert_execution(connection, &execution).await })
+            Box::pin(async move {
+                sqlx::raw_sql(SET_INSERT_LOCK_TIMEOUT).execute(&mut *connection).await?;
+                insert_execution(connection, &execution).await
+            })
         }))
     }
 

@@ -132,12 +132,6 @@ const MIGRATIONS: &[&str] = &[
 pub(super) async fn migrate(pool: &PgPool) -> StoreResult<()> {
     loop {
         let mut transaction = pool.begin().await.map_err(database)?;
-        // A migration waits for other processes' locks without the sessions' lock timeout:
-        // another process may hold the advisory lock for as long as its migrations take.
-        sqlx::raw_sql("SET LOCAL lock_timeout = 0")
-            .execute(&mut *transaction)
-            .await
-            .map_err(database)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
             .bind(ADVISORY_MIGRATIONS)
             .execute(&mut *transaction)

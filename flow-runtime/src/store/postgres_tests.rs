@@ -13,7 +13,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection};
 
 use super::conformance::{at, new_execution};
-use super::postgres::{ADVISORY_MIGRATIONS, LOCK_TIMEOUT};
+use super::postgres::ADVISORY_QUEUE;
 use super::{
     AttemptOutcome, AttemptRecord, ExecutionStatus, InsertOutcome, Lease, NewTick, PostgresStore, QueuePolicies,
     Store, StoreResult, TickOutcome, TickRecorded,
@@ -372,32 +372,6 @@ async fn invalid_url_error_names_the_expected_form() {
     assert!(!message.contains("s3cret"), "{message}");
 }
 
-/// Reads the `lock_timeout` setting of one of the store's pooled sessions.
-async fn session_lock_timeout(store: &PostgresStore) -> String {
-    sqlx::query_scalar("SHOW lock_timeout").fetch_one(store.pool()).await.expect("reads lock_timeout")
-}
-
-#[tokio::test]
-async fn sessions_get_the_default_lock_timeout() {
-    let Some(schema) = TestSchema::create("sessions_get_the_default_lock_timeout").await else {
-        return;
-    };
-    let store = schema.open_store().await;
-
-    assert_eq!(session_lock_timeout(&store).await, LOCK_TIMEOUT);
-}
-
-#[tokio::test]
-async fn url_lock_timeout_overrides_the_default() {
-    let Some(schema) = TestSchema::create("url_lock_timeout_overrides_the_default").await else {
-        return;
-    };
-    let url = format!("{}&options[lock_timeout]=250ms", schema.store_url());
-    let store = PostgresStore::connect(&url).await.expect("opens the PostgreSQL store");
-
-    assert_eq!(session_lock_timeout(&store).await, "250ms");
-}
-
 #[tokio::test]
 async fn insert_behind_table_lock_fails() {
     let Some(schema) = TestSchema::create("insert_behind_table_lock_fails").await else {
@@ -421,24 +395,33 @@ async fn insert_behind_table_lock_fails() {
 }
 
 #[tokio::test]
-async fn migration_waits_past_the_lock_timeout() {
-    let Some(schema) = TestSchema::create("migration_waits_past_the_lock_timeout").await else {
+async fn claim_behind_queue_lock_waits() {
+    let Some(schema) = TestSchema::create("claim_behind_queue_lock_waits").await else {
         return;
     };
-    let mut migrating = PgConnection::connect(&schema.store_url()).await.expect("connects");
-    sqlx::raw_sql("BEGIN").execute(&mut migrating).await.expect("begins");
-    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
-        .bind(ADVISORY_MIGRATIONS)
-        .execute(&mut migrating)
-        .await
-        .expect("takes the migration lock");
+    let store = schema.open_store().await;
+    store.insert(new_execution("sequential")).await.expect("inserts");
+    let mut parallel = new_execution("parallel");
+    parallel.flow = "other".to_owned();
+    store.insert(parallel).await.expect("inserts");
 
-    // Another process's migrations hold the lock for longer than the lock timeout of 5 s.
+    // Another node's claim holds the queue lock of ("orders", "acme") for longer than the
+    // insert's lock timeout of 5 s.
+    let mut holder = PgConnection::connect(&schema.store_url()).await.expect("connects");
+    sqlx::raw_sql("BEGIN").execute(&mut holder).await.expect("begins");
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema() || '/' || $2 || '/' || $3))")
+        .bind(ADVISORY_QUEUE)
+        .bind("orders")
+        .bind("acme")
+        .execute(&mut holder)
+        .await
+        .expect("holds the queue lock");
     let release = async {
         tokio::time::sleep(std::time::Duration::from_secs(6)).await;
-        sqlx::raw_sql("COMMIT").execute(&mut migrating).await.expect("releases the lock");
+        sqlx::raw_sql("COMMIT").execute(&mut holder).await.expect("releases the lock");
     };
-    let (opened, ()) = tokio::join!(schema.try_open_store(), release);
+    let (claimed, ()) = tokio::join!(store.claim("node2", 8, at(10), at(100), sequential()), release);
 
-    assert!(opened.is_ok(), "{:?}", opened.err());
+    let ids: Vec<String> = claimed.expect("claims").into_iter().map(|execution| execution.id).collect();
+    assert!(ids.contains(&"parallel".to_owned()), "{ids:?}");
 }
