@@ -56,7 +56,7 @@ const EXIT_DEADLINE: Duration = Duration::from_secs(45);
 /// `folder`, and waits until it is healthy.
 async fn start(folder: &Path, config: &Path, port: u16, run: usize) -> ServedBinary {
     ServedBinary::builder(env!("CARGO_BIN_EXE_orders"))
-        .config(&config)
+        .config(config)
         .port(port)
         .log(folder.join(format!("server-{run}.log")))
         .start()

@@ -79,7 +79,7 @@ api_keys = {{ "record-payment" = ["{PAYMENT_KEY}"], "post-ledger-entry" = ["{LED
 /// Starts `orders serve` with `config` on a free port, its log beside the config.
 async fn start(config: &Path) -> ServedBinary {
     ServedBinary::builder(env!("CARGO_BIN_EXE_orders"))
-        .config(&config)
+        .config(config)
         .log(config.with_extension("log"))
         .start()
         .await
