@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use serde_json::json;
 use sqlx::postgres::PgConnection;
@@ -395,8 +396,8 @@ async fn insert_behind_table_lock_fails() {
 }
 
 #[tokio::test]
-async fn claim_behind_queue_lock_waits() {
-    let Some(schema) = TestSchema::create("claim_behind_queue_lock_waits").await else {
+async fn claim_skips_a_locked_queue() {
+    let Some(schema) = TestSchema::create("claim_skips_a_locked_queue").await else {
         return;
     };
     let store = schema.open_store().await;
@@ -405,8 +406,7 @@ async fn claim_behind_queue_lock_waits() {
     parallel.flow = "other".to_owned();
     store.insert(parallel).await.expect("inserts");
 
-    // Another node's claim holds the queue lock of ("orders", "acme") for longer than the
-    // insert's lock timeout of 5 s.
+    // Another node's claim holds the queue lock of ("orders", "acme") until the end of the test.
     let mut holder = PgConnection::connect(&schema.store_url()).await.expect("connects");
     sqlx::raw_sql("BEGIN").execute(&mut holder).await.expect("begins");
     sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema() || '/' || $2 || '/' || $3))")
@@ -416,12 +416,56 @@ async fn claim_behind_queue_lock_waits() {
         .execute(&mut holder)
         .await
         .expect("holds the queue lock");
-    let release = async {
-        tokio::time::sleep(std::time::Duration::from_secs(6)).await;
-        sqlx::raw_sql("COMMIT").execute(&mut holder).await.expect("releases the lock");
-    };
-    let (claimed, ()) = tokio::join!(store.claim("node2", 8, at(10), at(100), sequential()), release);
+    let claimed = tokio::time::timeout(Duration::from_secs(30), store.claim("node2", 8, at(10), at(100), sequential()))
+        .await
+        .expect("the claim does not wait for the queue lock");
 
     let ids: Vec<String> = claimed.expect("claims").into_iter().map(|execution| execution.id).collect();
-    assert!(ids.contains(&"parallel".to_owned()), "{ids:?}");
+    assert_eq!(ids, ["parallel"]);
+}
+
+#[tokio::test]
+async fn claim_starts_the_oldest_queue_first() {
+    let Some(schema) = TestSchema::create("claim_starts_the_oldest_queue_first").await else {
+        return;
+    };
+    let store = schema.open_store().await;
+    for instance in ["zeta", "alpha"] {
+        let mut execution = new_execution(instance);
+        execution.instance = instance.to_owned();
+        store.insert(execution).await.expect("inserts");
+    }
+
+    let claimed = store.claim("node1", 1, at(10), at(100), sequential()).await.expect("claims");
+
+    let ids: Vec<String> = claimed.into_iter().map(|execution| execution.id).collect();
+    assert_eq!(ids, ["zeta"]);
+}
+
+#[tokio::test]
+async fn claim_passes_thousands_of_busy_queues() {
+    let Some(schema) = TestSchema::create("claim_passes_thousands_of_busy_queues").await else {
+        return;
+    };
+    let store = schema.open_store().await;
+    // 30,000 sequential queues, each with one execution running and one waiting behind it.
+    sqlx::raw_sql(
+        "INSERT INTO executions (id, flow, instance, status, attempt, created_at, updated_at, due_at, lease_owner, \
+         lease_until, source, payload) SELECT 'running-' || n, 'orders', 'busy-' || n, 'running', 1, 0, 0, 0, \
+         'node1', 9000000000000, 'webhook', '{}' FROM generate_series(1, 30000) AS n; \
+         INSERT INTO executions (id, flow, instance, status, created_at, updated_at, due_at, source, payload) \
+         SELECT 'waiting-' || n, 'orders', 'busy-' || n, 'queued', 0, 0, 0, 'webhook', '{}' \
+         FROM generate_series(1, 30000) AS n",
+    )
+    .execute(store.pool())
+    .await
+    .expect("inserts the busy queues");
+    let mut free = new_execution("free");
+    free.instance = "free".to_owned();
+    store.insert(free).await.expect("inserts");
+
+    let claimed = store.claim("node2", 8, at(10), at(100), sequential()).await.expect("claims");
+
+    let ids: Vec<String> = claimed.into_iter().map(|execution| execution.id).collect();
+    assert_eq!(ids, ["free"]);
 }
