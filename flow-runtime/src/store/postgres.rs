@@ -11,12 +11,12 @@
 //!   same row, and a row another node marked `running` meanwhile fails the `status = 'queued'`
 //!   recheck.
 //! - Throttled and sequential flows: a node claiming from one (flow, instance) queue first takes
-//!   a transaction-level advisory lock on that queue. A second node waits for the first to
-//!   commit, and only then counts the queue's running executions and reads its head, so it sees
-//!   the first node's claims. The locks are taken in (flow, instance) order, so two claims do
-//!   not wait on each other in a cycle; a hash collision between two queues' keys could still
-//!   deadlock, and PostgreSQL then aborts one claim, which is retried. SERIALIZABLE was not
-//!   chosen because every claim reads the whole due index and would often abort under load.
+//!   a transaction-level advisory lock on that queue with `pg_try_advisory_xact_lock`. A queue
+//!   whose lock another node holds is skipped, since that node is claiming from it. Under the
+//!   lock the node counts the queue's running executions and reads its head. Every node that
+//!   held the lock before committed its claims before releasing it, so these reads include
+//!   them. No claim waits for a queue lock, so claims cannot deadlock on them. SERIALIZABLE was
+//!   not chosen because every claim reads the whole due index and would often abort under load.
 //!
 //! Leases compare instants from each node's own clock. NOTE: the nodes' clocks must agree to
 //! well within the lease duration, or one node may reclaim an execution another still runs.
@@ -690,10 +690,11 @@ async fn claim(
 /// claim from taking an advisory lock for every instance with queued work: with thousands of
 /// instances behind running executions, that overflowed PostgreSQL's lock table.
 ///
-/// The running executions are counted in a correlated subquery, which PostgreSQL runs as one
-/// index lookup per instance. Written as `NOT EXISTS`, it became an anti join, which with the
-/// statistics of a table from before a burst of inserts compared every pair of rows: 150 s for
-/// 30,000 busy queues, against 75 ms now.
+/// The instances with running executions are read once, in a `NOT IN` subquery that
+/// PostgreSQL runs as a hash table. With statistics from before a burst of inserts, other
+/// forms became a scan per instance. For 30,000 busy queues, a `NOT EXISTS` anti join took
+/// 150 s, and a correlated `COUNT(*)` took 75 s after an `ANALYZE` of a small table. This form
+/// took 35 ms on the same data (measured with psql).
 async fn queue_candidates(
     connection: &mut PgConnection,
     flow: &str,
@@ -709,8 +710,8 @@ async fn queue_candidates(
             sqlx::query_scalar(
                 "SELECT instance FROM (SELECT DISTINCT ON (instance) instance, seq, due_at FROM executions \
                  WHERE flow = $1 AND status = 'queued' ORDER BY instance, seq) AS heads \
-                 WHERE due_at <= $2 AND (SELECT COUNT(*) FROM executions AS running \
-                 WHERE running.flow = $1 AND running.instance = heads.instance AND running.status = 'running') = 0 \
+                 WHERE due_at <= $2 AND instance NOT IN (SELECT instance FROM executions \
+                 WHERE flow = $1 AND status = 'running') \
                  ORDER BY seq LIMIT $3",
             )
             .bind(flow)
@@ -722,9 +723,9 @@ async fn queue_candidates(
         QueueMode::Throttled { concurrency_limit } => {
             sqlx::query_scalar(
                 "SELECT instance FROM executions AS queued WHERE flow = $1 AND status = 'queued' AND due_at <= $2 \
-                 GROUP BY instance HAVING (SELECT COUNT(*) FROM executions AS running \
-                 WHERE running.flow = $1 AND running.instance = queued.instance AND running.status = 'running') < $4 \
-                 ORDER BY MIN(seq) LIMIT $3",
+                 AND instance NOT IN (SELECT instance FROM executions WHERE flow = $1 AND status = 'running' \
+                 GROUP BY instance HAVING COUNT(*) >= $4) \
+                 GROUP BY instance ORDER BY MIN(seq) LIMIT $3",
             )
             .bind(flow)
             .bind(now)

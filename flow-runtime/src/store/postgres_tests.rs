@@ -469,3 +469,141 @@ async fn claim_passes_thousands_of_busy_queues() {
     let ids: Vec<String> = claimed.into_iter().map(|execution| execution.id).collect();
     assert_eq!(ids, ["free"]);
 }
+
+#[tokio::test]
+async fn claim_with_stale_statistics_stays_fast() {
+    let Some(schema) = TestSchema::create("claim_with_stale_statistics_stays_fast").await else {
+        return;
+    };
+    let store = schema.open_store().await;
+    // Statistics from a table with one running execution, then 30,000 queues, each with one
+    // execution running and one waiting, before the next analyze.
+    sqlx::raw_sql(
+        "INSERT INTO executions (id, flow, instance, status, attempt, created_at, updated_at, due_at, lease_owner, \
+         lease_until, source, payload) VALUES ('early', 'orders', 'early', 'running', 1, 0, 0, 0, 'node1', \
+         9000000000000, 'webhook', '{}'); \
+         ANALYZE executions; \
+         INSERT INTO executions (id, flow, instance, status, attempt, created_at, updated_at, due_at, lease_owner, \
+         lease_until, source, payload) SELECT 'running-' || n, 'orders', 'busy-' || n, 'running', 1, 0, 0, 0, \
+         'node1', 9000000000000, 'webhook', '{}' FROM generate_series(1, 30000) AS n; \
+         INSERT INTO executions (id, flow, instance, status, created_at, updated_at, due_at, source, payload) \
+         SELECT 'waiting-' || n, 'orders', 'busy-' || n, 'queued', 0, 0, 0, 'webhook', '{}' \
+         FROM generate_series(1, 30000) AS n",
+    )
+    .execute(store.pool())
+    .await
+    .expect("inserts the busy queues");
+    let mut free = new_execution("free");
+    free.instance = "free".to_owned();
+    store.insert(free).await.expect("inserts");
+
+    let claimed = tokio::time::timeout(Duration::from_secs(20), store.claim("node2", 8, at(10), at(100), sequential()))
+        .await
+        .expect("the claim returns within 20 s");
+
+    let ids: Vec<String> = claimed.expect("claims").into_iter().map(|execution| execution.id).collect();
+    assert_eq!(ids, ["free"]);
+}
+
+#[tokio::test]
+async fn throttled_claim_with_stale_statistics_stays_fast() {
+    let Some(schema) = TestSchema::create("throttled_claim_with_stale_statistics_stays_fast").await else {
+        return;
+    };
+    let store = schema.open_store().await;
+    // Statistics from a table with one running execution, then 30,000 queues, each with one
+    // execution running and one waiting, before the next analyze.
+    sqlx::raw_sql(
+        "INSERT INTO executions (id, flow, instance, status, attempt, created_at, updated_at, due_at, lease_owner, \
+         lease_until, source, payload) VALUES ('early', 'orders', 'early', 'running', 1, 0, 0, 0, 'node1', \
+         9000000000000, 'webhook', '{}'); \
+         ANALYZE executions; \
+         INSERT INTO executions (id, flow, instance, status, attempt, created_at, updated_at, due_at, lease_owner, \
+         lease_until, source, payload) SELECT 'running-' || n, 'orders', 'busy-' || n, 'running', 1, 0, 0, 0, \
+         'node1', 9000000000000, 'webhook', '{}' FROM generate_series(1, 30000) AS n; \
+         INSERT INTO executions (id, flow, instance, status, created_at, updated_at, due_at, source, payload) \
+         SELECT 'waiting-' || n, 'orders', 'busy-' || n, 'queued', 0, 0, 0, 'webhook', '{}' \
+         FROM generate_series(1, 30000) AS n",
+    )
+    .execute(store.pool())
+    .await
+    .expect("inserts the full queues");
+    let mut free = new_execution("free");
+    free.instance = "free".to_owned();
+    store.insert(free).await.expect("inserts");
+    let throttled = Arc::new(QueuePolicies {
+        modes: [("orders".to_owned(), flow_core::QueueMode::Throttled { concurrency_limit: 1 })].into_iter().collect(),
+    });
+
+    let claimed = tokio::time::timeout(Duration::from_secs(20), store.claim("node2", 8, at(10), at(100), throttled))
+        .await
+        .expect("the claim returns within 20 s");
+
+    let ids: Vec<String> = claimed.expect("claims").into_iter().map(|execution| execution.id).collect();
+    assert_eq!(ids, ["free"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_limit_holds_across_nodes() {
+    let Some((first, second, _schema)) = two_nodes("throttled_limit_holds_across_nodes").await else {
+        return;
+    };
+    let instances = ["acme", "globex", "initech"];
+    let per_instance = 12;
+    for n in 0..per_instance {
+        for instance in instances {
+            let mut execution = new_execution(&format!("{instance}-{n:03}"));
+            execution.instance = instance.to_owned();
+            first.insert(execution).await.expect("inserts");
+        }
+    }
+    let throttled = Arc::new(QueuePolicies {
+        modes: [("orders".to_owned(), flow_core::QueueMode::Throttled { concurrency_limit: 2 })].into_iter().collect(),
+    });
+    let running: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
+    let max_running = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let total = instances.len() * per_instance;
+
+    let mut handles = Vec::new();
+    for (node, store) in [first, second].into_iter().enumerate() {
+        for task in 0..3 {
+            let (store, running, max_running, done, throttled) = (
+                Arc::clone(&store),
+                Arc::clone(&running),
+                Arc::clone(&max_running),
+                Arc::clone(&done),
+                Arc::clone(&throttled),
+            );
+            handles.push(tokio::spawn(async move {
+                let worker = format!("node{node}-task{task}");
+                while done.load(Ordering::SeqCst) < total {
+                    let claimed = store.claim(&worker, 4, at(0), at(5), Arc::clone(&throttled)).await.expect("claims");
+                    if claimed.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        continue;
+                    }
+                    for execution in &claimed {
+                        let mut counts = running.lock().expect("running lock");
+                        let count = counts.entry(execution.instance.clone()).or_default();
+                        *count += 1;
+                        max_running.fetch_max(*count, Ordering::SeqCst);
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    for execution in &claimed {
+                        *running.lock().expect("running lock").get_mut(&execution.instance).expect("counted") -= 1;
+                        let finished =
+                            store.finish_attempt(&succeeded(&execution.id, execution.attempt, &worker)).await.expect("finishes");
+                        assert!(finished);
+                        done.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }));
+        }
+    }
+    for handle in handles {
+        tokio::time::timeout(Duration::from_secs(60), handle).await.expect("drains within 60 s").expect("claimer joins");
+    }
+
+    assert!(max_running.load(Ordering::SeqCst) <= 2, "a throttled queue ran more than its limit");
+}

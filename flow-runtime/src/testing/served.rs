@@ -28,6 +28,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 /// Maximum wait for `/health` to respond with 200 after the binary starts.
 const HEALTH_DEADLINE: Duration = Duration::from_secs(20);
 
+/// Maximum wait for one `/health` response.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Pause between two `/health` requests.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -258,14 +261,27 @@ impl ServedBinary {
 }
 
 impl Drop for ServedBinary {
+    /// Kills the server. During a failing test's panic, prints the server's log first, which
+    /// its temporary folder may not keep.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking()
+            && let Some(path) = &self.log
+        {
+            eprintln!("log of the server at http://{} ({}):\n{}", self.addr, path.display(), read_text(path));
+        }
     }
 }
 
-/// Sends `GET /health` over HTTP/1.1 and reports whether the status is 200.
+/// Sends `GET /health` over HTTP/1.1 and reports whether the status is 200 within
+/// [`PROBE_TIMEOUT`]. A server that has bound its port but does not accept yet, such as one
+/// that is still recovering its store, leaves the probe unanswered.
 async fn health_is_ok(addr: &str) -> bool {
+    tokio::time::timeout(PROBE_TIMEOUT, probe_health(addr)).await.unwrap_or(false)
+}
+
+async fn probe_health(addr: &str) -> bool {
     let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
         return false;
     };
@@ -290,6 +306,32 @@ mod tests {
     #[should_panic(expected = "stopped during startup on 3 attempts")]
     async fn exiting_binary_fails_the_start() {
         ServedBinary::builder("/bin/false").start().await;
+    }
+
+    /// Writes an executable shell script `fake-serve` with `body` into `folder`.
+    fn fake_binary(folder: &std::path::Path, body: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt as _;
+
+        let path = folder.join("fake-serve");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("writes the script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("makes the script executable");
+        path
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "no 200 from")]
+    async fn silent_listener_times_out_the_start() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        // A bound port whose connections are never accepted, like a server still recovering
+        // its store between binding and serving.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        let port = listener.local_addr().expect("address").port();
+        let binary = fake_binary(folder.path(), "exec sleep 120");
+
+        let start = ServedBinary::builder(binary).port(port).start();
+        let started = tokio::time::timeout(std::time::Duration::from_secs(60), start).await;
+
+        assert!(started.is_ok(), "start was still waiting for /health 60 s after its 20 s deadline");
     }
 
     #[tokio::test]
