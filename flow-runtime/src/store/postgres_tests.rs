@@ -442,104 +442,73 @@ async fn claim_starts_the_oldest_queue_first() {
     assert_eq!(ids, ["zeta"]);
 }
 
-#[tokio::test]
-async fn claim_passes_thousands_of_busy_queues() {
-    let Some(schema) = TestSchema::create("claim_passes_thousands_of_busy_queues").await else {
-        return;
-    };
+/// SQL that adds 30,000 queues of the flow `orders`, each with one execution running and one
+/// waiting behind it.
+const BUSY_QUEUES: &str = "INSERT INTO executions (id, flow, instance, status, attempt, created_at, updated_at, \
+     due_at, lease_owner, lease_until, source, payload) SELECT 'running-' || n, 'orders', 'busy-' || n, 'running', \
+     1, 0, 0, 0, 'node1', 9000000000000, 'webhook', '{}' FROM generate_series(1, 30000) AS n; \
+     INSERT INTO executions (id, flow, instance, status, created_at, updated_at, due_at, source, payload) \
+     SELECT 'waiting-' || n, 'orders', 'busy-' || n, 'queued', 0, 0, 0, 'webhook', '{}' \
+     FROM generate_series(1, 30000) AS n";
+
+/// SQL that adds one running execution and analyzes the table, so the planner's statistics
+/// describe a small table when [`BUSY_QUEUES`] runs after it.
+const SMALL_TABLE_STATISTICS: &str = "INSERT INTO executions (id, flow, instance, status, attempt, created_at, \
+     updated_at, due_at, lease_owner, lease_until, source, payload) VALUES ('early', 'orders', 'early', 'running', \
+     1, 0, 0, 0, 'node1', 9000000000000, 'webhook', '{}'); ANALYZE executions";
+
+/// Runs `setup`, adds a free queue with one due execution, and claims with `queues`, failing
+/// after 20 s. Returns the claimed ids.
+async fn claim_beside_busy_queues(test: &str, setup: &[&'static str], queues: Arc<QueuePolicies>) -> Option<Vec<String>> {
+    let schema = TestSchema::create(test).await?;
     let store = schema.open_store().await;
-    // 30,000 sequential queues, each with one execution running and one waiting behind it.
-    sqlx::raw_sql(
-        "INSERT INTO executions (id, flow, instance, status, attempt, created_at, updated_at, due_at, lease_owner, \
-         lease_until, source, payload) SELECT 'running-' || n, 'orders', 'busy-' || n, 'running', 1, 0, 0, 0, \
-         'node1', 9000000000000, 'webhook', '{}' FROM generate_series(1, 30000) AS n; \
-         INSERT INTO executions (id, flow, instance, status, created_at, updated_at, due_at, source, payload) \
-         SELECT 'waiting-' || n, 'orders', 'busy-' || n, 'queued', 0, 0, 0, 'webhook', '{}' \
-         FROM generate_series(1, 30000) AS n",
-    )
-    .execute(store.pool())
-    .await
-    .expect("inserts the busy queues");
+    for sql in setup {
+        sqlx::raw_sql(*sql).execute(store.pool()).await.expect("sets up the queues");
+    }
     let mut free = new_execution("free");
     free.instance = "free".to_owned();
     store.insert(free).await.expect("inserts");
 
-    let claimed = store.claim("node2", 8, at(10), at(100), sequential()).await.expect("claims");
+    let claimed = tokio::time::timeout(Duration::from_secs(20), store.claim("node2", 8, at(10), at(100), queues))
+        .await
+        .expect("the claim returns within 20 s");
+    Some(claimed.expect("claims").into_iter().map(|execution| execution.id).collect())
+}
 
-    let ids: Vec<String> = claimed.into_iter().map(|execution| execution.id).collect();
+fn throttled_to_one() -> Arc<QueuePolicies> {
+    Arc::new(QueuePolicies {
+        modes: [("orders".to_owned(), flow_core::QueueMode::Throttled { concurrency_limit: 1 })].into_iter().collect(),
+    })
+}
+
+#[tokio::test]
+async fn claim_passes_thousands_of_busy_queues() {
+    let Some(ids) = claim_beside_busy_queues("claim_passes_thousands_of_busy_queues", &[BUSY_QUEUES], sequential()).await
+    else {
+        return;
+    };
+
     assert_eq!(ids, ["free"]);
 }
 
 #[tokio::test]
 async fn claim_with_stale_statistics_stays_fast() {
-    let Some(schema) = TestSchema::create("claim_with_stale_statistics_stays_fast").await else {
+    let setup = [SMALL_TABLE_STATISTICS, BUSY_QUEUES];
+    let Some(ids) = claim_beside_busy_queues("claim_with_stale_statistics_stays_fast", &setup, sequential()).await else {
         return;
     };
-    let store = schema.open_store().await;
-    // Statistics from a table with one running execution, then 30,000 queues, each with one
-    // execution running and one waiting, before the next analyze.
-    sqlx::raw_sql(
-        "INSERT INTO executions (id, flow, instance, status, attempt, created_at, updated_at, due_at, lease_owner, \
-         lease_until, source, payload) VALUES ('early', 'orders', 'early', 'running', 1, 0, 0, 0, 'node1', \
-         9000000000000, 'webhook', '{}'); \
-         ANALYZE executions; \
-         INSERT INTO executions (id, flow, instance, status, attempt, created_at, updated_at, due_at, lease_owner, \
-         lease_until, source, payload) SELECT 'running-' || n, 'orders', 'busy-' || n, 'running', 1, 0, 0, 0, \
-         'node1', 9000000000000, 'webhook', '{}' FROM generate_series(1, 30000) AS n; \
-         INSERT INTO executions (id, flow, instance, status, created_at, updated_at, due_at, source, payload) \
-         SELECT 'waiting-' || n, 'orders', 'busy-' || n, 'queued', 0, 0, 0, 'webhook', '{}' \
-         FROM generate_series(1, 30000) AS n",
-    )
-    .execute(store.pool())
-    .await
-    .expect("inserts the busy queues");
-    let mut free = new_execution("free");
-    free.instance = "free".to_owned();
-    store.insert(free).await.expect("inserts");
 
-    let claimed = tokio::time::timeout(Duration::from_secs(20), store.claim("node2", 8, at(10), at(100), sequential()))
-        .await
-        .expect("the claim returns within 20 s");
-
-    let ids: Vec<String> = claimed.expect("claims").into_iter().map(|execution| execution.id).collect();
     assert_eq!(ids, ["free"]);
 }
 
 #[tokio::test]
 async fn throttled_claim_with_stale_statistics_stays_fast() {
-    let Some(schema) = TestSchema::create("throttled_claim_with_stale_statistics_stays_fast").await else {
+    let setup = [SMALL_TABLE_STATISTICS, BUSY_QUEUES];
+    let test = "throttled_claim_with_stale_statistics_stays_fast";
+    let Some(ids) = claim_beside_busy_queues(test, &setup, throttled_to_one()).await else {
         return;
     };
-    let store = schema.open_store().await;
-    // Statistics from a table with one running execution, then 30,000 queues, each with one
-    // execution running and one waiting, before the next analyze.
-    sqlx::raw_sql(
-        "INSERT INTO executions (id, flow, instance, status, attempt, created_at, updated_at, due_at, lease_owner, \
-         lease_until, source, payload) VALUES ('early', 'orders', 'early', 'running', 1, 0, 0, 0, 'node1', \
-         9000000000000, 'webhook', '{}'); \
-         ANALYZE executions; \
-         INSERT INTO executions (id, flow, instance, status, attempt, created_at, updated_at, due_at, lease_owner, \
-         lease_until, source, payload) SELECT 'running-' || n, 'orders', 'busy-' || n, 'running', 1, 0, 0, 0, \
-         'node1', 9000000000000, 'webhook', '{}' FROM generate_series(1, 30000) AS n; \
-         INSERT INTO executions (id, flow, instance, status, created_at, updated_at, due_at, source, payload) \
-         SELECT 'waiting-' || n, 'orders', 'busy-' || n, 'queued', 0, 0, 0, 'webhook', '{}' \
-         FROM generate_series(1, 30000) AS n",
-    )
-    .execute(store.pool())
-    .await
-    .expect("inserts the full queues");
-    let mut free = new_execution("free");
-    free.instance = "free".to_owned();
-    store.insert(free).await.expect("inserts");
-    let throttled = Arc::new(QueuePolicies {
-        modes: [("orders".to_owned(), flow_core::QueueMode::Throttled { concurrency_limit: 1 })].into_iter().collect(),
-    });
 
-    let claimed = tokio::time::timeout(Duration::from_secs(20), store.claim("node2", 8, at(10), at(100), throttled))
-        .await
-        .expect("the claim returns within 20 s");
-
-    let ids: Vec<String> = claimed.expect("claims").into_iter().map(|execution| execution.id).collect();
     assert_eq!(ids, ["free"]);
 }
 
