@@ -178,3 +178,40 @@ async fn unread_responses_do_not_hold_stop() {
 
     assert!(returned.is_ok(), "the server did not return within {CLOSE_WAIT:?} of the stop");
 }
+
+/// A `tracing` writer that keeps what it is given, for checking log lines.
+#[derive(Clone, Default)]
+struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log lock")).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn http2_prior_knowledge_is_logged_and_closed() {
+    let log = CapturedLog::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let server = start().await;
+
+    let mut stream = TcpStream::connect(server.addr).await.expect("connects");
+    stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.expect("sends the HTTP/2 preface");
+    let received = read_until_closed(&mut stream).await;
+
+    assert_eq!(received, "");
+    assert!(log.text().contains("HTTP/1.1 only"), "log:\n{}", log.text());
+}

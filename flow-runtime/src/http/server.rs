@@ -84,8 +84,14 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ServerLimits, shu
         let service = TowerToHyperService::new(app.clone());
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, %peer, "connection closed with an error");
+            match connection.await {
+                Ok(()) => {}
+                Err(error) if error.is_parse_version_h2() => tracing::info!(
+                    %peer,
+                    "closed an HTTP/2 connection without TLS: this server speaks HTTP/1.1 only; send HTTP/1.1, \
+                     or put a proxy that speaks HTTP/2 in front"
+                ),
+                Err(error) => tracing::debug!(%error, %peer, "connection closed with an error"),
             }
         });
     }
