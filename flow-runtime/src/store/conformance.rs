@@ -484,6 +484,21 @@ pub(super) async fn sequential_queues_of_two_instances_run_side_by_side(store: A
     assert_eq!(claimed.len(), 2);
 }
 
+pub(super) async fn keyed_queue_waiting_longest_starts_first(store: Arc<dyn Store>) {
+    for instance in ["zeta", "alpha"] {
+        let mut execution = new_execution(instance);
+        execution.instance = instance.into();
+        store.insert(execution).await.expect("inserts");
+    }
+
+    let claimed = store
+        .claim("w1", 1, at(0), at(5), policies("orders", flow_core::QueueMode::Sequential))
+        .await
+        .expect("claims");
+
+    assert_eq!(claimed_ids(&claimed), vec!["zeta"]);
+}
+
 pub(super) async fn throttled_queue_stops_at_its_limit(store: Arc<dyn Store>) {
     for id in ["e1", "e2", "e3", "e4"] {
         store.insert(new_execution(id)).await.expect("inserts");
@@ -656,6 +671,7 @@ macro_rules! store_conformance_tests {
             sequential_queue_runs_one_at_a_time_in_order,
             sequential_retry_holds_back_later_executions,
             sequential_queues_of_two_instances_run_side_by_side,
+            keyed_queue_waiting_longest_starts_first,
             throttled_queue_stops_at_its_limit,
             parallel_flows_fill_room_beside_a_blocked_queue,
             schedule_cursor_keeps_its_first_start,

@@ -424,24 +424,6 @@ async fn claim_skips_a_locked_queue() {
     assert_eq!(ids, ["parallel"]);
 }
 
-#[tokio::test]
-async fn claim_starts_the_oldest_queue_first() {
-    let Some(schema) = TestSchema::create("claim_starts_the_oldest_queue_first").await else {
-        return;
-    };
-    let store = schema.open_store().await;
-    for instance in ["zeta", "alpha"] {
-        let mut execution = new_execution(instance);
-        execution.instance = instance.to_owned();
-        store.insert(execution).await.expect("inserts");
-    }
-
-    let claimed = store.claim("node1", 1, at(10), at(100), sequential()).await.expect("claims");
-
-    let ids: Vec<String> = claimed.into_iter().map(|execution| execution.id).collect();
-    assert_eq!(ids, ["zeta"]);
-}
-
 /// SQL that adds 30,000 queues of the flow `orders`, each with one execution running and one
 /// waiting behind it.
 const BUSY_QUEUES: &str = "INSERT INTO executions (id, flow, instance, status, attempt, created_at, updated_at, \

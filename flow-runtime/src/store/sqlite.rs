@@ -602,8 +602,9 @@ fn claimed_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, ClaimedEx
 /// Picks due executions within their queues' limits and marks them running.
 ///
 /// Throttled and sequential flows are read per instance from the unfinished rows' index, so a
-/// long backlog of one sequential queue costs one row read, not a scan. Parallel flows fill
-/// the remaining room, oldest due first.
+/// long backlog of one sequential queue costs one row read, not a scan. The instance whose
+/// queue has waited longest comes first, so a claim with little room does not keep serving
+/// the same instances. Parallel flows fill the remaining room, oldest due first.
 fn claim(
     tx: &Connection,
     worker: &str,
@@ -618,7 +619,8 @@ fn claim(
         let instances: Vec<String> = {
             let mut statement = tx
                 .prepare_cached(
-                    "SELECT DISTINCT instance FROM executions WHERE flow = ?1 AND status IN ('queued', 'running') AND status = 'queued'",
+                    "SELECT instance FROM executions WHERE flow = ?1 AND status IN ('queued', 'running') AND status = 'queued' \
+                     GROUP BY instance ORDER BY MIN(seq)",
                 )
                 .map_err(database)?;
             let rows = statement.query_map([flow], |row| row.get(0)).map_err(database)?;
