@@ -15,7 +15,7 @@
 //!   whose lock another node holds is skipped, since that node is claiming from it. Under the
 //!   lock the node counts the queue's running executions and reads its head. Every node that
 //!   held the lock before committed its claims before releasing it, so these reads include
-//!   them. No claim waits for a queue lock, so claims cannot deadlock on them. SERIALIZABLE was
+//!   them. `claim` only tries queue locks, so two claims cannot deadlock on them. SERIALIZABLE was
 //!   not chosen because every claim reads the whole due index and would often abort under load.
 //!
 //! Leases compare instants from each node's own clock. NOTE: the nodes' clocks must agree to
@@ -67,7 +67,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// webhook responds with 503 while the sender still waits (GitHub records a delivery as failed
 /// after 10 seconds), and no execution commits after its sender saw a failure. Other
 /// transactions, such as claims, have no caller waiting and keep the server's setting. The
-/// SQLite store waits as long for another process's write lock (`busy_timeout`).
+/// statement costs every insert one more round trip to the server. The SQLite store waits as
+/// long for another process's write lock (`busy_timeout`).
 const SET_INSERT_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '5s'";
 
 /// Runs of one transaction that PostgreSQL aborted for a deadlock or serialization failure.

@@ -1042,6 +1042,14 @@ mod tests {
         store_conformance_tests!(runtime(flavor = "multi_thread", worker_threads = 2); async { Some(fresh()) });
     }
 
+    /// Opens a store in `folder` from inside `runtime`, where the store starts its reply task
+    /// when `runtime` is a multi-thread runtime.
+    fn open_on(runtime: &tokio::runtime::Runtime, folder: &tempfile::TempDir) -> SqliteStore {
+        runtime
+            .block_on(async { SqliteStore::open(folder.path().join("flows.db"), Durability::Normal) })
+            .expect("opens")
+    }
+
     /// Runs `future` on a new current-thread runtime, failing after 10 seconds instead of
     /// hanging when a reply never comes.
     fn on_new_runtime<T>(future: impl std::future::Future<Output = T>) -> T {
@@ -1053,7 +1061,7 @@ mod tests {
     fn replies_after_opening_runtime_ends() {
         let folder = tempfile::tempdir().expect("temp dir");
         let opened_on = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().expect("runtime");
-        let store = opened_on.block_on(async { SqliteStore::open(folder.path().join("flows.db"), Durability::Normal) }).expect("opens");
+        let store = open_on(&opened_on, &folder);
         drop(opened_on);
 
         let outcome = on_new_runtime(store.insert(new_execution("e1")));
@@ -1069,9 +1077,7 @@ mod tests {
         for round in 0..50_u64 {
             let folder = tempfile::tempdir().expect("temp dir");
             let opened_on = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().expect("runtime");
-            let store = opened_on
-                .block_on(async { SqliteStore::open(folder.path().join("flows.db"), Durability::Normal) })
-                .expect("opens");
+            let store = open_on(&opened_on, &folder);
             let writer = store.clone();
             let caller = std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -1104,7 +1110,7 @@ mod tests {
     fn replies_when_opened_on_current_thread() {
         let folder = tempfile::tempdir().expect("temp dir");
         let opened_on = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        let store = opened_on.block_on(async { SqliteStore::open(folder.path().join("flows.db"), Durability::Normal) }).expect("opens");
+        let store = open_on(&opened_on, &folder);
 
         let outcome = on_new_runtime(store.insert(new_execution("e1")));
 

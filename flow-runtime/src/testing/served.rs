@@ -154,7 +154,6 @@ impl ServedBinaryBuilder {
             .unwrap_or_else(|error| panic!("cannot start {}: {error}", self.binary.display()));
         ServedBinary {
             child,
-            addr,
             port,
             log: self.log.clone(),
         }
@@ -165,7 +164,6 @@ impl ServedBinaryBuilder {
 #[derive(Debug)]
 pub struct ServedBinary {
     child: Child,
-    addr: String,
     port: u16,
     log: Option<PathBuf>,
 }
@@ -185,12 +183,12 @@ impl ServedBinary {
 
     /// Returns the base URL, `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://127.0.0.1:{}", self.port)
     }
 
     /// Returns the URL of `path`, which starts with `/`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}{path}", self.base_url())
     }
 
     /// Returns the port the server listens on.
@@ -246,13 +244,13 @@ impl ServedBinary {
             if self.child.try_wait().expect("polls the server").is_some() {
                 return false;
             }
-            if health_is_ok(&self.addr).await {
+            if health_is_ok(self.port).await {
                 return true;
             }
             assert!(
                 started.elapsed() < HEALTH_DEADLINE,
-                "no 200 from http://{}/health within {HEALTH_DEADLINE:?}; log:\n{}",
-                self.addr,
+                "no 200 from {} within {HEALTH_DEADLINE:?}; log:\n{}",
+                self.url("/health"),
                 self.log()
             );
             tokio::time::sleep(POLL_INTERVAL).await;
@@ -269,7 +267,7 @@ impl Drop for ServedBinary {
         if std::thread::panicking()
             && let Some(path) = &self.log
         {
-            eprintln!("log of the server at http://{} ({}):\n{}", self.addr, path.display(), read_text(path));
+            eprintln!("log of the server at {} ({}):\n{}", self.base_url(), path.display(), read_text(path));
         }
     }
 }
@@ -277,15 +275,15 @@ impl Drop for ServedBinary {
 /// Sends `GET /health` over HTTP/1.1 and reports whether the status is 200 within
 /// [`PROBE_TIMEOUT`]. A server that has bound its port but does not accept yet, such as one
 /// that is still recovering its store, leaves the probe unanswered.
-async fn health_is_ok(addr: &str) -> bool {
-    tokio::time::timeout(PROBE_TIMEOUT, probe_health(addr)).await.unwrap_or(false)
+async fn health_is_ok(port: u16) -> bool {
+    tokio::time::timeout(PROBE_TIMEOUT, probe_health(port)).await.unwrap_or(false)
 }
 
-async fn probe_health(addr: &str) -> bool {
-    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+async fn probe_health(port: u16) -> bool {
+    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
         return false;
     };
-    let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
     if stream.write_all(request.as_bytes()).await.is_err() {
         return false;
     }
