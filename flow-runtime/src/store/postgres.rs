@@ -15,8 +15,9 @@
 //!   whose lock another node holds is skipped, since that node is claiming from it. Under the
 //!   lock the node counts the queue's running executions and reads its head. Every node that
 //!   held the lock before committed its claims before releasing it, so these reads include
-//!   them. `claim` only tries queue locks, so two claims cannot deadlock on them. SERIALIZABLE was
-//!   not chosen because every claim reads the whole due index and would often abort under load.
+//!   them. `claim` only tries queue locks, so two claims cannot deadlock on them.
+//!   SERIALIZABLE was not chosen because every claim reads the whole due index and would often
+//!   abort under load.
 //!
 //! Leases compare instants from each node's own clock. NOTE: the nodes' clocks must agree to
 //! well within the lease duration, or one node may reclaim an execution another still runs.
