@@ -522,6 +522,45 @@ pub(super) async fn parallel_flows_fill_room_beside_a_blocked_queue(store: Arc<d
     assert_eq!(claimed_ids(&claimed), vec!["e1", "p1"]);
 }
 
+pub(super) async fn older_parallel_execution_starts_before_a_keyed_backlog(store: Arc<dyn Store>) {
+    let mut parallel = new_execution("p1");
+    parallel.flow = "invoices".into();
+    store.insert(parallel).await.expect("inserts");
+    for instance in ["acme", "globex"] {
+        let mut keyed = new_execution(instance);
+        keyed.instance = instance.into();
+        store.insert(keyed).await.expect("inserts");
+    }
+
+    let claimed = store
+        .claim("w1", 1, at(0), at(5), policies("orders", flow_core::QueueMode::Sequential))
+        .await
+        .expect("claims");
+
+    assert_eq!(claimed_ids(&claimed), vec!["p1"]);
+}
+
+pub(super) async fn keyed_flows_start_their_oldest_work_first(store: Arc<dyn Store>) {
+    for (id, flow) in [("z1", "zulu"), ("a1", "alpha"), ("z2", "zulu"), ("a2", "alpha")] {
+        let mut execution = new_execution(id);
+        execution.flow = flow.into();
+        execution.instance = id.into();
+        store.insert(execution).await.expect("inserts");
+    }
+    let queues = Arc::new(QueuePolicies {
+        modes: [
+            ("alpha".to_owned(), flow_core::QueueMode::Sequential),
+            ("zulu".to_owned(), flow_core::QueueMode::Throttled { concurrency_limit: 5 }),
+        ]
+        .into_iter()
+        .collect(),
+    });
+
+    let claimed = store.claim("w1", 3, at(0), at(5), queues).await.expect("claims");
+
+    assert_eq!(claimed_ids(&claimed), vec!["z1", "a1", "z2"]);
+}
+
 fn tick(minute: i64) -> NewTick {
     NewTick {
         flow: "orders".to_owned(),
@@ -674,6 +713,8 @@ macro_rules! store_conformance_tests {
             keyed_queue_waiting_longest_starts_first,
             throttled_queue_stops_at_its_limit,
             parallel_flows_fill_room_beside_a_blocked_queue,
+            older_parallel_execution_starts_before_a_keyed_backlog,
+            keyed_flows_start_their_oldest_work_first,
             schedule_cursor_keeps_its_first_start,
             tick_is_recorded_once,
             recorded_tick_moves_the_cursor,

@@ -41,8 +41,9 @@ use super::postgres_schedules::{
     unfinished_execution,
 };
 use super::records::{
-    AttemptOutcome, AttemptRecord, AttemptSummary, ClaimedExecution, ExecutionFilter, ExecutionRecord, ExecutionStatus,
-    ExecutionSummary, InsertOutcome, NewExecution, QueuePolicies, StateScope, StateWrite, StepRecord,
+    AttemptOutcome, AttemptRecord, AttemptSummary, ClaimCandidate, ClaimedExecution, ExecutionFilter, ExecutionRecord,
+    ExecutionStatus, ExecutionSummary, InsertOutcome, NewExecution, QueuePolicies, StateScope, StateWrite, StepRecord,
+    oldest_candidates,
 };
 use super::schedules::{DeploymentRecord, NewTick, ScheduleSummary, TickFilter, TickRecord, TickRecorded};
 use super::sqlite::from_millis;
@@ -596,11 +597,12 @@ pub(super) async fn insert_execution(
     Ok(InsertOutcome::Inserted)
 }
 
-fn claimed_from_row(row: &PgRow) -> Result<(i64, ClaimedExecution), QueryError> {
+fn candidate_from_row(row: &PgRow) -> Result<ClaimCandidate, QueryError> {
     let attempt: i32 = row.try_get("attempt")?;
-    Ok((
-        row.try_get("seq")?,
-        ClaimedExecution {
+    Ok(ClaimCandidate {
+        seq: row.try_get("seq")?,
+        due_at: row.try_get("due_at")?,
+        execution: ClaimedExecution {
             id: row.try_get("id")?,
             flow: row.try_get("flow")?,
             instance: row.try_get("instance")?,
@@ -609,15 +611,25 @@ fn claimed_from_row(row: &PgRow) -> Result<(i64, ClaimedExecution), QueryError> 
             created_at: from_millis(row.try_get("created_at")?),
             parent_id: row.try_get("parent_id")?,
         },
-    ))
+    })
+}
+
+/// Columns of a claim candidate, as [`candidate_from_row`] reads them. A macro, so `concat!`
+/// builds each query as one literal, which is what sqlx accepts without an audit wrapper.
+macro_rules! claim_columns {
+    () => {
+        "seq, id, flow, instance, payload, attempt, created_at, parent_id, due_at"
+    };
 }
 
 /// Picks due executions within their queues' limits and marks them running.
 ///
-/// `times` is (now, lease end) in milliseconds. Throttled and sequential queues are claimed
-/// first, each under its advisory lock; parallel flows fill the remaining room, oldest due
-/// first. A queue whose lock another node holds is skipped, because that node is claiming
-/// from it.
+/// `times` is (now, lease end) in milliseconds. Each throttled and sequential flow offers up
+/// to `limit` candidates, each queue under its advisory lock.
+///
+/// A queue whose lock another node holds is skipped, because that node is claiming from it.
+/// Parallel flows offer up to `limit` more, oldest due first. The claim takes the candidates
+/// due first, so no flow's backlog keeps older work of another flow waiting.
 async fn claim(
     connection: &mut PgConnection,
     worker: &str,
@@ -626,15 +638,13 @@ async fn claim(
     queues: &QueuePolicies,
 ) -> Result<Vec<ClaimedExecution>, QueryError> {
     let (now, lease_until) = times;
-    let mut picked: Vec<(i64, ClaimedExecution)> = Vec::new();
+    let mut candidates: Vec<ClaimCandidate> = Vec::new();
 
     for (flow, mode) in &queues.modes {
-        if picked.len() >= limit {
-            break;
-        }
-        let instances = queue_candidates(connection, flow, *mode, now, 2 * (limit - picked.len())).await?;
+        let instances = queue_candidates(connection, flow, *mode, now, 2 * limit).await?;
+        let mut offered = 0;
         for instance in instances {
-            if picked.len() >= limit {
+            if offered >= limit {
                 break;
             }
             let locked: bool =
@@ -647,32 +657,32 @@ async fn claim(
             if !locked {
                 continue;
             }
-            let room = limit - picked.len();
-            picked.extend(claimable_in_queue(connection, flow, &instance, *mode, now, room).await?);
+            let found = claimable_in_queue(connection, flow, &instance, *mode, now, limit - offered).await?;
+            offered += found.len();
+            candidates.extend(found);
         }
     }
 
-    if picked.len() < limit {
-        let keyed: Vec<String> = queues.modes.keys().cloned().collect();
-        let rows = sqlx::query(
-            "SELECT seq, id, flow, instance, payload, attempt, created_at, parent_id FROM executions \
-             WHERE status = 'queued' AND due_at <= $1 AND flow <> ALL($2) ORDER BY due_at, seq LIMIT $3 \
-             FOR UPDATE SKIP LOCKED",
-        )
-        .bind(now)
-        .bind(keyed)
-        .bind(i64::try_from(limit - picked.len()).unwrap_or(i64::MAX))
-        .fetch_all(&mut *connection)
-        .await?;
-        for row in &rows {
-            picked.push(claimed_from_row(row)?);
-        }
+    let keyed: Vec<String> = queues.modes.keys().cloned().collect();
+    let rows = sqlx::query(concat!(
+        "SELECT ", claim_columns!(), " FROM executions \
+         WHERE status = 'queued' AND due_at <= $1 AND flow <> ALL($2) ORDER BY due_at, seq LIMIT $3 \
+         FOR UPDATE SKIP LOCKED"
+    ))
+    .bind(now)
+    .bind(keyed)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(&mut *connection)
+    .await?;
+    for row in &rows {
+        candidates.push(candidate_from_row(row)?);
     }
 
+    let picked = oldest_candidates(candidates, limit);
     if picked.is_empty() {
         return Ok(Vec::new());
     }
-    let sequence_numbers: Vec<i64> = picked.iter().map(|(seq, _)| *seq).collect();
+    let sequence_numbers: Vec<i64> = picked.iter().map(|candidate| candidate.seq).collect();
     sqlx::query(
         "UPDATE executions SET status = 'running', attempt = attempt + 1, lease_owner = $2, lease_until = $3, \
          updated_at = $4 WHERE seq = ANY($1)",
@@ -683,7 +693,7 @@ async fn claim(
     .bind(now)
     .execute(&mut *connection)
     .await?;
-    Ok(picked.into_iter().map(|(_, execution)| execution).collect())
+    Ok(picked.into_iter().map(|candidate| candidate.execution).collect())
 }
 
 /// Returns up to `count` instances whose queue of `flow` looks able to start an execution now,
@@ -749,7 +759,7 @@ async fn claimable_in_queue(
     mode: QueueMode,
     now: i64,
     room: usize,
-) -> Result<Vec<(i64, ClaimedExecution)>, QueryError> {
+) -> Result<Vec<ClaimCandidate>, QueryError> {
     let running: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE flow = $1 AND instance = $2 AND status = 'running'")
             .bind(flow)
@@ -766,40 +776,36 @@ async fn claimable_in_queue(
             }
             // The oldest unfinished execution is next, even when its retry is not due yet. The
             // row lock waits (no SKIP LOCKED) so a head being cancelled is never jumped over.
-            let head = sqlx::query(
-                "SELECT seq, id, flow, instance, payload, attempt, created_at, parent_id, due_at FROM executions \
-                 WHERE flow = $1 AND instance = $2 AND status = 'queued' ORDER BY seq LIMIT 1 FOR UPDATE",
-            )
+            let head = sqlx::query(concat!(
+                "SELECT ", claim_columns!(), " FROM executions \
+                 WHERE flow = $1 AND instance = $2 AND status = 'queued' ORDER BY seq LIMIT 1 FOR UPDATE"
+            ))
             .bind(flow)
             .bind(instance)
             .fetch_optional(&mut *connection)
             .await?;
-            let Some(head) = head else {
+            let Some(head) = head.as_ref().map(candidate_from_row).transpose()? else {
                 return Ok(Vec::new());
             };
-            let due_at: i64 = head.try_get("due_at")?;
-            if due_at > now {
-                return Ok(Vec::new());
-            }
-            Ok(vec![claimed_from_row(&head)?])
+            Ok(if head.due_at <= now { vec![head] } else { Vec::new() })
         }
         QueueMode::Throttled { concurrency_limit } => {
             let allowed = usize::try_from(concurrency_limit).unwrap_or(usize::MAX).saturating_sub(running).min(room);
             if allowed == 0 {
                 return Ok(Vec::new());
             }
-            let rows = sqlx::query(
-                "SELECT seq, id, flow, instance, payload, attempt, created_at, parent_id FROM executions \
+            let rows = sqlx::query(concat!(
+                "SELECT ", claim_columns!(), " FROM executions \
                  WHERE flow = $1 AND instance = $2 AND status = 'queued' AND due_at <= $3 ORDER BY seq LIMIT $4 \
-                 FOR UPDATE SKIP LOCKED",
-            )
+                 FOR UPDATE SKIP LOCKED"
+            ))
             .bind(flow)
             .bind(instance)
             .bind(now)
             .bind(i64::try_from(allowed).unwrap_or(i64::MAX))
             .fetch_all(&mut *connection)
             .await?;
-            rows.iter().map(claimed_from_row).collect()
+            rows.iter().map(candidate_from_row).collect()
         }
     }
 }

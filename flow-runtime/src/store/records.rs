@@ -132,6 +132,25 @@ impl QueuePolicies {
     }
 }
 
+/// An execution that a claim may start, with the due time and arrival number it is ordered by.
+#[derive(Debug)]
+pub(super) struct ClaimCandidate {
+    /// When the execution is due, in milliseconds since the Unix epoch.
+    pub(super) due_at: i64,
+    /// The store's arrival number of the execution.
+    pub(super) seq: i64,
+    /// The execution as a worker receives it.
+    pub(super) execution: ClaimedExecution,
+}
+
+/// Keeps the `limit` candidates due first, and of those due together the first to arrive, so
+/// a backlog in one flow does not hold back older work of other flows.
+pub(super) fn oldest_candidates(mut candidates: Vec<ClaimCandidate>, limit: usize) -> Vec<ClaimCandidate> {
+    candidates.sort_by_key(|candidate| (candidate.due_at, candidate.seq));
+    candidates.truncate(limit);
+    candidates
+}
+
 /// An execution a worker claimed.
 #[derive(Debug, Clone)]
 pub struct ClaimedExecution {

@@ -28,8 +28,8 @@ use super::migrations::migrate;
 use flow_core::QueueMode;
 
 use super::records::{
-    AttemptOutcome, AttemptRecord, AttemptSummary, ClaimedExecution, ExecutionFilter, ExecutionRecord, ExecutionStatus,
-    ExecutionSummary, InsertOutcome, NewExecution, QueuePolicies, StateScope, StateWrite, StepRecord,
+    AttemptOutcome, AttemptRecord, AttemptSummary, ClaimCandidate, ClaimedExecution, ExecutionFilter, ExecutionRecord, ExecutionStatus,
+    ExecutionSummary, InsertOutcome, NewExecution, QueuePolicies, StateScope, StateWrite, StepRecord, oldest_candidates,
 };
 use super::schedules::{DeploymentRecord, NewTick, ScheduleSummary, TickFilter, TickRecord, TickRecorded};
 use super::sqlite_replies::Replies;
@@ -580,14 +580,15 @@ fn insert_payload(tx: &Connection, payload: &str) -> StoreResult<()> {
         .map_err(database)
 }
 
-/// Columns of a claimed execution, read from `executions` and its row in `payloads`.
+/// Columns of a claim candidate, read from `executions` and its row in `payloads`.
 const CLAIM_COLUMNS: &str = "executions.seq, id, flow, instance, \
-    (SELECT payload FROM payloads WHERE payloads.seq = executions.seq), attempt, created_at, parent_id";
+    (SELECT payload FROM payloads WHERE payloads.seq = executions.seq), attempt, created_at, parent_id, due_at";
 
-fn claimed_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, ClaimedExecution)> {
-    Ok((
-        row.get(0)?,
-        ClaimedExecution {
+fn candidate_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimCandidate> {
+    Ok(ClaimCandidate {
+        seq: row.get(0)?,
+        due_at: row.get(8)?,
+        execution: ClaimedExecution {
             id: row.get(1)?,
             flow: row.get(2)?,
             instance: row.get(3)?,
@@ -596,15 +597,16 @@ fn claimed_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, ClaimedEx
             created_at: from_millis(row.get(6)?),
             parent_id: row.get(7)?,
         },
-    ))
+    })
 }
 
 /// Picks due executions within their queues' limits and marks them running.
 ///
-/// Throttled and sequential flows are read per instance from the unfinished rows' index, so a
-/// long backlog of one sequential queue costs one row read, not a scan. The instance whose
-/// queue has waited longest comes first, so a claim with little room does not keep serving
-/// the same instances. Parallel flows fill the remaining room, oldest due first.
+/// Each throttled and sequential flow offers up to `limit` candidates, read per instance from
+/// the unfinished rows' index, so a long backlog of one sequential queue costs one row read,
+/// not a scan. The instance whose queue has waited longest is asked first. Parallel flows
+/// offer up to `limit` more, oldest due first. The claim takes the candidates due first, so
+/// no flow's backlog keeps older work of another flow waiting.
 fn claim(
     tx: &Connection,
     worker: &str,
@@ -613,7 +615,7 @@ fn claim(
     lease_until: i64,
     queues: &QueuePolicies,
 ) -> StoreResult<Vec<ClaimedExecution>> {
-    let mut picked: Vec<(i64, ClaimedExecution)> = Vec::new();
+    let mut candidates: Vec<ClaimCandidate> = Vec::new();
 
     for (flow, mode) in &queues.modes {
         let instances: Vec<String> = {
@@ -626,58 +628,47 @@ fn claim(
             let rows = statement.query_map([flow], |row| row.get(0)).map_err(database)?;
             rows.collect::<Result<_, _>>().map_err(database)?
         };
+        let mut offered = 0;
         for instance in instances {
-            if picked.len() >= limit {
+            if offered >= limit {
                 break;
             }
-            let room = limit - picked.len();
-            picked.extend(claimable_in_queue(tx, flow, &instance, *mode, now, room)?);
+            let found = claimable_in_queue(tx, flow, &instance, *mode, now, limit - offered)?;
+            offered += found.len();
+            candidates.extend(found);
         }
     }
+    candidates.extend(parallel_candidates(tx, queues, now, limit)?);
 
-    if picked.len() < limit && !queues.modes.is_empty() {
-        let room = limit - picked.len();
-        let keyed: Vec<&str> = queues.modes.keys().map(String::as_str).collect();
-        let placeholders = vec!["?"; keyed.len()].join(", ");
-        let sql = format!(
-            "SELECT {CLAIM_COLUMNS} FROM executions INDEXED BY executions_due WHERE status = 'queued' AND due_at <= ? \
-             AND flow NOT IN ({placeholders}) ORDER BY due_at, seq LIMIT ?"
-        );
-        let mut statement = tx.prepare_cached(&sql).map_err(database)?;
-        let mut values: Vec<rusqlite::types::Value> = vec![now.into()];
-        values.extend(keyed.iter().map(|flow| rusqlite::types::Value::Text((*flow).to_owned())));
-        values.push((room as i64).into());
-        let rows = statement
-            .query_map(rusqlite::params_from_iter(values), claimed_from_row)
-            .map_err(database)?;
-        for row in rows {
-            picked.push(row.map_err(database)?);
-        }
-    } else if picked.len() < limit {
-        let mut statement = tx
-            .prepare_cached(&format!(
-                "SELECT {CLAIM_COLUMNS} FROM executions INDEXED BY executions_due WHERE status = 'queued' AND due_at <= ?1 \
-                 ORDER BY due_at, seq LIMIT ?2"
-            ))
-            .map_err(database)?;
-        let rows = statement
-            .query_map(params![now, (limit - picked.len()) as i64], claimed_from_row)
-            .map_err(database)?;
-        for row in rows {
-            picked.push(row.map_err(database)?);
-        }
-    }
-
+    let picked = oldest_candidates(candidates, limit);
     let mut update = tx
         .prepare_cached(
             "UPDATE executions SET status = 'running', attempt = attempt + 1, lease_owner = ?2, lease_until = ?3, \
              updated_at = ?4 WHERE seq = ?1",
         )
         .map_err(database)?;
-    for (seq, _) in &picked {
-        update.execute(params![seq, worker, lease_until, now]).map_err(database)?;
+    for candidate in &picked {
+        update.execute(params![candidate.seq, worker, lease_until, now]).map_err(database)?;
     }
-    Ok(picked.into_iter().map(|(_, execution)| execution).collect())
+    Ok(picked.into_iter().map(|candidate| candidate.execution).collect())
+}
+
+/// Returns up to `limit` due executions of parallel flows, oldest due first.
+fn parallel_candidates(tx: &Connection, queues: &QueuePolicies, now: i64, limit: usize) -> StoreResult<Vec<ClaimCandidate>> {
+    let keyed: Vec<&str> = queues.modes.keys().map(String::as_str).collect();
+    let placeholders = vec!["?"; keyed.len()].join(", ");
+    let sql = format!(
+        "SELECT {CLAIM_COLUMNS} FROM executions INDEXED BY executions_due WHERE status = 'queued' AND due_at <= ? \
+         AND flow NOT IN ({placeholders}) ORDER BY due_at, seq LIMIT ?"
+    );
+    let mut statement = tx.prepare_cached(&sql).map_err(database)?;
+    let mut values: Vec<rusqlite::types::Value> = vec![now.into()];
+    values.extend(keyed.iter().map(|flow| rusqlite::types::Value::Text((*flow).to_owned())));
+    values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+    let rows = statement
+        .query_map(rusqlite::params_from_iter(values), candidate_from_row)
+        .map_err(database)?;
+    rows.collect::<Result<_, _>>().map_err(database)
 }
 
 /// Returns the executions of one throttled or sequential queue that may start now.
@@ -688,7 +679,7 @@ fn claimable_in_queue(
     mode: QueueMode,
     now: i64,
     room: usize,
-) -> StoreResult<Vec<(i64, ClaimedExecution)>> {
+) -> StoreResult<Vec<ClaimCandidate>> {
     let running: usize = tx
         .prepare_cached(
             "SELECT COUNT(*) FROM executions WHERE flow = ?1 AND instance = ?2 AND status IN ('queued', 'running') AND status = 'running'",
@@ -707,20 +698,12 @@ fn claimable_in_queue(
             // The oldest unfinished execution is next, even when its retry is not due yet.
             let head = tx
                 .prepare_cached(&format!(
-                    "SELECT {CLAIM_COLUMNS}, due_at FROM executions WHERE flow = ?1 AND instance = ?2 \
+                    "SELECT {CLAIM_COLUMNS} FROM executions WHERE flow = ?1 AND instance = ?2 \
                      AND status IN ('queued', 'running') AND status = 'queued' ORDER BY seq LIMIT 1"
                 ))
-                .and_then(|mut statement| {
-                    statement
-                        .query_row(params![flow, instance], |row| Ok((claimed_from_row(row)?, row.get::<_, i64>(8)?)))
-                        .optional()
-                })
+                .and_then(|mut statement| statement.query_row(params![flow, instance], candidate_from_row).optional())
                 .map_err(database)?;
-            Ok(head
-                .filter(|(_, due_at)| *due_at <= now)
-                .map(|(claimed, _)| claimed)
-                .into_iter()
-                .collect())
+            Ok(head.filter(|head| head.due_at <= now).into_iter().collect())
         }
         QueueMode::Throttled { concurrency_limit } => {
             let allowed = usize::try_from(concurrency_limit).unwrap_or(usize::MAX).saturating_sub(running).min(room);
@@ -734,7 +717,7 @@ fn claimable_in_queue(
                 ))
                 .map_err(database)?;
             let rows = statement
-                .query_map(params![flow, instance, now, allowed as i64], claimed_from_row)
+                .query_map(params![flow, instance, now, allowed as i64], candidate_from_row)
                 .map_err(database)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(database)
         }
