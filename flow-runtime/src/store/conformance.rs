@@ -522,7 +522,7 @@ pub(super) async fn parallel_flows_fill_room_beside_a_blocked_queue(store: Arc<d
     assert_eq!(claimed_ids(&claimed), vec!["e1", "p1"]);
 }
 
-pub(super) async fn older_parallel_execution_starts_before_a_keyed_backlog(store: Arc<dyn Store>) {
+pub(super) async fn older_parallel_work_starts_first(store: Arc<dyn Store>) {
     let mut parallel = new_execution("p1");
     parallel.flow = "invoices".into();
     store.insert(parallel).await.expect("inserts");
@@ -540,7 +540,7 @@ pub(super) async fn older_parallel_execution_starts_before_a_keyed_backlog(store
     assert_eq!(claimed_ids(&claimed), vec!["p1"]);
 }
 
-pub(super) async fn keyed_flows_start_their_oldest_work_first(store: Arc<dyn Store>) {
+pub(super) async fn keyed_flows_start_oldest_first(store: Arc<dyn Store>) {
     for (id, flow) in [("z1", "zulu"), ("a1", "alpha"), ("z2", "zulu"), ("a2", "alpha")] {
         let mut execution = new_execution(id);
         execution.flow = flow.into();
@@ -713,8 +713,8 @@ macro_rules! store_conformance_tests {
             keyed_queue_waiting_longest_starts_first,
             throttled_queue_stops_at_its_limit,
             parallel_flows_fill_room_beside_a_blocked_queue,
-            older_parallel_execution_starts_before_a_keyed_backlog,
-            keyed_flows_start_their_oldest_work_first,
+            older_parallel_work_starts_first,
+            keyed_flows_start_oldest_first,
             schedule_cursor_keeps_its_first_start,
             tick_is_recorded_once,
             recorded_tick_moves_the_cursor,
