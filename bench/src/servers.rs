@@ -90,7 +90,12 @@ pub(crate) async fn start_runtime(durability: Durability, data_dir: &Path) -> an
 
     let app = router(
         runtime.clone(),
-        HttpSettings { body_limit: 10 << 20, sync_timeout: Duration::from_secs(30), admin_token: None },
+        HttpSettings {
+            body_limit: 10 << 20,
+            sync_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(120),
+            admin_token: None,
+        },
         HashMap::new(),
     );
     // The runtime is served by the accept loop that `serve` uses.

@@ -39,6 +39,11 @@ use crate::registry::Registry;
 pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
 /// Default wait for a synchronous response, in seconds.
 pub const DEFAULT_SYNC_TIMEOUT_SECONDS: u64 = 30;
+
+/// Default time a client has to send a whole request body, in seconds. Webhook senders
+/// deliver in seconds and give up sooner (GitHub after 10 s), and 10 MiB at 100 KB/s takes
+/// about 100 s.
+pub const DEFAULT_BODY_TIMEOUT_SECONDS: u64 = 120;
 /// Default store location.
 pub const DEFAULT_STORE_URL: &str = "sqlite://flows.db";
 /// Default listen address.
@@ -65,6 +70,8 @@ pub struct ServerSettings {
     pub body_limit: Option<usize>,
     /// Longest wait for a synchronous response before 504, in seconds.
     pub sync_timeout_seconds: Option<u64>,
+    /// Maximum time a client may take to send a whole request body before 408, in seconds.
+    pub body_timeout_seconds: Option<u64>,
     /// Bearer token for the executions API.
     pub admin_token: Option<String>,
     /// Executions running at once.
@@ -142,6 +149,8 @@ pub struct RuntimeSettings {
     pub body_limit: usize,
     /// Longest wait for a synchronous response.
     pub sync_timeout: std::time::Duration,
+    /// Maximum time a client may take to send a whole request body.
+    pub body_timeout: std::time::Duration,
     /// Token for the executions API.
     pub admin_token: Option<String>,
     /// Executions running at once.
@@ -221,6 +230,9 @@ impl RuntimeSettings {
         let sync_timeout_seconds = parse_env("FLOW_SYNC_TIMEOUT_SECONDS")?
             .or(file.server.sync_timeout_seconds)
             .unwrap_or(DEFAULT_SYNC_TIMEOUT_SECONDS);
+        let body_timeout_seconds = parse_env("FLOW_BODY_TIMEOUT_SECONDS")?
+            .or(file.server.body_timeout_seconds)
+            .unwrap_or(DEFAULT_BODY_TIMEOUT_SECONDS);
         let workers = match parse_env("FLOW_WORKERS")? {
             Some(count) => usize::try_from(count).unwrap_or(usize::MAX),
             None => file.server.workers.unwrap_or(DEFAULT_WORKERS),
@@ -233,6 +245,9 @@ impl RuntimeSettings {
         }
         if sync_timeout_seconds == 0 {
             return Err(ConfigError("`sync_timeout_seconds` must be at least 1; the default is 30".to_owned()));
+        }
+        if body_timeout_seconds == 0 {
+            return Err(ConfigError("`body_timeout_seconds` must be at least 1; the default is 120".to_owned()));
         }
         let shutdown_grace_seconds = parse_env("FLOW_SHUTDOWN_GRACE_SECONDS")?
             .or(file.server.shutdown_grace_seconds)
@@ -273,6 +288,7 @@ impl RuntimeSettings {
             public_url,
             body_limit,
             sync_timeout: std::time::Duration::from_secs(sync_timeout_seconds),
+            body_timeout: std::time::Duration::from_secs(body_timeout_seconds),
             admin_token,
             workers,
             shutdown_grace: std::time::Duration::from_secs(shutdown_grace_seconds),
@@ -691,6 +707,25 @@ mod tests {
         let settings = settings(text, &[]).expect("valid");
         let registry = registry(vec![ConfigVar::new("Token")]);
         assert!(build_instances(&settings, &registry, |_| Some("v".into())).is_err());
+    }
+
+    #[test]
+    fn body_timeout_defaults_to_two_minutes() {
+        let settings = settings("", &[]).expect("valid");
+        assert_eq!(settings.body_timeout, std::time::Duration::from_secs(DEFAULT_BODY_TIMEOUT_SECONDS));
+    }
+
+    #[test]
+    fn body_timeout_variable_overrides_the_file() {
+        let settings =
+            settings("[server]\nbody_timeout_seconds = 30\n", &[("FLOW_BODY_TIMEOUT_SECONDS", "45")]).expect("valid");
+        assert_eq!(settings.body_timeout, std::time::Duration::from_secs(45));
+    }
+
+    #[test]
+    fn zero_body_timeout_is_rejected() {
+        let error = settings("[server]\nbody_timeout_seconds = 0\n", &[]).expect_err("invalid");
+        assert!(error.0.contains("`body_timeout_seconds` must be at least 1"), "{}", error.0);
     }
 
     #[test]

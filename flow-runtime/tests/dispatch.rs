@@ -594,6 +594,7 @@ async fn serve_http(runtime: &Runtime) -> std::net::SocketAddr {
     let settings = flow_runtime::http::HttpSettings {
         body_limit: 1 << 20,
         sync_timeout: Duration::from_secs(10),
+        body_timeout: Duration::from_secs(120),
         admin_token: None,
     };
     let app = flow_runtime::http::router(runtime.clone(), settings, std::collections::HashMap::new());

@@ -331,6 +331,47 @@ async fn chunked_body_over_the_limit_answers_413() {
 }
 
 #[tokio::test]
+async fn slow_body_times_out() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let options = Options {
+        body_timeout: Duration::from_secs(1),
+        ..Options::default()
+    };
+    let server = start(vec![flow(config("orders"), echo)], options).await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(&address).await.expect("connects");
+    let (mut reader, mut writer) = stream.into_split();
+
+    // One byte every 200 ms keeps each gap far below the 60 s limit between parts, while
+    // the whole 40-byte body would take 8 s.
+    let head = format!(
+        "POST /webhooks/acme/orders HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+    );
+    writer.write_all(head.as_bytes()).await.expect("sends the head");
+    let dribble = tokio::spawn(async move {
+        for _ in 0..40 {
+            if writer.write_all(b" ").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let started = std::time::Instant::now();
+    let mut answer = vec![0_u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(5), reader.read(&mut answer))
+        .await
+        .expect("answers before the body would be complete")
+        .expect("reads");
+    dribble.abort();
+
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("server.body_timeout_seconds"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(4), "answered after {:?}", started.elapsed());
+    assert_eq!(server.execution_count().await, 0);
+}
+
+#[tokio::test]
 async fn body_exactly_at_the_limit_is_accepted() {
     let options = Options {
         body_limit: TWO_MIB,

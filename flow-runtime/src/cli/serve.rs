@@ -52,6 +52,7 @@ pub(super) async fn serve(registry: Registry, config: Option<PathBuf>, overrides
         HttpSettings {
             body_limit: settings.body_limit,
             sync_timeout: settings.sync_timeout,
+            body_timeout: settings.body_timeout,
             admin_token: settings.admin_token.clone(),
         },
         organization_keys,

@@ -47,6 +47,8 @@ pub struct HttpSettings {
     pub body_limit: usize,
     /// Longest wait for a synchronous answer.
     pub sync_timeout: Duration,
+    /// Maximum time a client may take to send a whole request body; a slower one gets 408.
+    pub body_timeout: Duration,
     /// Bearer token that guards the executions and admin API, when set.
     pub admin_token: Option<String>,
 }
@@ -124,7 +126,8 @@ fn webhook_route(endpoint_type: EndpointType) -> &'static str {
     }
 }
 
-/// Maximum time a client may take to send a request body.
+/// Maximum time a client may leave between two parts of a request body. The whole body is
+/// limited by [`HttpSettings::body_timeout`].
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Gives error answers that carry no body (a 405, or a 415 for an unsupported

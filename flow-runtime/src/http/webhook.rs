@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::request::{header_map, parse_body, query_parameters};
 use super::security::{API_KEY_HEADER, check_api_key};
-use super::{AppState, error_response};
+use super::{AppState, HttpSettings, error_response};
 use crate::definition::Flow;
 use crate::engine::{Completion, Source, SubmitError, SubmitMode};
 use crate::instance::Instance;
@@ -161,7 +161,7 @@ pub(super) async fn read_payload(
     body: Body,
     path_fragment: String,
 ) -> Result<TriggerPayload, Response> {
-    let bytes = read_body(body, headers, state.settings.body_limit).await?;
+    let bytes = read_body(body, headers, &state.settings).await?;
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -184,10 +184,14 @@ pub(super) async fn read_payload(
     })
 }
 
-/// Reads the whole body, answering 413 when it is larger than `limit` bytes. A declared
-/// `Content-Length` over the limit is rejected before reading; a chunked body is cut off as
-/// soon as it passes the limit.
-pub(crate) async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<bytes::Bytes, Response> {
+/// Reads the whole body within the settings' limits.
+///
+/// A body larger than `body_limit` bytes gets 413: a declared `Content-Length` over the limit
+/// is rejected before reading, and a chunked body is cut off as soon as it passes the limit.
+/// A body not received within `body_timeout` gets 408, so a client that sends a byte now and
+/// then cannot hold the connection for hours.
+pub(crate) async fn read_body(body: Body, headers: &HeaderMap, settings: &HttpSettings) -> Result<bytes::Bytes, Response> {
+    let limit = settings.body_limit;
     let too_large = || {
         error_response(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -205,7 +209,18 @@ pub(crate) async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> 
     {
         return Err(too_large());
     }
-    match axum::body::to_bytes(body, limit).await {
+
+    let Ok(read) = tokio::time::timeout(settings.body_timeout, axum::body::to_bytes(body, limit)).await else {
+        tracing::info!(timeout_seconds = settings.body_timeout.as_secs(), "reading a request body timed out");
+        return Err(error_response(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "reading the request body timed out after {} seconds; send the body faster or raise server.body_timeout_seconds",
+                settings.body_timeout.as_secs()
+            ),
+        ));
+    };
+    match read {
         Ok(bytes) => Ok(bytes),
         Err(error) => {
             let is_limit = std::error::Error::source(&error)

@@ -119,7 +119,7 @@ pub(crate) async fn handle(State(state): State<AppState>, Path(instance_id): Pat
     }
 
     let (parts, body) = request.into_parts();
-    let body = match read_body(body, &parts.headers, state.settings.body_limit).await {
+    let body = match read_body(body, &parts.headers, &state.settings).await {
         Ok(body) => body,
         Err(rejection) => return rejection,
     };

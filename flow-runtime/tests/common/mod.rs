@@ -27,6 +27,7 @@ pub struct Options {
     pub instances: Vec<InstanceSettings>,
     pub body_limit: usize,
     pub sync_timeout: Duration,
+    pub body_timeout: Duration,
     pub admin_token: Option<String>,
     pub organization_keys: HashMap<String, Vec<String>>,
     pub integration: Integration,
@@ -41,6 +42,7 @@ impl Default for Options {
             }],
             body_limit: 10 * 1024 * 1024,
             sync_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(120),
             admin_token: None,
             organization_keys: HashMap::new(),
             integration: Integration::new("test", "Test Integration", "0.0.0"),
@@ -98,6 +100,7 @@ pub async fn start(flows: Vec<Flow>, options: Options) -> TestServer {
         HttpSettings {
             body_limit: options.body_limit,
             sync_timeout: options.sync_timeout,
+            body_timeout: options.body_timeout,
             admin_token: options.admin_token,
         },
         options.organization_keys,
