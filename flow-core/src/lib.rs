@@ -7,6 +7,7 @@
 pub mod endpoint;
 pub mod field_path;
 pub mod flow;
+pub mod json_body;
 pub mod media;
 pub mod output;
 pub mod payload;
@@ -22,6 +23,7 @@ pub mod violation;
 pub use endpoint::EndpointType;
 pub use field_path::{FieldPath, FieldPathError};
 pub use flow::{FlowConfig, HandlerFlags, InvokeSchemas, TriggerType, TypeSchema, check_name, check_stable_key};
+pub use json_body::JsonBody;
 pub use media::MediaKind;
 pub use output::{ExecutionParams, FlowError, FlowOutput, FlowResult, HttpResponse, TriggerError, TriggerResult};
 pub use payload::{Body, BodyData, Customer, FlowRef, InstanceRef, IntegrationRef, ParamValue, RawBody, TriggerPayload, User};

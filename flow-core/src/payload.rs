@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+use crate::json_body::JsonBody;
 use crate::media::MediaKind;
 
 /// A query parameter's values: one string, or every value in order when the key repeats.
@@ -58,8 +59,9 @@ pub enum BodyData {
     /// No body; serializes as `null`.
     #[default]
     Empty,
-    /// JSON, or a form or multipart body turned into a JSON object.
-    Json(Value),
+    /// JSON, or a form or multipart body turned into a JSON object. A JSON request body keeps
+    /// its text and is parsed into a value only when read as one; see [`JsonBody`].
+    Json(JsonBody),
     /// A `text/*` body.
     Text(String),
     /// A body of any other media type.
@@ -91,7 +93,7 @@ impl Body {
     /// Creates a JSON body.
     pub fn json_value(value: Value) -> Self {
         Self {
-            data: BodyData::Json(value),
+            data: BodyData::Json(value.into()),
             content_type: Some("application/json".to_owned()),
         }
     }
@@ -106,7 +108,7 @@ impl Body {
     /// body is empty.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, BodyError> {
         let result = match &self.data {
-            BodyData::Json(value) => T::deserialize(value).map_err(|error| error.to_string()),
+            BodyData::Json(json) => json.deserialize::<T>().map_err(|error| error.to_string()),
             BodyData::Text(text) => serde_json::from_str(text).map_err(|error| error.to_string()),
             BodyData::Bytes(bytes) => serde_json::from_slice(bytes).map_err(|error| error.to_string()),
             BodyData::Empty => Err("the body is empty".to_owned()),
@@ -118,7 +120,7 @@ impl Body {
     pub fn to_value(&self) -> Value {
         match &self.data {
             BodyData::Empty => Value::Null,
-            BodyData::Json(value) => value.clone(),
+            BodyData::Json(json) => json.value().clone(),
             BodyData::Text(text) => Value::String(text.clone()),
             BodyData::Bytes(bytes) => Value::String(BASE64.encode(bytes)),
         }
@@ -131,9 +133,11 @@ impl Body {
         let media = MediaKind::of(self.content_type.as_deref());
         match (&self.data, media) {
             (BodyData::Empty, _) => true,
-            (BodyData::Json(Value::Null), _) | (BodyData::Json(Value::String(_)), MediaKind::Text) => false,
-            (BodyData::Json(Value::String(text)), MediaKind::Bytes) => BASE64.decode(text).is_err(),
-            (BodyData::Json(_), _) => true,
+            (BodyData::Json(json), media) => match (json.value(), media) {
+                (Value::Null, _) | (Value::String(_), MediaKind::Text) => false,
+                (Value::String(text), MediaKind::Bytes) => BASE64.decode(text).is_err(),
+                _ => true,
+            },
             (BodyData::Text(_), media) => media == MediaKind::Text,
             (BodyData::Bytes(_), media) => media == MediaKind::Bytes,
         }
@@ -174,7 +178,7 @@ impl Serialize for BodyDataRef<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self.0 {
             BodyData::Empty => serializer.serialize_unit(),
-            BodyData::Json(value) => value.serialize(serializer),
+            BodyData::Json(json) => json.serialize(serializer),
             BodyData::Text(text) => serializer.serialize_str(text),
             BodyData::Bytes(bytes) => serializer.serialize_str(&BASE64.encode(bytes)),
         }
@@ -200,9 +204,9 @@ impl<'de> Deserialize<'de> for Body {
             (Value::String(text), MediaKind::Text) => BodyData::Text(text),
             (Value::String(text), MediaKind::Bytes) => match BASE64.decode(&text) {
                 Ok(bytes) => BodyData::Bytes(bytes),
-                Err(_) => BodyData::Json(Value::String(text)),
+                Err(_) => BodyData::Json(Value::String(text).into()),
             },
-            (value, _) => BodyData::Json(value),
+            (value, _) => BodyData::Json(value.into()),
         };
         Ok(Self {
             data,
@@ -412,13 +416,13 @@ mod tests {
         let bodies = [
             body(BodyData::Empty, None),
             body(BodyData::Empty, Some("application/json")),
-            body(BodyData::Json(Value::Null), Some("application/json")),
-            body(BodyData::Json(json!({ "a": 1 })), Some("application/json")),
-            body(BodyData::Json(json!("hi")), Some("application/json")),
-            body(BodyData::Json(json!("hi")), Some("text/plain")),
-            body(BodyData::Json(json!("abcd")), None),
-            body(BodyData::Json(json!("not base64!")), None),
-            body(BodyData::Json(json!([1, 2])), Some("text/plain")),
+            body(BodyData::Json(Value::Null.into()), Some("application/json")),
+            body(BodyData::Json(json!({ "a": 1 }).into()), Some("application/json")),
+            body(BodyData::Json(json!("hi").into()), Some("application/json")),
+            body(BodyData::Json(json!("hi").into()), Some("text/plain")),
+            body(BodyData::Json(json!("abcd").into()), None),
+            body(BodyData::Json(json!("not base64!").into()), None),
+            body(BodyData::Json(json!([1, 2]).into()), Some("text/plain")),
             body(BodyData::Text("abcd".to_owned()), Some("text/plain")),
             body(BodyData::Text("abcd".to_owned()), None),
             body(BodyData::Text("not base64!".to_owned()), None),
@@ -426,7 +430,7 @@ mod tests {
             body(BodyData::Bytes(vec![233, 116, 233]), None),
             body(BodyData::Bytes(vec![233, 116, 233]), Some("text/plain")),
             body(BodyData::Bytes(vec![1, 2]), Some("application/json")),
-            body(BodyData::Json(json!({ "field": ["a", "b"] })), Some("application/x-www-form-urlencoded")),
+            body(BodyData::Json(json!({ "field": ["a", "b"] }).into()), Some("application/x-www-form-urlencoded")),
         ];
 
         for original in bodies {
@@ -479,7 +483,7 @@ mod tests {
     fn body_serializes_each_kind_of_data() {
         let cases = [
             (BodyData::Empty, None, r#"{"data":null}"#),
-            (BodyData::Json(json!({ "b": [1], "a": "x" })), Some("application/json"), r#"{"data":{"a":"x","b":[1]},"contentType":"application/json"}"#),
+            (BodyData::Json(json!({ "b": [1], "a": "x" }).into()), Some("application/json"), r#"{"data":{"a":"x","b":[1]},"contentType":"application/json"}"#),
             (BodyData::Text("a\"b".into()), Some("text/plain"), r#"{"data":"a\"b","contentType":"text/plain"}"#),
             (BodyData::Bytes(vec![0, 159, 255]), None, r#"{"data":"AJ//"}"#),
         ];

@@ -74,7 +74,7 @@ async fn trigger_with_deep_body_is_rejected() {
     let mut deep_trigger = flow(config("deep-trigger"), |_, _| Box::pin(async { Ok(json!("ran").into()) }));
     deep_trigger.handlers.on_trigger = Some(|_, mut payload| {
         Box::pin(async move {
-            payload.body.data = flow_runtime::core::BodyData::Json(nested(DEEP));
+            payload.body.data = flow_runtime::core::BodyData::Json(nested(DEEP).into());
             Ok(flow_runtime::core::TriggerResult::new(payload))
         })
     });

@@ -208,7 +208,7 @@ fn body_kind_after_first_attempt() -> ExecuteFn {
             }
             let kind = match params.trigger.body.data {
                 BodyData::Empty => "empty",
-                BodyData::Json(Value::Null) => "JSON null",
+                BodyData::Json(json) if json.is_null() => "JSON null",
                 BodyData::Json(_) => "JSON",
                 BodyData::Text(_) => "text",
                 BodyData::Bytes(_) => "bytes",

@@ -209,7 +209,7 @@ async fn poll_file(ctx: &TriggerContext, payload: TriggerPayload) -> Result<Trig
     }
     let mut payload = payload;
     payload.body = Body {
-        data: BodyData::Json(serde_json::json!({ "records": new })),
+        data: BodyData::Json(serde_json::json!({ "records": new }).into()),
         content_type: Some("application/json".into()),
     };
     Ok(TriggerResult::new(payload))

@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn form_body_is_parsed_from_its_payload_field() {
         let body = Body {
-            data: BodyData::Json(json!({ "payload": "{\"number\":7}" })),
+            data: BodyData::Json(json!({ "payload": "{\"number\":7}" }).into()),
             content_type: Some("application/x-www-form-urlencoded".to_owned()),
         };
 
@@ -155,7 +155,7 @@ mod tests {
     #[test]
     fn form_without_payload_fails_terminally() {
         let body = Body {
-            data: BodyData::Json(json!({ "number": "7" })),
+            data: BodyData::Json(json!({ "number": "7" }).into()),
             content_type: Some("application/x-www-form-urlencoded".to_owned()),
         };
 

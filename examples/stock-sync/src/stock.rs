@@ -48,7 +48,7 @@ async fn poll_supplier(ctx: &TriggerContext, mut payload: TriggerPayload) -> Res
         .map_err(|error| TriggerError::internal(error.to_string()))?;
     ctx.logger().info(format!("{} stock changes after {}", page.changes.len(), cursor.after));
     payload.body = Body {
-        data: BodyData::Json(serde_json::to_value(StockChanges { changes: page.changes }).map_err(|error| TriggerError::internal(error.to_string()))?),
+        data: BodyData::Json(serde_json::to_value(StockChanges { changes: page.changes }).map_err(|error| TriggerError::internal(error.to_string()))?.into()),
         content_type: Some("application/json".to_owned()),
     };
     Ok(TriggerResult::new(payload))

@@ -495,7 +495,8 @@ impl Runtime {
 /// is rejected with a 500.
 fn kept_trigger_body(mut result: TriggerResult) -> Result<TriggerResult, TriggerError> {
     let data = match std::mem::take(&mut result.payload.body.data) {
-        flow_core::BodyData::Json(data) => data,
+        // A body that still has the text it was sent as was checked when it arrived.
+        flow_core::BodyData::Json(json) if json.text().is_none() => json.into_value(),
         other => {
             result.payload.body.data = other;
             return Ok(result);
@@ -503,7 +504,7 @@ fn kept_trigger_body(mut result: TriggerResult) -> Result<TriggerResult, Trigger
     };
     match crate::store::json::within_depth(data) {
         Ok(data) => {
-            result.payload.body.data = flow_core::BodyData::Json(data);
+            result.payload.body.data = flow_core::BodyData::Json(data.into());
             Ok(result)
         }
         Err(depth) => Err(TriggerError::internal(crate::store::json::too_deep("the trigger's payload body", depth))),

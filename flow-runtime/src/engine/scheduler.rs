@@ -146,7 +146,7 @@ fn tick_payload(schedule: &ScheduledFlow, due: &DueTicks) -> TriggerPayload {
     let data = serde_json::to_value(&tick).unwrap_or_default();
     TriggerPayload {
         body: Body {
-            data: BodyData::Json(data),
+            data: BodyData::Json(data.into()),
             content_type: Some("application/json".to_owned()),
         },
         ..TriggerPayload::default()

@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use flow_core::{BodyData, MediaKind, ParamValue};
+use flow_core::{BodyData, JsonBody, MediaKind, ParamValue};
 use serde_json::{Map, Value};
 
 /// The UTF-8 encoding of U+FEFF, which some clients put before JSON, form or text bodies.
@@ -95,9 +95,11 @@ pub(crate) fn query_parameters(query: Option<&str>) -> BTreeMap<String, ParamVal
 /// left after that is [`BodyData::Empty`] for every media type, so an empty body sent as JSON
 /// is accepted.
 ///
-/// - JSON (`application/json` and every `+json` type) becomes [`BodyData::Json`]. Integers
-///   within the `i64` or `u64` range keep their exact values. NOTE: a larger integer becomes
-///   an `f64` and loses precision, because serde_json's `arbitrary_precision` feature is off.
+/// - JSON (`application/json` and every `+json` type) becomes [`BodyData::Json`], checked here
+///   and parsed when the flow reads it (see [`JsonBody`]). Integers within the `i64` or `u64`
+///   range keep their exact values. NOTE: a larger integer read as a value becomes an `f64`
+///   and loses precision, because serde_json's `arbitrary_precision` feature is off. A flow's
+///   own type can read it from the text exactly, for example as a `u128`.
 /// - `application/x-www-form-urlencoded` becomes a JSON object of strings, decoded as
 ///   [`query_parameters`] decodes a query. A repeated key becomes an array of its values in
 ///   order.
@@ -133,12 +135,14 @@ pub(crate) async fn parse_body(content_type: Option<&str>, bytes: &Bytes) -> Res
 
     match kind {
         MediaKind::Json => {
-            let value = serde_json::from_slice(&content).map_err(|reason| BodyParseError::InvalidJson { reason })?;
-            Ok(BodyData::Json(value))
+            let json = JsonBody::from_slice(&content).map_err(|reason| BodyParseError::InvalidJson { reason })?;
+            Ok(BodyData::Json(json))
         }
-        MediaKind::Form => Ok(BodyData::Json(form_object(&content))),
+        MediaKind::Form => Ok(BodyData::Json(form_object(&content).into())),
         // `kind` is Multipart only when `content_type` is present.
-        MediaKind::Multipart => multipart_object(content_type.unwrap_or_default(), content).await.map(BodyData::Json),
+        MediaKind::Multipart => multipart_object(content_type.unwrap_or_default(), content)
+            .await
+            .map(|object| BodyData::Json(object.into())),
         MediaKind::Text => Ok(match String::from_utf8(content.to_vec()) {
             Ok(text) => BodyData::Text(text),
             Err(_) => BodyData::Bytes(bytes.to_vec()),
@@ -256,7 +260,7 @@ mod tests {
 
     async fn parse_json_object(content_type: &str, body: &[u8]) -> Value {
         match parse(Some(content_type), body).await {
-            Ok(BodyData::Json(value)) => value,
+            Ok(BodyData::Json(json)) => json.into_value(),
             other => panic!("expected a JSON body from {content_type}, got {other:?}"),
         }
     }
