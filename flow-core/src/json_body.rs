@@ -42,7 +42,8 @@ impl JsonBody {
     /// Returns serde_json's error, with the line and column where the text stopped being JSON.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, serde_json::Error> {
         // Checking the UTF-8 of the whole text at once is faster than the parser's check of
-        // each string. Text that is not UTF-8 is not JSON, and the parser says where.
+        // each string. Text that is not UTF-8 is not JSON, and the parser's error names the
+        // line and column.
         let Ok(text) = std::str::from_utf8(bytes) else {
             serde_json::from_slice::<Checked>(bytes)?;
             return Err(serde::de::Error::custom("the text is not valid UTF-8"));
