@@ -49,18 +49,19 @@ pub(crate) enum BodyParseError {
 pub(crate) fn header_map(headers: &::http::HeaderMap, excluded: &[&str]) -> BTreeMap<String, String> {
     let mut map = BTreeMap::new();
     for name in headers.keys() {
-        let name = name.as_str();
-        if excluded.iter().any(|excluded| excluded.eq_ignore_ascii_case(name)) {
+        if excluded.iter().any(|excluded| excluded.eq_ignore_ascii_case(name.as_str())) {
             continue;
         }
 
-        let separator = if name == "cookie" { "; " } else { ", " };
-        let values: Vec<_> = headers
-            .get_all(name)
-            .iter()
-            .map(|value| String::from_utf8_lossy(value.as_bytes()))
-            .collect();
-        map.insert(name.to_owned(), values.join(separator));
+        let separator = if name == ::http::header::COOKIE { "; " } else { ", " };
+        let mut joined = String::new();
+        for (index, value) in headers.get_all(name).iter().enumerate() {
+            if index > 0 {
+                joined.push_str(separator);
+            }
+            joined.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        }
+        map.insert(name.as_str().to_owned(), joined);
     }
     map
 }

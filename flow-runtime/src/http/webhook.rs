@@ -118,7 +118,7 @@ pub(super) async fn answer(
             .into_response();
     }
     let Some(completion) = submitted.completion else {
-        return axum::Json(json!({ "executionId": submitted.execution_id })).into_response();
+        return execution_id_response(&submitted.execution_id);
     };
 
     match tokio::time::timeout(state.settings.sync_timeout, completion).await {
@@ -150,6 +150,18 @@ pub(super) async fn answer(
         )
             .into_response(),
     }
+}
+
+/// Returns `200 {"executionId": "..."}`, the response to every accepted asynchronous request,
+/// written straight into its body without building a JSON value first.
+fn execution_id_response(execution_id: &str) -> Response {
+    let mut body = Vec::with_capacity(execution_id.len() + 20);
+    body.extend_from_slice(b"{\"executionId\":");
+    if serde_json::to_writer(&mut body, execution_id).is_err() {
+        return axum::Json(json!({ "executionId": execution_id })).into_response();
+    }
+    body.push(b'}');
+    ([(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }
 
 /// Reads and parses the request into a trigger payload without the `Api-Key` header. The
