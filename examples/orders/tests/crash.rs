@@ -552,6 +552,28 @@ fn read_store(path: &Path) -> (Vec<Stored>, Value) {
         executions[index[&id]].attempts.push(attempt);
     }
 
+    // The attempt that succeeded is kept in its execution's row, after the failed ones.
+    let mut statement = connection
+        .prepare("SELECT id, attempt, attempt_started_at, updated_at FROM executions WHERE attempt_started_at IS NOT NULL")
+        .expect("prepares");
+    let succeeded = statement
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                StoredAttempt {
+                    number: row.get(1)?,
+                    status: "succeeded".to_owned(),
+                    started_at: row.get(2)?,
+                    finished_at: row.get(3)?,
+                },
+            ))
+        })
+        .expect("queries");
+    for attempt in succeeded {
+        let (id, attempt) = attempt.expect("reads executions");
+        executions[index[&id]].attempts.push(attempt);
+    }
+
     let mut statement = connection
         .prepare("SELECT execution_id, name, result, recorded_at FROM steps")
         .expect("prepares");

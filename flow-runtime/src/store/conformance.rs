@@ -132,6 +132,42 @@ pub(super) async fn retry_requeues_until_its_due_time(store: Arc<dyn Store>) {
     assert_eq!(store.next_due().await.expect("reads"), None);
 }
 
+fn log_line(minute: i64, message: &str) -> crate::logger::LogEntry {
+    crate::logger::LogEntry {
+        at: at(minute),
+        level: crate::logger::LogLevel::Info,
+        message: message.to_owned(),
+    }
+}
+
+pub(super) async fn history_keeps_each_attempt_and_its_logs(store: Arc<dyn Store>) {
+    store.insert(new_execution("e1")).await.expect("inserts");
+    store.claim("w1", 1, at(0), at(5), Arc::default()).await.expect("claims");
+    let retrying = AttemptOutcome::Retrying {
+        error: "erp down".into(),
+        retry_at: at(10),
+    };
+    let mut first = finish("e1", 1, "w1", retrying);
+    first.logs.push(log_line(1, "calling the ERP"));
+    store.finish_attempt(&first).await.expect("finishes");
+    store.claim("w1", 1, at(10), at(15), Arc::default()).await.expect("claims");
+    let mut second = finish("e1", 2, "w1", AttemptOutcome::Succeeded { result: json!({ "ok": true }) });
+    (second.started_at, second.finished_at) = (at(11), at(12));
+    second.logs.push(log_line(11, "order pushed"));
+    store.finish_attempt(&second).await.expect("finishes");
+
+    let stored = store.get("e1").await.expect("reads").expect("exists");
+
+    let history: Vec<_> = stored
+        .attempt_history
+        .iter()
+        .map(|attempt| (attempt.number, attempt.status.as_str(), attempt.started_at, attempt.finished_at, attempt.error.as_deref()))
+        .collect();
+    assert_eq!(history, vec![(1, "failed", at(1), at(2), Some("erp down")), (2, "succeeded", at(11), at(12), None)]);
+    let messages: Vec<&str> = stored.logs.iter().map(|entry| entry.message.as_str()).collect();
+    assert_eq!(messages, vec!["calling the ERP", "order pushed"]);
+}
+
 pub(super) async fn outcome_from_a_worker_without_the_lease_is_ignored(store: Arc<dyn Store>) {
     store.insert(new_execution("e1")).await.expect("inserts");
     store.claim("w1", 1, at(0), at(5), Arc::default()).await.expect("claims");
@@ -690,6 +726,7 @@ macro_rules! store_conformance_tests {
             claim_takes_each_execution_once,
             claim_returns_executions_in_arrival_order,
             success_stores_result_attempt_and_state,
+            history_keeps_each_attempt_and_its_logs,
             failure_keeps_state_unchanged,
             retry_requeues_until_its_due_time,
             outcome_from_a_worker_without_the_lease_is_ignored,

@@ -127,6 +127,15 @@ const MIGRATIONS: &[&str] = &[
     r"
     CREATE INDEX executions_parent ON executions (parent_id, seq) WHERE parent_id IS NOT NULL;
     ",
+    // 7: the attempt that succeeded stays in its execution's row: `attempt` is its number,
+    // `updated_at` when it finished (a succeeded row is never written again),
+    // `attempt_started_at` when it started and `attempt_logs` its logs, NULL for none. Failed
+    // attempts keep their rows in `attempts`. The most common finish thus writes one row and
+    // no index entry of `attempts`.
+    r"
+    ALTER TABLE executions ADD COLUMN attempt_started_at INTEGER;
+    ALTER TABLE executions ADD COLUMN attempt_logs TEXT;
+    ",
 ];
 
 /// Applies every migration the database has not seen yet, each in its own transaction.
@@ -290,6 +299,40 @@ mod tests {
         assert_eq!(record.payload["body"]["data"]["n"], serde_json::json!(7));
         let record = store.get("again").await.expect("reads").expect("exists");
         assert_eq!(record.payload["body"]["data"]["n"], serde_json::json!(6));
+    }
+
+    #[tokio::test]
+    async fn version_6_attempts_read_back_after_migration_7() {
+        use crate::store::{Durability, SqliteStore, Store};
+
+        let folder = tempfile::tempdir().expect("temp dir");
+        let path = folder.path().join("flows.db");
+        {
+            let connection = Connection::open(&path).expect("opens");
+            for sql in &MIGRATIONS[..6] {
+                connection.execute_batch(sql).expect("applies");
+            }
+            connection.pragma_update(None, "user_version", 6).expect("sets");
+            connection
+                .execute_batch(
+                    "INSERT INTO executions (id, flow, instance, status, attempt, created_at, updated_at, due_at, source) \
+                     VALUES ('done', 'orders', 'acme', 'succeeded', 2, 0, 4000, 4000, 'webhook'); \
+                     INSERT INTO payloads (seq, payload) VALUES (last_insert_rowid(), '{}'); \
+                     INSERT INTO attempts VALUES ('done', 1, 'failed', 1000, 2000, 'erp down', '[]'); \
+                     INSERT INTO attempts VALUES ('done', 2, 'succeeded', 3000, 4000, NULL, \
+                     '[{\"at\":\"1970-01-01T00:00:03Z\",\"level\":\"info\",\"message\":\"pushed\"}]');",
+                )
+                .expect("inserts");
+        }
+
+        let store = SqliteStore::open(&path, Durability::Normal).expect("opens and migrates");
+        let record = store.get("done").await.expect("reads").expect("exists");
+
+        let statuses: Vec<(u32, &str)> =
+            record.attempt_history.iter().map(|attempt| (attempt.number, attempt.status.as_str())).collect();
+        assert_eq!(statuses, vec![(1, "failed"), (2, "succeeded")]);
+        assert_eq!(record.logs.len(), 1);
+        assert_eq!(record.logs[0].message, "pushed");
     }
 
     #[test]

@@ -741,6 +741,11 @@ impl AttemptTexts {
         Ok(Self { result, logs })
     }
 
+    /// Returns the logs' text, or `None` when the attempt logged nothing.
+    fn logs_or_none(&self) -> Option<&str> {
+        (self.logs != "[]").then_some(self.logs.as_str())
+    }
+
     /// Copies `record` without the result and logs, which its texts carry, so a large result
     /// is not copied for the writer thread.
     fn without_texts(record: &AttemptRecord) -> AttemptRecord {
@@ -772,10 +777,14 @@ fn finish_attempt(tx: &Connection, record: &AttemptRecord, texts: &AttemptTexts)
         AttemptOutcome::Failed { error } => (ExecutionStatus::Failed, Some(error.as_str()), finished),
     };
 
+    // A successful attempt is kept in the execution's row (see migration 7), a failed one in
+    // `attempts`.
+    let succeeded = status == ExecutionStatus::Succeeded;
+    let kept_in_row = succeeded.then(|| (record.started_at.timestamp_millis(), texts.logs_or_none()));
     let updated = tx
         .prepare_cached(
             "UPDATE executions SET status = ?1, error = ?2, result = ?3, due_at = ?4, updated_at = ?5, \
-             lease_owner = NULL, lease_until = NULL \
+             lease_owner = NULL, lease_until = NULL, attempt_started_at = ?9, attempt_logs = ?10 \
              WHERE id = ?6 AND status = 'running' AND lease_owner = ?7 AND attempt = ?8",
         )
         .and_then(|mut statement| {
@@ -788,6 +797,8 @@ fn finish_attempt(tx: &Connection, record: &AttemptRecord, texts: &AttemptTexts)
                 record.execution_id,
                 record.worker,
                 record.attempt,
+                kept_in_row.map(|(started_at, _)| started_at),
+                kept_in_row.and_then(|(_, logs)| logs),
             ])
         })
         .map_err(database)?;
@@ -798,28 +809,25 @@ fn finish_attempt(tx: &Connection, record: &AttemptRecord, texts: &AttemptTexts)
         return Ok(false);
     }
 
-    let attempt_status = match record.outcome {
-        AttemptOutcome::Succeeded { .. } => "succeeded",
-        AttemptOutcome::Retrying { .. } | AttemptOutcome::Failed { .. } => "failed",
-    };
-    tx.prepare_cached(
-        "INSERT OR REPLACE INTO attempts (execution_id, number, status, started_at, finished_at, error, logs) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .and_then(|mut statement| {
-        statement.execute(params![
-            record.execution_id,
-            record.attempt,
-            attempt_status,
-            record.started_at.timestamp_millis(),
-            finished,
-            error,
-            texts.logs,
-        ])
-    })
-    .map_err(database)?;
+    if !succeeded {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO attempts (execution_id, number, status, started_at, finished_at, error, logs) \
+             VALUES (?1, ?2, 'failed', ?3, ?4, ?5, ?6)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                record.execution_id,
+                record.attempt,
+                record.started_at.timestamp_millis(),
+                finished,
+                error,
+                texts.logs,
+            ])
+        })
+        .map_err(database)?;
+    }
 
-    if status == ExecutionStatus::Succeeded {
+    if succeeded {
         for write in &record.state_writes {
             write_state(tx, write, finished)?;
         }
@@ -919,7 +927,7 @@ fn list_sql(filter: &ExecutionFilter) -> String {
 fn read_execution(connection: &Connection, id: &str) -> StoreResult<Option<ExecutionRecord>> {
     let sql = format!(
         "SELECT {SUMMARY_COLUMNS}, (SELECT payload FROM payloads WHERE payloads.seq = executions.seq), result, error, \
-         related_id, parent_id FROM executions WHERE id = ?1"
+         related_id, parent_id, attempt_started_at, attempt_logs FROM executions WHERE id = ?1"
     );
     let row = connection
         .prepare_cached(&sql)
@@ -933,12 +941,13 @@ fn read_execution(connection: &Connection, id: &str) -> StoreResult<Option<Execu
                         row.get::<_, Option<String>>(11)?,
                         row.get::<_, Option<String>>(12)?,
                         row.get::<_, Option<String>>(13)?,
+                        row.get::<_, Option<i64>>(14)?.map(|started_at| (started_at, row.get::<_, Option<String>>(15))),
                     ))
                 })
                 .optional()
         })
         .map_err(database)?;
-    let Some((summary, payload, result, error, related_id, parent_id)) = row else {
+    let Some((summary, payload, result, error, related_id, parent_id, succeeded_attempt)) = row else {
         return Ok(None);
     };
 
@@ -970,6 +979,19 @@ fn read_execution(connection: &Connection, id: &str) -> StoreResult<Option<Execu
         let entries: Vec<LogEntry> = super::json::from_stored(&attempt_logs).map_err(corrupt)?;
         logs.extend(entries);
         attempt_history.push(attempt);
+    }
+    if let Some((started_at, attempt_logs)) = succeeded_attempt {
+        if let Some(attempt_logs) = attempt_logs.map_err(database)? {
+            let entries: Vec<LogEntry> = super::json::from_stored(&attempt_logs).map_err(corrupt)?;
+            logs.extend(entries);
+        }
+        attempt_history.push(AttemptSummary {
+            number: summary.attempts,
+            status: "succeeded".to_owned(),
+            started_at: from_millis(started_at),
+            finished_at: summary.updated_at,
+            error: None,
+        });
     }
 
     let mut steps = Vec::new();
