@@ -14,7 +14,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 /// The key by which serde_json's `raw_value` feature marks a raw value inside a map. A parse
-/// into a [`Value`] reads such a map's value as JSON text, which the check does not do.
+/// into a [`Value`] reads such a map's value as JSON text, which the check does not do. The
+/// key is compared after its escapes are decoded, as the parser compares it.
 const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 
 /// A JSON body: the text as sent, parsed into a [`Value`] the first time it is read as one.
@@ -48,15 +49,14 @@ impl JsonBody {
             serde_json::from_slice::<Checked>(bytes)?;
             return Err(serde::de::Error::custom("the text is not valid UTF-8"));
         };
-        serde_json::from_str::<Checked>(text)?;
-        let text = text.to_owned();
-        if text.contains(RAW_VALUE_TOKEN) {
+        let Checked { raw_value_key } = serde_json::from_str::<Checked>(text)?;
+        if raw_value_key {
             // Rare enough to parse at once, which gives exactly the parser's verdict.
-            let value: Value = serde_json::from_str(&text)?;
+            let value: Value = serde_json::from_str(text)?;
             return Ok(Self::from(value));
         }
         Ok(Self {
-            text: Some(text),
+            text: Some(text.to_owned()),
             value: OnceLock::new(),
         })
     }
@@ -88,16 +88,20 @@ impl JsonBody {
         self.value.take().unwrap_or(Value::Null)
     }
 
-    /// Deserializes the body into `T`: from the text while the value was never read, which
-    /// skips building it, and from the value otherwise.
+    /// Deserializes the body into `T`: from the text while the body is unchanged, whether or
+    /// not its value was read, and from the value after a change.
+    ///
+    /// Reading from the text skips building the value, and it reads the text as sent: an
+    /// integer past `u64` reads exactly into a `u128`, and a key that appears twice is an
+    /// error for a struct field, as `serde_json::from_str::<T>` reports it.
     ///
     /// # Errors
     ///
     /// Returns serde_json's error when the body is not a `T`.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        match (self.value.get(), &self.text) {
-            (None, Some(text)) => serde_json::from_str(text),
-            _ => T::deserialize(self.value()),
+        match &self.text {
+            Some(text) => serde_json::from_str(text),
+            None => T::deserialize(self.value()),
         }
     }
 }
@@ -165,7 +169,10 @@ impl<'de> Deserialize<'de> for JsonBody {
 
 /// Proof that a JSON value parsed, without the value. It requests each item from the parser
 /// the way parsing into a [`Value`] does, so the parser applies the same checks.
-struct Checked;
+struct Checked {
+    /// Whether a map in the value has the key [`RAW_VALUE_TOKEN`].
+    raw_value_key: bool,
+}
 
 impl<'de> Deserialize<'de> for Checked {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -175,6 +182,10 @@ impl<'de> Deserialize<'de> for Checked {
 
 struct CheckedVisitor;
 
+impl CheckedVisitor {
+    const SCALAR: Checked = Checked { raw_value_key: false };
+}
+
 impl<'de> Visitor<'de> for CheckedVisitor {
     type Value = Checked;
 
@@ -183,37 +194,66 @@ impl<'de> Visitor<'de> for CheckedVisitor {
     }
 
     fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
-        Ok(Checked)
+        Ok(Self::SCALAR)
     }
 
     fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
-        Ok(Checked)
+        Ok(Self::SCALAR)
     }
 
     fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
-        Ok(Checked)
+        Ok(Self::SCALAR)
     }
 
     fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
-        Ok(Checked)
+        Ok(Self::SCALAR)
     }
 
     fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
-        Ok(Checked)
+        Ok(Self::SCALAR)
     }
 
     fn visit_unit<E>(self) -> Result<Checked, E> {
-        Ok(Checked)
+        Ok(Self::SCALAR)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Checked, A::Error> {
-        while items.next_element::<Checked>()?.is_some() {}
-        Ok(Checked)
+        let mut raw_value_key = false;
+        while let Some(item) = items.next_element::<Checked>()? {
+            raw_value_key |= item.raw_value_key;
+        }
+        Ok(Checked { raw_value_key })
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Checked, A::Error> {
-        while entries.next_entry::<Checked, Checked>()?.is_some() {}
-        Ok(Checked)
+        let mut raw_value_key = false;
+        while let Some((key, value)) = entries.next_entry::<CheckedKey, Checked>()? {
+            raw_value_key |= key.0 || value.raw_value_key;
+        }
+        Ok(Checked { raw_value_key })
+    }
+}
+
+/// A map key that parsed, and whether it is [`RAW_VALUE_TOKEN`] once its escapes are decoded.
+struct CheckedKey(bool);
+
+impl<'de> Deserialize<'de> for CheckedKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(CheckedKeyVisitor)
+    }
+}
+
+struct CheckedKeyVisitor;
+
+impl Visitor<'_> for CheckedKeyVisitor {
+    type Value = CheckedKey;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a string key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<CheckedKey, E> {
+        Ok(CheckedKey(key == RAW_VALUE_TOKEN))
     }
 }
 
@@ -224,7 +264,7 @@ mod tests {
     use super::*;
 
     /// Texts that `serde_json::from_slice::<Value>` rejects, each for another reason.
-    const INVALID: [&[u8]; 9] = [
+    const INVALID: [&[u8]; 12] = [
         b"{\"a\":",
         b"[1,]",
         b"{\"a\":1} x",
@@ -233,6 +273,9 @@ mod tests {
         b"{\"\xc3\x28\":1}",
         b"\"\\ud800\"",
         b"{\"$serde_json::private::RawValue\":\"[1,\"}",
+        b"{\"$serde_json::private::RawValu\\u0065\":5}",
+        b"{\"\\u0024serde_json::private::RawValue\":\"nul\"}",
+        b"{\"a\":[{\"$serde_json::private::RawValu\\u0065\":\"{\"}]}",
         b"nul",
     ];
 
@@ -285,6 +328,19 @@ mod tests {
         let body = JsonBody::from_slice(b"{\"id\": 18446744073709551615}").expect("valid");
         assert_eq!(body.deserialize::<Order>().expect("an order"), Order { id: u64::MAX });
         assert!(body.value.get().is_none(), "the value was built");
+    }
+
+    #[test]
+    fn typed_read_ignores_a_built_value() {
+        #[derive(Deserialize, Debug)]
+        struct Total {
+            cents: u128,
+        }
+        let body = JsonBody::from_slice(b"{\"cents\": 100000000000000000000001}").expect("valid");
+        let before = body.deserialize::<Total>().expect("a total").cents;
+        assert!(body.is_object());
+        let after = body.deserialize::<Total>().expect("a total").cents;
+        assert_eq!(before, after);
     }
 
     #[test]
