@@ -597,6 +597,19 @@ pub(super) async fn keyed_flows_start_oldest_first(store: Arc<dyn Store>) {
     assert_eq!(claimed_ids(&claimed), vec!["z1", "a1", "z2"]);
 }
 
+pub(super) async fn keyed_work_due_first_is_offered(store: Arc<dyn Store>) {
+    for (id, flow, instance, due) in [("x1", "orders", "x", 3), ("y1", "orders", "y", 0), ("p1", "invoices", "acme", 1)] {
+        let mut execution = new_execution(id);
+        (execution.flow, execution.instance, execution.created_at) = (flow.into(), instance.into(), at(due));
+        store.insert(execution).await.expect("inserts");
+    }
+    let throttled = policies("orders", flow_core::QueueMode::Throttled { concurrency_limit: 2 });
+
+    let claimed = store.claim("w1", 1, at(5), at(10), throttled).await.expect("claims");
+
+    assert_eq!(claimed_ids(&claimed), vec!["y1"]);
+}
+
 fn tick(minute: i64) -> NewTick {
     NewTick {
         flow: "orders".to_owned(),
@@ -752,6 +765,7 @@ macro_rules! store_conformance_tests {
             parallel_flows_fill_room_beside_a_blocked_queue,
             older_parallel_work_starts_first,
             keyed_flows_start_oldest_first,
+            keyed_work_due_first_is_offered,
             schedule_cursor_keeps_its_first_start,
             tick_is_recorded_once,
             recorded_tick_moves_the_cursor,

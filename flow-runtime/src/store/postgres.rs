@@ -697,7 +697,7 @@ async fn claim(
 }
 
 /// Returns up to `count` instances whose queue of `flow` looks able to start an execution now,
-/// the one with the oldest waiting execution first. Without locks this is a guess, which
+/// the one whose work is due first, then the one that has waited longest. Without locks this is a guess, which
 /// [`claimable_in_queue`] checks under the queue's lock. Picking only such queues keeps a
 /// claim from taking an advisory lock for every instance with queued work: with thousands of
 /// instances behind running executions, that overflowed PostgreSQL's lock table.
@@ -724,7 +724,7 @@ async fn queue_candidates(
                  WHERE flow = $1 AND status = 'queued' ORDER BY instance, seq) AS heads \
                  WHERE due_at <= $2 AND instance NOT IN (SELECT instance FROM executions \
                  WHERE flow = $1 AND status = 'running') \
-                 ORDER BY seq LIMIT $3",
+                 ORDER BY due_at, seq LIMIT $3",
             )
             .bind(flow)
             .bind(now)
@@ -737,7 +737,7 @@ async fn queue_candidates(
                 "SELECT instance FROM executions AS queued WHERE flow = $1 AND status = 'queued' AND due_at <= $2 \
                  AND instance NOT IN (SELECT instance FROM executions WHERE flow = $1 AND status = 'running' \
                  GROUP BY instance HAVING COUNT(*) >= $4) \
-                 GROUP BY instance ORDER BY MIN(seq) LIMIT $3",
+                 GROUP BY instance ORDER BY MIN(due_at), MIN(seq) LIMIT $3",
             )
             .bind(flow)
             .bind(now)

@@ -604,7 +604,8 @@ fn candidate_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimCandidat
 ///
 /// Each throttled and sequential flow offers up to `limit` candidates, read per instance from
 /// the unfinished rows' index, so a long backlog of one sequential queue costs one row read,
-/// not a scan. The instance whose queue has waited longest is asked first. Parallel flows
+/// not a scan. The instance whose queued work is due first is asked first, and of those due
+/// together the one that has waited longest. Parallel flows
 /// offer up to `limit` more, oldest due first. The claim takes the candidates due first, so
 /// no flow's backlog keeps older work of another flow waiting.
 fn claim(
@@ -622,7 +623,7 @@ fn claim(
             let mut statement = tx
                 .prepare_cached(
                     "SELECT instance FROM executions WHERE flow = ?1 AND status IN ('queued', 'running') AND status = 'queued' \
-                     GROUP BY instance ORDER BY MIN(seq)",
+                     GROUP BY instance ORDER BY MIN(due_at), MIN(seq)",
                 )
                 .map_err(database)?;
             let rows = statement.query_map([flow], |row| row.get(0)).map_err(database)?;
