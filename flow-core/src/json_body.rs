@@ -91,9 +91,9 @@ impl JsonBody {
     /// Deserializes the body into `T`: from the text while the body is unchanged, whether or
     /// not its value was read, and from the value after a change.
     ///
-    /// Reading from the text skips building the value, and it reads the text as sent: an
-    /// integer past `u64` reads exactly into a `u128`, and a key that appears twice is an
-    /// error for a struct field, as `serde_json::from_str::<T>` reports it.
+    /// Reading from the text skips building the value and reads the text as sent. So an
+    /// integer past `u64` reads exactly into a `u128`. A key that appears twice is an error
+    /// for a struct field, as `serde_json::from_str::<T>` reports it.
     ///
     /// # Errors
     ///
