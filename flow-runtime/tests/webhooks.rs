@@ -465,6 +465,22 @@ async fn api_key_in_lowercase_header_is_accepted_and_hidden_from_the_flow() {
 }
 
 #[tokio::test]
+async fn flow_receives_the_instance_api_keys() {
+    let server = keyed_server().await;
+
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/orders"))
+        .header("Api-Key", "k_test_abc123")
+        .send()
+        .await
+        .expect("sends");
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(json_of(response).await["webhookApiKeys"], json!({ "orders": ["k_test_abc123"] }));
+}
+
+#[tokio::test]
 async fn api_key_is_not_stored_with_the_execution() {
     let server = keyed_server().await;
     server

@@ -200,16 +200,15 @@ impl Inner {
                 if !store.is_changed() {
                     continue;
                 }
-                let key = scope.storage_key();
                 let write = StateWrite {
-                    scope,
+                    scope: scope.clone(),
                     changes: store.changes(),
                 };
                 if let Err(error) = self.store.save_state(write, self.clock.now()).await {
                     outcome = Err(format!("could not save the hook's state: {error}"));
                     break;
                 }
-                self.state_cache.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
+                self.state_cache.lock().unwrap_or_else(PoisonError::into_inner).remove(&scope);
             }
         }
         match &outcome {

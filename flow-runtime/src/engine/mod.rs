@@ -162,7 +162,7 @@ pub(crate) struct Inner {
     /// Wakes the dispatcher; see [`Inner::queue_changed`].
     pub(crate) wake: Notify,
     pub(crate) waiters: Waiters,
-    pub(crate) state_cache: Mutex<HashMap<String, Arc<BTreeMap<String, Value>>>>,
+    pub(crate) state_cache: Mutex<HashMap<StateScope, Arc<BTreeMap<String, Value>>>>,
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
     /// Every flow schedule of every instance.
     pub(crate) schedules: Vec<scheduler::ScheduledFlow>,
@@ -795,9 +795,9 @@ impl Inner {
     pub(crate) async fn load_states(&self, scopes: &[StateScope; 3]) -> Result<States, StoreError> {
         let [instance, cross_flow, integration] = scopes;
         Ok(States {
-            instance: StateStore::new((*self.state(instance.clone()).await?).clone()),
-            cross_flow: StateStore::new((*self.state(cross_flow.clone()).await?).clone()),
-            integration: StateStore::new((*self.state(integration.clone()).await?).clone()),
+            instance: StateStore::new((*self.state(instance).await?).clone()),
+            cross_flow: StateStore::new((*self.state(cross_flow).await?).clone()),
+            integration: StateStore::new((*self.state(integration).await?).clone()),
             execution: StateStore::default(),
         })
     }
@@ -805,19 +805,18 @@ impl Inner {
     /// Returns a state map from the cache, loading it from the store on first use. A store
     /// shared with other processes is read every time and nothing is cached, because other
     /// processes' writes would not reach the cache.
-    pub(crate) async fn state(&self, scope: StateScope) -> Result<Arc<BTreeMap<String, Value>>, StoreError> {
+    pub(crate) async fn state(&self, scope: &StateScope) -> Result<Arc<BTreeMap<String, Value>>, StoreError> {
         if self.store.is_shared() {
-            return Ok(Arc::new(self.store.load_state(scope).await?));
+            return Ok(Arc::new(self.store.load_state(scope.clone()).await?));
         }
-        let key = scope.storage_key();
-        if let Some(values) = self.state_cache.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+        if let Some(values) = self.state_cache.lock().unwrap_or_else(PoisonError::into_inner).get(scope) {
             return Ok(Arc::clone(values));
         }
-        let values = Arc::new(self.store.load_state(scope).await?);
+        let values = Arc::new(self.store.load_state(scope.clone()).await?);
         self.state_cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry(key)
+            .entry(scope.clone())
             .or_insert_with(|| Arc::clone(&values));
         Ok(values)
     }

@@ -82,11 +82,15 @@ fn prepare<'a>(
     let instance = inner.instances.get(&claimed.instance).ok_or_else(|| {
         format!("instance \"{}\" is not configured any more; add it to the config file, or cancel the execution", claimed.instance)
     })?;
-    let mut payload = match payload {
+    // A submitted payload carries the instance's keys already; a stored one has none.
+    let payload = match payload {
         Some(payload) => payload,
-        None => crate::store::payload::decode(&claimed.payload)?,
+        None => {
+            let mut payload = crate::store::payload::decode(&claimed.payload)?;
+            payload.webhook_api_keys = instance.webhook_api_keys_by_name.clone();
+            payload
+        }
     };
-    payload.webhook_api_keys = instance.webhook_api_keys_by_name.clone();
     Ok((flow, instance, payload))
 }
 
@@ -241,7 +245,7 @@ async fn record(
     {
         let mut cache = inner.state_cache.lock().unwrap_or_else(PoisonError::into_inner);
         for write in &state_writes {
-            if let Some(values) = cache.get_mut(&write.scope.storage_key()) {
+            if let Some(values) = cache.get_mut(&write.scope) {
                 write.apply(Arc::make_mut(values));
             }
         }
@@ -249,7 +253,7 @@ async fn record(
     let forget_cached_state = || {
         let mut cache = inner.state_cache.lock().unwrap_or_else(PoisonError::into_inner);
         for write in &state_writes {
-            cache.remove(&write.scope.storage_key());
+            cache.remove(&write.scope);
         }
     };
 
