@@ -104,7 +104,7 @@ pub fn router(runtime: Runtime, settings: HttpSettings, organization_keys: HashM
         .route("/instances/{instance}/delete", post(admin::delete))
         .route("/schedules", get(admin::list_schedules))
         .route("/ticks", get(admin::list_ticks))
-        .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
+        .route("/health", get(|| async { axum::Json(json!({ "status": "ok", "pid": std::process::id() })) }))
         .fallback(move || async move {
             error_response(
                 StatusCode::NOT_FOUND,

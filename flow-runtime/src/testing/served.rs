@@ -244,7 +244,7 @@ impl ServedBinary {
             if self.child.try_wait().expect("polls the server").is_some() {
                 return false;
             }
-            if health_is_ok(self.port).await {
+            if health_is_ok(self.port, self.child.id()).await {
                 return true;
             }
             assert!(
@@ -272,14 +272,15 @@ impl Drop for ServedBinary {
     }
 }
 
-/// Sends `GET /health` over HTTP/1.1 and reports whether the status is 200 within
-/// [`PROBE_TIMEOUT`]. A server that has bound its port but does not accept yet, such as one
-/// that is still recovering its store, leaves the probe unanswered.
-async fn health_is_ok(port: u16) -> bool {
-    tokio::time::timeout(PROBE_TIMEOUT, probe_health(port)).await.unwrap_or(false)
+/// Sends `GET /health` over HTTP/1.1 and reports whether the process `pid` responds with 200
+/// within [`PROBE_TIMEOUT`]. Another process that responds on the port, where the server
+/// could not bind, does not count. A server that has bound its port but does not accept yet,
+/// such as one that is still recovering its store, leaves the probe unanswered.
+async fn health_is_ok(port: u16, pid: u32) -> bool {
+    tokio::time::timeout(PROBE_TIMEOUT, probe_health(port, pid)).await.unwrap_or(false)
 }
 
-async fn probe_health(port: u16) -> bool {
+async fn probe_health(port: u16, pid: u32) -> bool {
     let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
         return false;
     };
@@ -288,9 +289,17 @@ async fn probe_health(port: u16) -> bool {
         return false;
     }
 
-    let mut head = [0_u8; 12];
-    stream.read_exact(&mut head).await.is_ok() && head.starts_with(b"HTTP/1.1 200")
+    // The response is small; the limit keeps a stranger on the port from sending without end.
+    let mut response = Vec::new();
+    if stream.take(HEALTH_RESPONSE_LIMIT).read_to_end(&mut response).await.is_err() || !response.starts_with(b"HTTP/1.1 200") {
+        return false;
+    }
+    let body = response.windows(4).position(|window| window == b"\r\n\r\n").map_or(&[][..], |end| &response[end + 4..]);
+    serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|health| health["pid"] == pid)
 }
+
+/// Most bytes read of a `/health` response.
+const HEALTH_RESPONSE_LIMIT: u64 = 16 * 1024;
 
 fn read_text(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
@@ -330,6 +339,29 @@ mod tests {
         let started = tokio::time::timeout(std::time::Duration::from_secs(60), start).await;
 
         assert!(started.is_ok(), "start was still waiting for /health 60 s after its 20 s deadline");
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "stopped during startup on 1 attempts")]
+    async fn other_process_on_the_port_is_not_the_server() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+        let folder = tempfile::tempdir().expect("temp dir");
+        // Another process answers /health on the port, so the binary cannot bind it and exits.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let port = listener.local_addr().expect("address").port();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = [0_u8; 1024];
+                let _ = stream.read(&mut request).await;
+                let body = r#"{"status":"ok","pid":1}"#;
+                let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        let binary = fake_binary(folder.path(), "exec sleep 1");
+
+        ServedBinary::builder(binary).port(port).start().await;
     }
 
     #[tokio::test]
