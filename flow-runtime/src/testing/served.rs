@@ -347,7 +347,7 @@ mod tests {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
         let folder = tempfile::tempdir().expect("temp dir");
-        // Another process answers /health on the port, so the binary cannot bind it and exits.
+        // Another process serves /health on the port, so the binary cannot bind it and exits.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
         let port = listener.local_addr().expect("address").port();
         tokio::spawn(async move {
