@@ -120,8 +120,9 @@ impl ServedBinaryBuilder {
                 return server;
             }
         }
+        let noun = if attempts == 1 { "attempt" } else { "attempts" };
         panic!(
-            "{} stopped during startup on {attempts} attempts; log:\n{}",
+            "{} stopped during startup on {attempts} {noun}; log:\n{}",
             self.binary.display(),
             self.log.as_deref().map(read_text).unwrap_or_default()
         );
@@ -342,7 +343,7 @@ mod tests {
     }
 
     #[tokio::test]
-    #[should_panic(expected = "stopped during startup on 1 attempts")]
+    #[should_panic(expected = "stopped during startup on 1 attempt;")]
     async fn other_process_on_the_port_is_not_the_server() {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
