@@ -203,6 +203,17 @@ mod tests {
         assert_eq!(payload, r#"{"a":1}"#);
     }
 
+    /// Creates the database file `path` with the first `version` migrations applied, as a
+    /// binary of that schema version left it.
+    fn database_at_version(path: &std::path::Path, version: usize) -> Connection {
+        let connection = Connection::open(path).expect("opens");
+        for sql in &MIGRATIONS[..version] {
+            connection.execute_batch(sql).expect("applies");
+        }
+        connection.pragma_update(None, "user_version", version as i64).expect("sets");
+        connection
+    }
+
     /// Serializes a payload in the public form, as version 2 databases store it.
     fn public_payload(n: i64) -> String {
         serde_json::to_string(&flow_core::TriggerPayload::from_json(serde_json::json!({ "n": n }))).expect("serializes")
@@ -219,11 +230,7 @@ mod tests {
         let folder = tempfile::tempdir().expect("temp dir");
         let path = folder.path().join("flows.db");
         {
-            let connection = Connection::open(&path).expect("opens");
-            for sql in &MIGRATIONS[..2] {
-                connection.execute_batch(sql).expect("applies");
-            }
-            connection.pragma_update(None, "user_version", 2).expect("sets");
+            let connection = database_at_version(&path, 2);
             let rows = [
                 ("queued", "queued", 0, None, Some("k1"), None, None, "webhook", 1),
                 ("running", "running", 1, Some("old-worker"), None, None, None, "webhook", 2),
@@ -308,11 +315,7 @@ mod tests {
         let folder = tempfile::tempdir().expect("temp dir");
         let path = folder.path().join("flows.db");
         {
-            let connection = Connection::open(&path).expect("opens");
-            for sql in &MIGRATIONS[..6] {
-                connection.execute_batch(sql).expect("applies");
-            }
-            connection.pragma_update(None, "user_version", 6).expect("sets");
+            let connection = database_at_version(&path, 6);
             connection
                 .execute_batch(
                     "INSERT INTO executions (id, flow, instance, status, attempt, created_at, updated_at, due_at, source) \
