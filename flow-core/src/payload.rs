@@ -215,6 +215,16 @@ impl<'de> Deserialize<'de> for Body {
     }
 }
 
+/// Writes an instant as chrono's own `Serialize` does (RFC 3339 in UTC with `Z`, and 0, 3, 6
+/// or 9 digits of fractional seconds), formatted into one string first. Serializing through
+/// chrono's `Display` makes serde_json escape each piece of the text separately.
+fn serialize_instant<S: Serializer>(instant: &Option<DateTime<Utc>>, serializer: S) -> Result<S::Ok, S::Error> {
+    match instant {
+        Some(instant) => serializer.serialize_str(&instant.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// The request body exactly as received.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RawBody {
@@ -358,6 +368,7 @@ pub struct TriggerPayload {
     /// The flow.
     pub flow: FlowRef,
     /// When the trigger started.
+    #[serde(serialize_with = "serialize_instant")]
     pub started_at: Option<DateTime<Utc>>,
 }
 
@@ -400,9 +411,23 @@ impl TriggerPayload {
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone as _;
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn started_at_is_written_as_chrono_writes_it() {
+        for nanos in [0, 5_000_000, 718_155_000, 718_155_950, 999_999_999] {
+            let instant = Utc.with_ymd_and_hms(2026, 12, 5, 11, 30, 46).single().expect("valid") + chrono::Duration::nanoseconds(nanos);
+            let payload = TriggerPayload {
+                started_at: Some(instant),
+                ..TriggerPayload::default()
+            };
+            let written = serde_json::to_value(&payload).expect("serializes")["startedAt"].clone();
+            assert_eq!(written, serde_json::to_value(instant).expect("serializes"), "{nanos} ns");
+        }
+    }
 
     fn body(data: BodyData, content_type: Option<&str>) -> Body {
         Body {
