@@ -605,9 +605,9 @@ fn candidate_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimCandidat
 /// Each throttled and sequential flow offers up to `limit` candidates, read per instance from
 /// the unfinished rows' index, so a long backlog of one sequential queue costs one row read,
 /// not a scan. The instance whose queued work is due first is asked first, and of those due
-/// together the one that has waited longest. Parallel flows
-/// offer up to `limit` more, oldest due first. The claim takes the candidates due first, so
-/// no flow's backlog keeps older work of another flow waiting.
+/// together the one that has waited longest. Parallel flows offer up to `limit` more, oldest
+/// due first. The claim takes the candidates due first, so no flow's backlog keeps older work
+/// of another flow waiting.
 fn claim(
     tx: &Connection,
     worker: &str,
