@@ -43,6 +43,7 @@ use crate::store::{
     TickFilter, TickRecord, execution_with_lineage,
 };
 
+mod processes;
 mod served;
 
 pub use served::{ServedBinary, ServedBinaryBuilder, free_port};

@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+use super::processes;
+
 /// Maximum wait for `/health` to respond with 200 after the binary starts.
 const HEALTH_DEADLINE: Duration = Duration::from_secs(20);
 
@@ -162,6 +164,10 @@ impl ServedBinaryBuilder {
 }
 
 /// A built integration binary running `serve` on 127.0.0.1, stopped with SIGKILL when dropped.
+///
+/// The binary may be a wrapper, such as a script that starts the server without `exec`: on
+/// Linux the server may then be any process the binary started, and stopping the binary
+/// stops those processes too.
 #[derive(Debug)]
 pub struct ServedBinary {
     child: Child,
@@ -213,6 +219,7 @@ impl ServedBinary {
     ///
     /// Panics when the signal cannot be sent or the exit cannot be read.
     pub fn kill(&mut self) -> ExitStatus {
+        processes::signal("KILL", &processes::descendants(self.child.id()));
         self.child.kill().expect("sends SIGKILL to the server");
         self.child.wait().expect("waits for the killed server")
     }
@@ -223,9 +230,10 @@ impl ServedBinary {
     ///
     /// Panics when `kill` fails or the server is still running after `deadline`.
     pub async fn terminate(&mut self, deadline: Duration) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-s", "TERM", &pid]).status().expect("runs kill");
-        assert!(sent.success(), "kill -s TERM {pid} failed: {sent}");
+        let pid = self.child.id();
+        let mut pids = processes::descendants(pid);
+        pids.push(pid);
+        assert!(processes::signal("TERM", &pids), "kill -s TERM {pids:?} failed");
 
         let started = Instant::now();
         while started.elapsed() < deadline {
@@ -245,7 +253,9 @@ impl ServedBinary {
             if self.child.try_wait().expect("polls the server").is_some() {
                 return false;
             }
-            if health_is_ok(self.port, self.child.id()).await {
+            if let Some(pid) = health_pid(self.port).await
+                && (pid == self.child.id() || processes::descendants(self.child.id()).contains(&pid))
+            {
                 return true;
             }
             assert!(
@@ -263,6 +273,7 @@ impl Drop for ServedBinary {
     /// Kills the server. During a failing test's panic, prints the server's log first, which
     /// its temporary folder may not keep.
     fn drop(&mut self) {
+        processes::signal("KILL", &processes::descendants(self.child.id()));
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking()
@@ -273,30 +284,29 @@ impl Drop for ServedBinary {
     }
 }
 
-/// Sends `GET /health` over HTTP/1.1 and reports whether the process `pid` responds with 200
-/// within [`PROBE_TIMEOUT`]. Another process that responds on the port, where the server
-/// could not bind, does not count. A server that has bound its port but does not accept yet,
-/// such as one that is still recovering its store, leaves the probe unanswered.
-async fn health_is_ok(port: u16, pid: u32) -> bool {
-    tokio::time::timeout(PROBE_TIMEOUT, probe_health(port, pid)).await.unwrap_or(false)
+/// Sends `GET /health` over HTTP/1.1 and returns the process id of a 200 response within
+/// [`PROBE_TIMEOUT`]. The caller checks that the id is its server's, because another process
+/// may respond on the port where the server could not bind. A server that has bound its port
+/// but does not accept yet, such as one that is still recovering its store, leaves the probe
+/// unanswered.
+async fn health_pid(port: u16) -> Option<u32> {
+    tokio::time::timeout(PROBE_TIMEOUT, probe_health(port)).await.ok().flatten()
 }
 
-async fn probe_health(port: u16, pid: u32) -> bool {
-    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return false;
-    };
+async fn probe_health(port: u16) -> Option<u32> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
     let request = format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        return false;
-    }
+    stream.write_all(request.as_bytes()).await.ok()?;
 
     // The response is small; the limit keeps a stranger on the port from sending without end.
     let mut response = Vec::new();
-    if stream.take(HEALTH_RESPONSE_LIMIT).read_to_end(&mut response).await.is_err() || !response.starts_with(b"HTTP/1.1 200") {
-        return false;
+    stream.take(HEALTH_RESPONSE_LIMIT).read_to_end(&mut response).await.ok()?;
+    if !response.starts_with(b"HTTP/1.1 200") {
+        return None;
     }
     let body = response.windows(4).position(|window| window == b"\r\n\r\n").map_or(&[][..], |end| &response[end + 4..]);
-    serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|health| health["pid"] == pid)
+    let health: serde_json::Value = serde_json::from_slice(body).ok()?;
+    health["pid"].as_u64().and_then(|pid| u32::try_from(pid).ok())
 }
 
 /// Most bytes read of a `/health` response.
@@ -363,6 +373,52 @@ mod tests {
         let binary = fake_binary(folder.path(), "exec sleep 1");
 
         ServedBinary::builder(binary).port(port).start().await;
+    }
+
+    #[tokio::test]
+    async fn server_behind_a_wrapper_is_accepted_and_stopped() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+        let folder = tempfile::tempdir().expect("temp dir");
+        let pid_file = folder.path().join("server.pid");
+        // The wrapper starts the stand-in server as its child and waits for it, as a script
+        // without `exec` does. The test's listener serves /health with that child's id.
+        let binary = fake_binary(folder.path(), &format!("sleep 60 &\necho $! > '{}'\nwait", pid_file.display()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let port = listener.local_addr().expect("address").port();
+        let served_pid_file = pid_file.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = [0_u8; 1024];
+                let _ = stream.read(&mut request).await;
+                let Some(pid) = std::fs::read_to_string(&served_pid_file).ok().and_then(|text| text.trim().parse::<u32>().ok()) else {
+                    let _ = stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+                    continue;
+                };
+                let body = format!(r#"{{"status":"ok","pid":{pid}}}"#);
+                let response = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+
+        let server = ServedBinary::builder(binary).port(port).start().await;
+        let server_pid = std::fs::read_to_string(&pid_file).expect("reads the pid").trim().to_owned();
+        drop(server);
+
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while is_alive(&server_pid) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(!is_alive(&server_pid), "process {server_pid} outlived its ServedBinary");
+    }
+
+    /// Reports whether process `pid` exists and has not exited; an exited process that its
+    /// parent has not reaped yet shows state `Z` in `/proc/PID/stat`.
+    fn is_alive(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| stat.rsplit(')').next().map(|fields| !fields.trim_start().starts_with('Z')))
+            .unwrap_or(false)
     }
 
     #[tokio::test]
