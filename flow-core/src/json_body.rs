@@ -25,10 +25,10 @@ const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 /// body is from then on the changed value. Two bodies are equal when their values are.
 #[derive(Clone, Default)]
 pub struct JsonBody {
-    /// The JSON text, known to parse into a [`Value`]; `None` for a body built from a value
-    /// or changed since.
+    /// The JSON text, known to parse into a [`Value`]. It is `None` for a body built from a
+    /// value or changed since.
     text: Option<String>,
-    /// The parsed value; set on first read, or from the start for a body built from a value.
+    /// The parsed value, set on first read, or from the start for a body built from a value.
     value: OnceLock<Value>,
 }
 
@@ -51,7 +51,7 @@ impl JsonBody {
         };
         let Checked { raw_value_key } = serde_json::from_str::<Checked>(text)?;
         if raw_value_key {
-            // Rare enough to parse at once, which gives exactly the parser's verdict.
+            // Such a key is rare, so the text is parsed at once, which gives the parser's own result.
             let value: Value = serde_json::from_str(text)?;
             return Ok(Self::from(value));
         }
@@ -70,6 +70,8 @@ impl JsonBody {
     pub fn value(&self) -> &Value {
         self.value.get_or_init(|| match &self.text {
             // The text was checked when the body was made, so the parse succeeds.
+            // NOTE: a text that the check accepts and the parser rejects would read as null.
+            // The tests of `from_slice` cover the differences known so far.
             Some(text) => serde_json::from_str(text).unwrap_or(Value::Null),
             None => Value::Null,
         })
@@ -148,7 +150,7 @@ impl PartialEq<Value> for JsonBody {
 }
 
 impl fmt::Debug for JsonBody {
-    /// Shows the value, as a [`Value`] in its place would show.
+    /// Formats the value, as a [`Value`] in its place would be formatted.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.value(), f)
     }

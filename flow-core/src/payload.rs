@@ -60,7 +60,7 @@ pub enum BodyData {
     #[default]
     Empty,
     /// JSON, or a form or multipart body turned into a JSON object. A JSON request body keeps
-    /// its text and is parsed into a value only when read as one; see [`JsonBody`].
+    /// its text and is parsed into a value only when read as one. See [`JsonBody`].
     Json(JsonBody),
     /// A `text/*` body.
     Text(String),

@@ -40,9 +40,9 @@ pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
 /// Default wait for a synchronous response, in seconds.
 pub const DEFAULT_SYNC_TIMEOUT_SECONDS: u64 = 30;
 
-/// Default time a client has to send a whole request body, in seconds. Webhook senders
-/// deliver in seconds and give up sooner (GitHub after 10 s), and 10 MiB at 100 KB/s takes
-/// about 100 s.
+/// Default time a client has to send a whole request body, in seconds. Senders give up on
+/// slow endpoints sooner: GitHub's webhook best practices ask for a response within 30
+/// seconds. A 10 MiB body at 100 KB/s takes about 100 s.
 pub const DEFAULT_BODY_TIMEOUT_SECONDS: u64 = 120;
 /// Default store location.
 pub const DEFAULT_STORE_URL: &str = "sqlite://flows.db";

@@ -360,7 +360,7 @@ async fn slow_body_times_out() {
     let mut answer = vec![0_u8; 1024];
     let read = tokio::time::timeout(Duration::from_secs(5), reader.read(&mut answer))
         .await
-        .expect("answers before the body would be complete")
+        .expect("responds before the body would be complete")
         .expect("reads");
     dribble.abort();
 

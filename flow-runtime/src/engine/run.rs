@@ -82,7 +82,7 @@ fn prepare<'a>(
     let instance = inner.instances.get(&claimed.instance).ok_or_else(|| {
         format!("instance \"{}\" is not configured any more; add it to the config file, or cancel the execution", claimed.instance)
     })?;
-    // A submitted payload carries the instance's keys already; a stored one has none.
+    // A submitted payload contains the instance's keys already, and a stored one has none.
     let payload = match payload {
         Some(payload) => payload,
         None => {

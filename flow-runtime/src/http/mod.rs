@@ -47,7 +47,7 @@ pub struct HttpSettings {
     pub body_limit: usize,
     /// Longest wait for a synchronous answer.
     pub sync_timeout: Duration,
-    /// Maximum time a client may take to send a whole request body; a slower one gets 408.
+    /// Maximum time a client may take to send a whole request body. A slower client gets 408.
     pub body_timeout: Duration,
     /// Bearer token that guards the executions and admin API, when set.
     pub admin_token: Option<String>,

@@ -942,13 +942,14 @@ fn read_execution(connection: &Connection, id: &str) -> StoreResult<Option<Execu
                         row.get::<_, Option<String>>(11)?,
                         row.get::<_, Option<String>>(12)?,
                         row.get::<_, Option<String>>(13)?,
-                        row.get::<_, Option<i64>>(14)?.map(|started_at| (started_at, row.get::<_, Option<String>>(15))),
+                        row.get::<_, Option<i64>>(14)?,
+                        row.get::<_, Option<String>>(15)?,
                     ))
                 })
                 .optional()
         })
         .map_err(database)?;
-    let Some((summary, payload, result, error, related_id, parent_id, succeeded_attempt)) = row else {
+    let Some((summary, payload, result, error, related_id, parent_id, attempt_started_at, attempt_logs)) = row else {
         return Ok(None);
     };
 
@@ -981,8 +982,8 @@ fn read_execution(connection: &Connection, id: &str) -> StoreResult<Option<Execu
         logs.extend(entries);
         attempt_history.push(attempt);
     }
-    if let Some((started_at, attempt_logs)) = succeeded_attempt {
-        if let Some(attempt_logs) = attempt_logs.map_err(database)? {
+    if let Some(started_at) = attempt_started_at {
+        if let Some(attempt_logs) = attempt_logs {
             let entries: Vec<LogEntry> = super::json::from_stored(&attempt_logs).map_err(corrupt)?;
             logs.extend(entries);
         }

@@ -1,6 +1,6 @@
 //! The processes a started binary runs as: the binary itself and, when it is a wrapper such
 //! as a shell script that does not `exec`, the processes it starts. They are read from
-//! `/proc`, so only on Linux; elsewhere a process has no known descendants.
+//! `/proc`, so only on Linux. Elsewhere a process has no known descendants.
 
 /// Returns the processes descended from `ancestor`: its children, their children, and so on.
 pub(super) fn descendants(ancestor: u32) -> Vec<u32> {
@@ -28,7 +28,7 @@ pub(super) fn descendants(ancestor: u32) -> Vec<u32> {
 }
 
 /// Reads the parent of `pid` from `/proc/PID/stat`. Its second field, the command name in
-/// parentheses, may itself hold spaces and parentheses, so the fields after the last `)` are
+/// parentheses, may itself contain spaces and parentheses, so the fields after the last `)` are
 /// read: the state, then the parent's id.
 fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

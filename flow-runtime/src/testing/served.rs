@@ -298,7 +298,7 @@ async fn probe_health(port: u16) -> Option<u32> {
     let request = format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.ok()?;
 
-    // The response is small; the limit keeps a stranger on the port from sending without end.
+    // The response is small, and the limit keeps a stranger on the port from sending without end.
     let mut response = Vec::new();
     stream.take(HEALTH_RESPONSE_LIMIT).read_to_end(&mut response).await.ok()?;
     if !response.starts_with(b"HTTP/1.1 200") {
@@ -309,7 +309,7 @@ async fn probe_health(port: u16) -> Option<u32> {
     health["pid"].as_u64().and_then(|pid| u32::try_from(pid).ok())
 }
 
-/// Most bytes read of a `/health` response.
+/// Maximum bytes read of a `/health` response.
 const HEALTH_RESPONSE_LIMIT: u64 = 16 * 1024;
 
 fn read_text(path: &Path) -> String {
@@ -412,7 +412,7 @@ mod tests {
         assert!(!is_alive(&server_pid), "process {server_pid} outlived its ServedBinary");
     }
 
-    /// Reports whether process `pid` exists and has not exited; an exited process that its
+    /// Reports whether process `pid` exists and has not exited. An exited process that its
     /// parent has not reaped yet shows state `Z` in `/proc/PID/stat`.
     fn is_alive(pid: &str) -> bool {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
