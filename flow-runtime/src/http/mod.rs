@@ -30,6 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use flow_core::EndpointType;
 use serde_json::json;
+use tower::ServiceBuilder;
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
@@ -94,7 +95,7 @@ pub fn router(runtime: Runtime, settings: HttpSettings, organization_keys: HashM
             .route("/webhooks/{*path}", any(routed::handle_shared)),
     };
     let webhook_route = webhook_route(endpoint_type);
-    Router::new()
+    let routes = Router::new()
         .merge(webhooks)
         .route("/mcp/{instance}", any(mcp::handle))
         .route("/executions", get(executions::list))
@@ -111,10 +112,16 @@ pub fn router(runtime: Runtime, settings: HttpSettings, organization_keys: HashM
                 format!("no such route; webhooks are at {webhook_route}, MCP servers at /mcp/{{instance}}, executions at /executions"),
             )
         })
-        .layer(RequestDecompressionLayer::new())
-        .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
+        .with_state(state);
+
+    // The layers wrap the routes once, as one service. `Router::layer` would wrap each route
+    // in a box of its own per layer, and every request would clone each of those boxes.
+    let layered = ServiceBuilder::new()
         .layer(axum::middleware::from_fn(describe_bare_errors))
-        .with_state(state)
+        .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
+        .layer(RequestDecompressionLayer::new())
+        .service(routes);
+    Router::new().fallback_service(layered)
 }
 
 /// Returns the webhook route of an endpoint type, as the 404 response for unknown routes names it.
