@@ -170,6 +170,17 @@ async fn unknown_instance_answers_404_naming_it() {
 }
 
 #[tokio::test]
+async fn non_utf8_instance_segment_answers_400() {
+    let server = start(vec![flow(synchronous("orders"), echo)], by_request_fields()).await;
+
+    let response = post(&server, "/webhooks/%FF", &[], json!({ "event": "orders" })).await;
+
+    assert_eq!(response.status(), 400);
+    let error = json_of(response).await["error"].as_str().expect("a message").to_owned();
+    assert!(error.ends_with("percent-encode the instance id as UTF-8"), "{error}");
+}
+
+#[tokio::test]
 async fn flow_specific_url_is_not_served_on_an_instance_specific_integration() {
     let server = start(vec![flow(synchronous("orders"), echo)], by_request_fields()).await;
 

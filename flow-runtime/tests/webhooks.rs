@@ -124,6 +124,26 @@ async fn unknown_instance_answers_404_naming_it() {
 }
 
 #[tokio::test]
+async fn percent_encoded_path_segments_are_decoded() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+
+    let response = server.client.post(server.url("/webhooks/ac%6De/or%64ers")).send().await.expect("sends");
+
+    assert_eq!(response.status(), 200, "the decoded segments name instance acme and flow orders");
+}
+
+#[tokio::test]
+async fn non_utf8_path_segment_answers_400() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+
+    let response = server.client.post(server.url("/webhooks/%FF/orders")).send().await.expect("sends");
+
+    assert_eq!(response.status(), 400);
+    let error = json_of(response).await["error"].as_str().expect("text").to_owned();
+    assert!(error.ends_with("percent-encode the instance id and stable key as UTF-8"), "{error}");
+}
+
+#[tokio::test]
 async fn unknown_flow_answers_404_naming_it() {
     let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
     let response = server.client.post(server.url("/webhooks/acme/nothing")).send().await.expect("sends");

@@ -2,7 +2,8 @@
 //! endpoint: route them, then run the routed flow as its own webhook would.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{RawPathParams, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use flow_core::EndpointType;
@@ -18,17 +19,22 @@ use crate::instance::Instance;
 /// Handles `ANY /webhooks/{instance}[/{*path}]` of an instance-specific integration.
 pub(super) async fn handle_instance(
     State(state): State<AppState>,
-    Path(segments): Path<Vec<(String, String)>>,
+    segments: Result<RawPathParams, RawPathParamsRejection>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let instance_id = segments
-        .iter()
-        .find(|(key, _)| key == "instance")
-        .map(|(_, value)| value.clone())
-        .unwrap_or_default();
-    handle(state, Some(instance_id), uri, headers, body).await
+    let segments = match segments {
+        Ok(segments) => segments,
+        Err(rejection) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                format!("{}; percent-encode the instance id as UTF-8", rejection.body_text()),
+            );
+        }
+    };
+    let instance_id = segments.iter().find(|(key, _)| *key == "instance").map_or("", |(_, value)| value);
+    handle(state, Some(instance_id.to_owned()), uri, headers, body).await
 }
 
 /// Handles `ANY /webhooks[/{*path}]` of a shared-endpoint integration.

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{RawPathParams, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use flow_core::{FlowOutput, HttpResponse, RawBody, TriggerPayload, TriggerResult};
@@ -22,28 +23,32 @@ pub const SYNCHRONOUS_HEADER: &str = "flow-synchronous";
 /// Handles `ANY /webhooks/{instance}/{stable_key}[/{*path}]` of a flow-specific integration.
 pub(super) async fn handle(
     State(state): State<AppState>,
-    Path(segments): Path<Vec<(String, String)>>,
+    segments: Result<RawPathParams, RawPathParamsRejection>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let segment = |name: &str| {
-        segments
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.clone())
-            .unwrap_or_default()
+    let segments = match segments {
+        Ok(segments) => segments,
+        Err(rejection) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                format!("{}; percent-encode the instance id and stable key as UTF-8", rejection.body_text()),
+            );
+        }
     };
+    // The decoded segments are borrowed from the request, so reading them copies nothing.
+    let segment = |name: &str| segments.iter().find(|(key, _)| *key == name).map_or("", |(_, value)| value);
     let (instance_id, flow_key) = (segment("instance"), segment("stable_key"));
 
-    let Some(instance) = state.runtime.instance(&instance_id).cloned() else {
+    let Some(instance) = state.runtime.instance(instance_id).cloned() else {
         return error_response(StatusCode::NOT_FOUND, format!("instance \"{instance_id}\" not found"));
     };
     if let Some(rejection) = super::reject_undeployed(&state.runtime, &instance.id) {
         return rejection;
     }
-    let Some(flow) = state.runtime.registry().get(&flow_key) else {
+    let Some(flow) = state.runtime.registry().get(flow_key) else {
         return error_response(
             StatusCode::NOT_FOUND,
             format!("flow \"{flow_key}\" not found in instance \"{instance_id}\""),
@@ -261,13 +266,20 @@ fn asks_synchronous(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"))
 }
 
+/// Runs the flow's custom trigger, or passes the payload on when it has none.
+///
+/// The custom trigger's future, with its context, is boxed: held in place it would make every
+/// webhook request's future larger, and each move of that future copy it.
 pub(super) async fn run_trigger(
     state: &AppState,
     flow: &Flow,
     instance: &Arc<Instance>,
     payload: TriggerPayload,
 ) -> Result<TriggerResult, Response> {
-    state.runtime.run_trigger(flow, instance, payload).await.map_err(|rejection| {
+    if flow.handlers.on_trigger.is_none() {
+        return Ok(TriggerResult::new(payload));
+    }
+    Box::pin(state.runtime.run_trigger(flow, instance, payload)).await.map_err(|rejection| {
         let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         error_response(status, rejection.message)
     })
