@@ -21,17 +21,22 @@ impl MediaKind {
         let Some(content_type) = content_type else {
             return Self::Bytes;
         };
-        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = content_type.split(';').next().unwrap_or("").trim();
         let Some((kind, subtype)) = essence.split_once('/') else {
             return Self::Bytes;
         };
-        match (kind, subtype) {
-            ("application", "json") => Self::Json,
-            (_, subtype) if subtype.ends_with("+json") => Self::Json,
-            ("application", "x-www-form-urlencoded") => Self::Form,
-            ("multipart", "form-data") => Self::Multipart,
-            ("text", _) => Self::Text,
-            _ => Self::Bytes,
+        let is = |text: &str, name: &str| text.eq_ignore_ascii_case(name);
+        let json_suffix = subtype.get(subtype.len().saturating_sub(5)..).is_some_and(|end| is(end, "+json"));
+        if (is(kind, "application") && is(subtype, "json")) || json_suffix {
+            Self::Json
+        } else if is(kind, "application") && is(subtype, "x-www-form-urlencoded") {
+            Self::Form
+        } else if is(kind, "multipart") && is(subtype, "form-data") {
+            Self::Multipart
+        } else if is(kind, "text") {
+            Self::Text
+        } else {
+            Self::Bytes
         }
     }
 }
@@ -49,6 +54,20 @@ mod tests {
     fn suffix_json_types_are_json() {
         assert_eq!(MediaKind::of(Some("application/vnd.api+json")), MediaKind::Json);
         assert_eq!(MediaKind::of(Some("application/cloudevents+json")), MediaKind::Json);
+    }
+
+    #[test]
+    fn every_kind_matches_in_any_case() {
+        assert_eq!(MediaKind::of(Some("Application/Vnd.Api+JSON")), MediaKind::Json);
+        assert_eq!(MediaKind::of(Some("APPLICATION/X-WWW-FORM-URLENCODED")), MediaKind::Form);
+        assert_eq!(MediaKind::of(Some("Multipart/Form-Data; boundary=x")), MediaKind::Multipart);
+        assert_eq!(MediaKind::of(Some("TEXT/Plain")), MediaKind::Text);
+    }
+
+    #[test]
+    fn multibyte_subtype_is_bytes() {
+        assert_eq!(MediaKind::of(Some("application/\u{20ac}json")), MediaKind::Bytes);
+        assert_eq!(MediaKind::of(Some("application/x\u{20ac}")), MediaKind::Bytes);
     }
 
     #[test]
