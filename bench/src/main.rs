@@ -39,12 +39,16 @@ const SYNC_GOAL: f64 = 0.3;
 #[derive(Debug, Parser)]
 #[command(name = "webhook-bench", about = "Measure webhook throughput and latency against a bare axum handler")]
 struct Args {
-    /// Measured seconds per target.
-    #[arg(long, default_value_t = 10)]
+    /// Measured seconds per target and round.
+    #[arg(long, default_value_t = 5)]
     duration: u64,
     /// Unmeasured seconds of the same load before each measured run.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     warmup: u64,
+    /// Rounds of the whole target list. Each goal is judged on the median of the rounds'
+    /// shares, each share taken against the bare run of the same round.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
     /// Open connections, each with one request in flight.
     #[arg(long, default_value_t = 64)]
     connections: u32,
@@ -111,6 +115,7 @@ async fn main() -> ExitCode {
 /// found in the store.
 async fn run(args: Args) -> anyhow::Result<bool> {
     ensure!(args.duration > 0, "--duration must be at least 1 second");
+    ensure!(args.rounds > 0, "--rounds must be at least 1");
     ensure!(
         args.connections >= args.threads && args.threads > 0,
         "--connections ({}) must be at least --threads ({}), which must be at least 1",
@@ -146,9 +151,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     smoke_test(&bare_url, &normal, &body).await?;
 
     eprintln!(
-        "{version}; {} threads, {} connections, {} s warm-up + {} s measured per target; body {} bytes; data in {}",
+        "{version}; {} threads, {} connections, {} rounds of {} s warm-up + {} s measured per target; body {} bytes; data in {}",
         args.threads,
         args.connections,
+        args.rounds,
         args.warmup,
         args.duration,
         body.len(),
@@ -156,16 +162,20 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     );
 
     let load_before = system::load_average().unwrap_or_else(|| "unknown".to_owned());
-    let mut rows = Vec::with_capacity(args.targets.len());
-    for &target in &args.targets {
-        let server = match target {
-            Target::Bare | Target::InsertOnly => None,
-            Target::AsyncFull | Target::SyncFull => Some(&full),
-            Target::AsyncNormal | Target::SyncNormal => Some(&normal),
-        };
-        let url = if target == Target::InsertOnly { &insert_only.url } else { &bare_url };
-        let row = measure(target, server, url, &body, &settings, &args, work_dir.path()).await?;
-        rows.push(row);
+    // The targets alternate within each round, so that a slower spell of the machine falls on
+    // every target rather than on one.
+    let mut rows = Vec::with_capacity(args.targets.len() * args.rounds as usize);
+    for round in 1..=args.rounds {
+        for &target in &args.targets {
+            let server = match target {
+                Target::Bare | Target::InsertOnly => None,
+                Target::AsyncFull | Target::SyncFull => Some(&full),
+                Target::AsyncNormal | Target::SyncNormal => Some(&normal),
+            };
+            let url = if target == Target::InsertOnly { &insert_only.url } else { &bare_url };
+            let row = measure(round, target, server, url, &body, &settings, &args, work_dir.path()).await?;
+            rows.push(row);
+        }
     }
     let load_after = system::load_average().unwrap_or_else(|| "unknown".to_owned());
 
@@ -181,7 +191,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
 
 /// Warms up, measures one target, then waits for its executions and checks the store.
 /// `handler_url` is the URL of the bare or insert-only handler, for targets without a runtime.
+#[expect(clippy::too_many_arguments, reason = "each argument is a separate part of one measured run")]
 async fn measure(
+    round: u32,
     target: Target,
     server: Option<&RuntimeServer>,
     handler_url: &str,
@@ -202,10 +214,11 @@ async fn measure(
         (Some(server), Some(flow)) => server.webhook_url(flow),
         _ => handler_url.to_owned(),
     };
-    let file_name = format!("{name}-{durability}");
+    let file_name = format!("{name}-{durability}-{round}");
+    let of_rounds = format!("round {round} of {}", args.rounds);
 
     if args.warmup > 0 {
-        eprintln!("warming up {name} ({durability}) for {} s: {url}", args.warmup);
+        eprintln!("{of_rounds}: warming up {name} ({durability}) for {} s: {url}", args.warmup);
         let warmup = Duration::from_secs(args.warmup);
         load::run(settings, &url, body, warmup, work_dir, &format!("{file_name}-warmup")).await?;
         if let (Some(server), Some(flow)) = (server, flow) {
@@ -213,7 +226,7 @@ async fn measure(
         }
     }
 
-    eprintln!("measuring {name} ({durability}) for {} s", args.duration);
+    eprintln!("{of_rounds}: measuring {name} ({durability}) for {} s", args.duration);
     let cpu_before = system::process_cpu_time();
     let started_at = chrono::Utc::now();
     let measurement: Measurement =
@@ -229,7 +242,7 @@ async fn measure(
         }
         _ => (None, None),
     };
-    Ok(Row { target: name, durability, goal, measurement, cpu, store, settled })
+    Ok(Row { round, target: name, durability, goal, measurement, cpu, store, settled })
 }
 
 /// Sends one request to each URL and checks the response's status and shape, so a wrong route

@@ -8,6 +8,8 @@ use crate::verify::{Settled, StoreCheck};
 /// One measured target.
 #[derive(Debug, Clone)]
 pub(crate) struct Row {
+    /// Round of the target list this run belongs to, from 1.
+    pub(crate) round: u32,
     /// Server name: `bare`, `insert`, `async` or `sync`.
     pub(crate) target: &'static str,
     /// SQLite `synchronous` setting of the runtime's store; `-` for the bare handler.
@@ -29,11 +31,61 @@ impl Row {
     pub(crate) fn share_of(&self, bare: f64) -> f64 {
         if bare == 0.0 { 0.0 } else { self.measurement.requests_per_second() / bare }
     }
+}
 
-    /// Returns whether the row's goal, if any, is met.
-    pub(crate) fn meets_goal(&self, bare: f64) -> bool {
-        self.goal.is_none_or(|goal| self.share_of(bare) >= goal)
+/// Shares of the bare handler's requests/s that one target reached, one per round.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Shares {
+    /// Server name of the target.
+    pub(crate) target: &'static str,
+    /// Durability of the target.
+    pub(crate) durability: &'static str,
+    /// The target's goal.
+    pub(crate) goal: f64,
+    /// The share in each round that measured both the target and `bare`, in round order.
+    pub(crate) by_round: Vec<f64>,
+}
+
+impl Shares {
+    /// Returns the median share: the middle one, or the mean of the two middle ones.
+    pub(crate) fn median(&self) -> f64 {
+        let mut sorted = self.by_round.clone();
+        sorted.sort_by(f64::total_cmp);
+        match sorted.len() {
+            0 => 0.0,
+            count if count % 2 == 1 => sorted[count / 2],
+            count => (sorted[count / 2 - 1] + sorted[count / 2]) / 2.0,
+        }
     }
+
+    /// Returns whether the median share reaches the goal. Other work on the machine can lift
+    /// or lower a single round. One such round does not move the median.
+    pub(crate) fn meets_goal(&self) -> bool {
+        !self.by_round.is_empty() && self.median() >= self.goal
+    }
+}
+
+/// Returns the shares of every target with a goal, in the order the targets first ran, each
+/// against the `bare` run of the same round.
+pub(crate) fn shares(rows: &[Row]) -> Vec<Shares> {
+    let mut all: Vec<Shares> = Vec::new();
+    for row in rows {
+        let Some(goal) = row.goal else { continue };
+        let Some(bare) = rows.iter().find(|bare| bare.target == "bare" && bare.round == row.round) else {
+            continue;
+        };
+        let share = row.share_of(bare.measurement.requests_per_second());
+        match all.iter_mut().find(|shares| shares.target == row.target && shares.durability == row.durability) {
+            Some(shares) => shares.by_round.push(share),
+            None => all.push(Shares {
+                target: row.target,
+                durability: row.durability,
+                goal,
+                by_round: vec![share],
+            }),
+        }
+    }
+    all
 }
 
 /// Prints the table, the ratio lines and the store checks to stdout.
@@ -43,7 +95,8 @@ impl Row {
 /// process's CPU time divided by the run's length; `cpu us/req` is that CPU time per request.
 pub(crate) fn print(rows: &[Row]) {
     println!(
-        "{:<6} {:<10} {:>11} {:>11} {:>8} {:>8} {:>6} {:>10} {:>9} {:>8} {:>7}",
+        "{:>5} {:<6} {:<10} {:>11} {:>11} {:>8} {:>8} {:>6} {:>10} {:>9} {:>8} {:>7}",
+        "round",
         "target",
         "durability",
         "requests/s",
@@ -68,7 +121,8 @@ pub(crate) fn print(rows: &[Row]) {
             None => ("-".to_owned(), "-".to_owned()),
         };
         println!(
-            "{:<6} {:<10} {:>11.0} {:>11} {:>8.2} {:>8.2} {:>6} {:>10} {:>9} {:>8} {:>7}",
+            "{:>5} {:<6} {:<10} {:>11.0} {:>11} {:>8.2} {:>8.2} {:>6} {:>10} {:>9} {:>8} {:>7}",
+            row.round,
             row.target,
             row.durability,
             measurement.requests_per_second(),
@@ -83,20 +137,22 @@ pub(crate) fn print(rows: &[Row]) {
         );
     }
 
-    let bare = rows.iter().find(|row| row.target == "bare");
-    if let Some(bare) = bare.map(|row| row.measurement.requests_per_second()) {
+    let shares = shares(rows);
+    if !shares.is_empty() {
         println!();
-        for row in rows.iter().filter(|row| row.goal.is_some()) {
-            let goal = row.goal.unwrap_or_default();
-            println!(
-                "{}/bare ({}): {:.2} (goal >= {:.2}: {})",
-                row.target,
-                row.durability,
-                row.share_of(bare),
-                goal,
-                if row.meets_goal(bare) { "met" } else { "missed" },
-            );
-        }
+    }
+    for target in &shares {
+        let by_round: Vec<String> = target.by_round.iter().map(|share| format!("{share:.2}")).collect();
+        println!(
+            "{}/bare ({}): median {:.2} of {} rounds [{}] (goal >= {:.2}: {})",
+            target.target,
+            target.durability,
+            target.median(),
+            target.by_round.len(),
+            by_round.join(", "),
+            target.goal,
+            if target.meets_goal() { "met" } else { "missed" },
+        );
     }
 
     println!();
@@ -114,9 +170,10 @@ pub(crate) fn print(rows: &[Row]) {
             None => String::new(),
         };
         println!(
-            "store {} ({}): {} acknowledged ids, {} missing; {} rows: {} succeeded; {}",
+            "store {} ({}), round {}: {} acknowledged ids, {} missing; {} rows: {} succeeded; {}",
             row.target,
             row.durability,
+            row.round,
             row.measurement.execution_ids.len(),
             store.missing,
             store.rows,
@@ -128,4 +185,74 @@ pub(crate) fn print(rows: &[Row]) {
 
 fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(round: u32, target: &'static str, requests: u64) -> Row {
+        Row {
+            round,
+            target,
+            durability: if target == "bare" { "-" } else { "full" },
+            goal: (target != "bare").then_some(0.5),
+            measurement: Measurement {
+                requests,
+                elapsed: Duration::from_secs(1),
+                ok: requests,
+                p50: Duration::ZERO,
+                p99: Duration::ZERO,
+                socket_errors: 0,
+                execution_ids: Vec::new(),
+            },
+            cpu: None,
+            store: None,
+            settled: None,
+        }
+    }
+
+    #[test]
+    fn share_uses_bare_of_same_round() {
+        let rows = [row(1, "bare", 100), row(1, "async", 40), row(2, "bare", 50), row(2, "async", 30)];
+
+        let shares = shares(&rows);
+
+        assert_eq!(shares.len(), 1);
+        assert_eq!(shares[0].by_round, [0.4, 0.6]);
+    }
+
+    #[test]
+    fn median_of_odd_count_is_middle() {
+        let rows = [
+            row(1, "bare", 100),
+            row(1, "async", 70),
+            row(2, "bare", 100),
+            row(2, "async", 45),
+            row(3, "bare", 100),
+            row(3, "async", 51),
+        ];
+
+        let shares = shares(&rows);
+
+        assert_eq!(shares[0].median(), 0.51);
+        assert!(shares[0].meets_goal());
+    }
+
+    #[test]
+    fn median_of_even_count_is_mean() {
+        let rows = [row(1, "bare", 100), row(1, "async", 48), row(2, "bare", 100), row(2, "async", 50)];
+
+        let shares = shares(&rows);
+
+        assert!((shares[0].median() - 0.49).abs() < 1e-12);
+        assert!(!shares[0].meets_goal(), "0.49 is below the goal of 0.50");
+    }
+
+    #[test]
+    fn target_without_bare_has_no_share() {
+        let rows = [row(1, "async", 40)];
+
+        assert!(shares(&rows).is_empty());
+    }
 }
