@@ -25,23 +25,15 @@ use crate::store::{AttemptOutcome, AttemptRecord, ClaimedExecution, StateWrite};
 /// engine's worker permit that the attempt holds, released once its record is sent to the store.
 ///
 /// Boxes the attempt, whose state is about 5 KB in a release build, so spawning it moves a
-/// pointer instead of copying that state into the task.
+/// pointer instead of copying that state into the task. The attempt is built in one future,
+/// instrumented and boxed: every further async layer around it would copy its whole state once
+/// more when it starts.
 pub(super) fn run_attempt(
     inner: Arc<Inner>,
     claimed: ClaimedExecution,
-    payload: Option<TriggerPayload>,
+    payload: Option<Box<TriggerPayload>>,
     worker: Option<OwnedSemaphorePermit>,
 ) -> BoxFuture<'static, ()> {
-    Box::pin(async move { run_attempt_inline(&inner, claimed, payload, worker).await })
-}
-
-async fn run_attempt_inline(
-    inner: &Arc<Inner>,
-    claimed: ClaimedExecution,
-    payload: Option<TriggerPayload>,
-    worker: Option<OwnedSemaphorePermit>,
-) {
-    let _running = RunningAttempt::start(inner, &claimed.id);
     let span = tracing::info_span!(
         "execution",
         execution_id = %claimed.id,
@@ -49,20 +41,26 @@ async fn run_attempt_inline(
         instance = %claimed.instance,
         attempt = claimed.attempt,
     );
-    async move {
-        let started_at = inner.clock.now();
-        let outcome = match prepare(inner, &claimed, payload) {
-            Ok((flow, instance, payload)) => execute(inner, &claimed, flow, instance, payload).await,
-            Err(error) => Attempt {
-                result: Err(FlowError::terminal(error)),
-                logs: Vec::new(),
-                state_writes: Vec::new(),
-            },
-        };
-        record(inner, &claimed, started_at, outcome, worker).await;
-    }
-    .instrument(span)
-    .await;
+    Box::pin(attempt(inner, claimed, payload, worker).instrument(span))
+}
+
+async fn attempt(
+    inner: Arc<Inner>,
+    claimed: ClaimedExecution,
+    payload: Option<Box<TriggerPayload>>,
+    worker: Option<OwnedSemaphorePermit>,
+) {
+    let _running = RunningAttempt::start(&inner, &claimed.id);
+    let started_at = inner.clock.now();
+    let outcome = match prepare(&inner, &claimed, payload) {
+        Ok((flow, instance, payload)) => execute(&inner, &claimed, flow, instance, payload).await,
+        Err(error) => Attempt {
+            result: Err(FlowError::terminal(error)),
+            logs: Vec::new(),
+            state_writes: Vec::new(),
+        },
+    };
+    record(&inner, &claimed, started_at, outcome, worker).await;
 }
 
 struct Attempt {
@@ -74,8 +72,8 @@ struct Attempt {
 fn prepare<'a>(
     inner: &'a Inner,
     claimed: &ClaimedExecution,
-    payload: Option<TriggerPayload>,
-) -> Result<(&'a Flow, &'a Arc<Instance>, TriggerPayload), String> {
+    payload: Option<Box<TriggerPayload>>,
+) -> Result<(&'a Flow, &'a Arc<Instance>, Box<TriggerPayload>), String> {
     let flow = inner.registry.get(&claimed.flow).ok_or_else(|| {
         format!("flow \"{}\" is not in this binary any more; deploy a binary that has it, or cancel the execution", claimed.flow)
     })?;
@@ -88,7 +86,7 @@ fn prepare<'a>(
         None => {
             let mut payload = crate::store::payload::decode(&claimed.payload)?;
             payload.webhook_api_keys = instance.webhook_api_keys_by_name.clone();
-            payload
+            Box::new(payload)
         }
     };
     Ok((flow, instance, payload))
@@ -99,7 +97,7 @@ async fn execute(
     claimed: &ClaimedExecution,
     flow: &Flow,
     instance: &Arc<Instance>,
-    payload: TriggerPayload,
+    payload: Box<TriggerPayload>,
 ) -> Attempt {
     let scopes = super::state_scopes(flow, instance);
     let states = match inner.load_states(&scopes).await {
@@ -155,7 +153,7 @@ async fn execute(
     );
     let context = context.with_steps(Arc::new(journal));
 
-    let params = ExecutionParams { trigger: payload };
+    let params = ExecutionParams { trigger: *payload };
     let result = match AssertUnwindSafe((flow.execute)(&context, params)).catch_unwind().await {
         Ok(result) => result,
         Err(panic) => Err(FlowError::new(format!("flow panicked: {}", panic_message(&*panic)))),
@@ -400,7 +398,7 @@ impl FlowInvoker for Inner {
                 .submit(
                     target.stable_key(),
                     &instance_id,
-                    TriggerPayload::from_json(data),
+                    Box::new(TriggerPayload::from_json(data)),
                     Source::Invoke(parent.execution_id().to_owned()),
                     super::SubmitMode {
                         wait: true,
