@@ -421,7 +421,7 @@ impl Runtime {
             wait,
             ..SubmitMode::default()
         };
-        self.inner.submit(flow_key, instance_id, payload, source, mode).await
+        self.inner.submit(flow_key, instance_id, Box::new(payload), source, mode).await
     }
 
     /// Stores a new execution as [`Runtime::submit`] does, with the options in `mode`.
@@ -429,7 +429,7 @@ impl Runtime {
         &self,
         flow_key: &str,
         instance_id: &str,
-        payload: TriggerPayload,
+        payload: Box<TriggerPayload>,
         source: Source,
         mode: SubmitMode,
     ) -> Result<Submitted, SubmitError> {
@@ -456,7 +456,7 @@ impl Runtime {
             run_now: true,
             unchanged_request: false,
         };
-        let submitted = self.inner.submit(flow_key, instance_id, payload, source, mode).await?;
+        let submitted = self.inner.submit(flow_key, instance_id, Box::new(payload), source, mode).await?;
         let Some(completion) = submitted.completion else {
             return Err(SubmitError::Deduplicated(submitted.execution_id));
         };
@@ -587,11 +587,14 @@ impl Inner {
     /// Stores a new execution. A caller that stops waiting (an HTTP client that hangs up)
     /// leaves the submission to finish on a task of its own, so it cannot leave a committed
     /// execution without the worker that was meant to run it.
+    ///
+    /// The payload stays boxed from the request to the flow's call: a `TriggerPayload` is
+    /// about 650 bytes, and each async layer it passes by value would copy it again.
     pub(crate) async fn submit(
         self: &Arc<Self>,
         flow_key: &str,
         instance_id: &str,
-        payload: TriggerPayload,
+        payload: Box<TriggerPayload>,
         source: Source,
         mode: SubmitMode,
     ) -> Result<Submitted, SubmitError> {
@@ -619,7 +622,7 @@ impl Inner {
         runtime: &tokio::runtime::Handle,
         flow_key: &str,
         instance_id: &str,
-        mut payload: TriggerPayload,
+        mut payload: Box<TriggerPayload>,
         source: Source,
         mode: SubmitMode,
     ) -> Result<Submitted, SubmitError> {

@@ -10,7 +10,7 @@ use flow_core::EndpointType;
 use serde_json::json;
 
 use super::security::check_api_key;
-use super::webhook::{answer, path_fragment, read_payload};
+use super::webhook::{Triggered, answer, path_fragment, read_payload};
 use super::{AppState, error_response};
 use crate::definition::Flow;
 use crate::engine::{RouteError, Source};
@@ -71,7 +71,7 @@ async fn handle(state: AppState, instance_id: Option<String>, uri: Uri, headers:
         Err(rejection) => return rejection,
     };
 
-    let route = match state.runtime.route(instance_id.as_deref(), payload, state.settings.sync_timeout).await {
+    let route = match state.runtime.route(instance_id.as_deref(), *payload, state.settings.sync_timeout).await {
         Ok(route) => route,
         Err(error) => return route_error(error),
     };
@@ -92,7 +92,7 @@ async fn handle(state: AppState, instance_id: Option<String>, uri: Uri, headers:
     let execution_id = uuid::Uuid::now_v7().to_string();
     state.runtime.describe_payload(&mut payload, flow, &route.instance, &execution_id);
     let mut trigger = match state.runtime.run_trigger(flow, &route.instance, payload).await {
-        Ok(trigger) => trigger,
+        Ok(trigger) => Triggered::from(trigger),
         Err(rejection) => {
             let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return routed_error(status, rejection.message, preprocess_id.as_deref());

@@ -79,6 +79,22 @@ pub(super) async fn handle(
     answer(&state, flow, &instance, trigger, Source::Webhook, &headers, unchanged_request).await
 }
 
+/// A request that passed its flow's trigger: the payload for the execution, boxed so that
+/// handing it on moves a pointer, and the trigger's own response, if it gave one.
+pub(super) struct Triggered {
+    pub(super) payload: Box<TriggerPayload>,
+    pub(super) response: Option<HttpResponse>,
+}
+
+impl From<TriggerResult> for Triggered {
+    fn from(result: TriggerResult) -> Self {
+        Self {
+            payload: Box::new(result.payload),
+            response: result.response,
+        }
+    }
+}
+
 /// Stores the execution of a request that passed its trigger and responds with the trigger's
 /// own response, the execution id, or, for a synchronous flow, the first attempt's result.
 /// `unchanged_request` is [`SubmitMode::unchanged_request`].
@@ -86,7 +102,7 @@ pub(super) async fn answer(
     state: &AppState,
     flow: &Flow,
     instance: &Instance,
-    trigger: TriggerResult,
+    trigger: Triggered,
     source: Source,
     headers: &HeaderMap,
     unchanged_request: bool,
@@ -177,7 +193,7 @@ pub(super) async fn read_payload(
     headers: &HeaderMap,
     body: Body,
     path_fragment: String,
-) -> Result<TriggerPayload, Response> {
+) -> Result<Box<TriggerPayload>, Response> {
     let bytes = read_body(body, headers, &state.settings).await?;
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
@@ -188,7 +204,7 @@ pub(super) async fn read_payload(
         Err(error) => return Err(error_response(StatusCode::BAD_REQUEST, error.to_string())),
     };
 
-    Ok(TriggerPayload {
+    Ok(Box::new(TriggerPayload {
         headers: header_map(headers, &[API_KEY_HEADER]),
         query_parameters: query_parameters(uri.query()),
         raw_body: RawBody {
@@ -198,7 +214,7 @@ pub(super) async fn read_payload(
         body: flow_core::Body { data, content_type },
         path_fragment,
         ..TriggerPayload::default()
-    })
+    }))
 }
 
 /// Reads the whole body within the settings' limits.
@@ -274,15 +290,18 @@ pub(super) async fn run_trigger(
     state: &AppState,
     flow: &Flow,
     instance: &Arc<Instance>,
-    payload: TriggerPayload,
-) -> Result<TriggerResult, Response> {
+    payload: Box<TriggerPayload>,
+) -> Result<Triggered, Response> {
     if flow.handlers.on_trigger.is_none() {
-        return Ok(TriggerResult::new(payload));
+        return Ok(Triggered { payload, response: None });
     }
-    Box::pin(state.runtime.run_trigger(flow, instance, payload)).await.map_err(|rejection| {
-        let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        error_response(status, rejection.message)
-    })
+    match Box::pin(state.runtime.run_trigger(flow, instance, *payload)).await {
+        Ok(result) => Ok(Triggered::from(result)),
+        Err(rejection) => {
+            let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Err(error_response(status, rejection.message))
+        }
+    }
 }
 
 /// Headers the server sets from the body and the connection; a flow's values for them would
