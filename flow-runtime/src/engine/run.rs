@@ -24,10 +24,13 @@ use crate::store::{AttemptOutcome, AttemptRecord, ClaimedExecution, StateWrite};
 /// process runs the execution at once; otherwise the stored one is read. `worker` is the
 /// engine's worker permit that the attempt holds, released once its record is sent to the store.
 ///
-/// Boxes the attempt, whose state is about 5 KB in a release build, so spawning it moves a
-/// pointer instead of copying that state into the task. The attempt is built in one future,
-/// instrumented and boxed: every further async layer around it would copy its whole state once
-/// more when it starts.
+/// Boxes the attempt, so spawning it moves a pointer instead of copying its state into the
+/// task. The attempt is built in one future, instrumented and boxed: every further async layer
+/// around it would copy its whole state once more when it starts.
+///
+/// The `execution` span has no parent. The caller may run inside another span, such as the
+/// parent's `execution` span when a flow calls `invoke_flow`, and the attempt's logs must not
+/// be nested in it.
 pub(super) fn run_attempt(
     inner: Arc<Inner>,
     claimed: ClaimedExecution,
@@ -35,6 +38,7 @@ pub(super) fn run_attempt(
     worker: Option<OwnedSemaphorePermit>,
 ) -> BoxFuture<'static, ()> {
     let span = tracing::info_span!(
+        parent: None,
         "execution",
         execution_id = %claimed.id,
         flow = %claimed.flow,
