@@ -140,7 +140,7 @@ async fn non_utf8_path_segment_answers_400() {
 
     assert_eq!(response.status(), 400);
     let error = json_of(response).await["error"].as_str().expect("text").to_owned();
-    assert!(error.ends_with("percent-encode the instance id and stable key as UTF-8"), "{error}");
+    assert!(error.ends_with("percent-encode every segment of the webhook URL's path as UTF-8"), "{error}");
 }
 
 #[tokio::test]

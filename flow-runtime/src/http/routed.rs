@@ -29,7 +29,7 @@ pub(super) async fn handle_instance(
         Err(rejection) => {
             return error_response(
                 StatusCode::BAD_REQUEST,
-                format!("{}; percent-encode the instance id as UTF-8", rejection.body_text()),
+                format!("{}; percent-encode every segment of the webhook URL's path as UTF-8", rejection.body_text()),
             );
         }
     };

@@ -34,7 +34,7 @@ pub(super) async fn handle(
         Err(rejection) => {
             return error_response(
                 StatusCode::BAD_REQUEST,
-                format!("{}; percent-encode the instance id and stable key as UTF-8", rejection.body_text()),
+                format!("{}; percent-encode every segment of the webhook URL's path as UTF-8", rejection.body_text()),
             );
         }
     };
