@@ -116,6 +116,13 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> anyhow::Result<bool> {
     ensure!(args.duration > 0, "--duration must be at least 1 second");
     ensure!(args.rounds > 0, "--rounds must be at least 1");
+    for (index, target) in args.targets.iter().enumerate() {
+        let name = target.to_possible_value().map_or_else(|| format!("{target:?}"), |value| value.get_name().to_owned());
+        ensure!(
+            !args.targets[..index].contains(target),
+            "--targets lists {name} twice; list each target once and use --rounds to repeat them"
+        );
+    }
     ensure!(
         args.connections >= args.threads && args.threads > 0,
         "--connections ({}) must be at least --threads ({}), which must be at least 1",

@@ -59,7 +59,8 @@ impl Shares {
     }
 
     /// Returns whether the median share reaches the goal. Other work on the machine can lift
-    /// or lower a single round. One such round does not move the median.
+    /// or lower a single round. With three rounds or more, one such round does not move the
+    /// median; with two, the median is their mean.
     pub(crate) fn meets_goal(&self) -> bool {
         !self.by_round.is_empty() && self.median() >= self.goal
     }
