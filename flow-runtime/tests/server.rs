@@ -1,10 +1,13 @@
 //! The HTTP accept loop: the time limit on request heads and the graceful stop.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
+use common::CapturedLog;
 use flow_runtime::http::{ServerLimits, serve};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -177,27 +180,6 @@ async fn unread_responses_do_not_hold_stop() {
     let returned = tokio::time::timeout(CLOSE_WAIT, &mut server.task).await;
 
     assert!(returned.is_ok(), "the server did not return within {CLOSE_WAIT:?} of the stop");
-}
-
-/// A `tracing` writer that keeps what it is given, for checking log lines.
-#[derive(Clone, Default)]
-struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl CapturedLog {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("log lock")).into_owned()
-    }
-}
-
-impl std::io::Write for CapturedLog {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log lock").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]

@@ -2,9 +2,7 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
-use common::{Options, config, flow, start};
+use common::{CapturedLog, Options, config, flow, start};
 use serde_json::json;
 
 fn synchronous(key: &str) -> flow_runtime::core::FlowConfig {
@@ -13,33 +11,11 @@ fn synchronous(key: &str) -> flow_runtime::core::FlowConfig {
     config
 }
 
-/// Log output kept in memory, to read what a subscriber wrote.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("not poisoned").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Self;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn invoked_flow_logs_outside_parent_span() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt().with_writer(captured.clone()).with_ansi(false).finish();
+    let log = CapturedLog::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
     // A global subscriber: a thread's default one may miss spans whose callsite another test
     // thread registered first. This test is the only one in its binary.
     tracing::subscriber::set_global_default(subscriber).expect("no other subscriber is set");
@@ -57,7 +33,7 @@ async fn invoked_flow_logs_outside_parent_span() {
     let response = server.client.post(server.url("/webhooks/acme/parent")).send().await.expect("sends");
     assert_eq!(response.status(), 200);
 
-    let output = String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("UTF-8");
+    let output = log.text();
     let line = output.lines().find(|line| line.contains("child speaks")).expect("the child's line");
     assert!(line.contains("flow=child"), "{line}");
     assert!(!line.contains("flow=parent"), "the child's line is inside the parent's span: {line}");

@@ -10,7 +10,7 @@ use flow_core::EndpointType;
 use serde_json::json;
 
 use super::security::check_api_key;
-use super::webhook::{Triggered, answer, path_fragment, read_payload};
+use super::webhook::{Triggered, answer, decoded, path_fragment, read_payload, segment};
 use super::{AppState, error_response};
 use crate::definition::Flow;
 use crate::engine::{RouteError, Source};
@@ -24,17 +24,12 @@ pub(super) async fn handle_instance(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let segments = match segments {
+    let segments = match decoded(segments) {
         Ok(segments) => segments,
-        Err(rejection) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                format!("{}; percent-encode every segment of the webhook URL's path as UTF-8", rejection.body_text()),
-            );
-        }
+        Err(rejection) => return rejection,
     };
-    let instance_id = segments.iter().find(|(key, _)| *key == "instance").map_or("", |(_, value)| value);
-    handle(state, Some(instance_id.to_owned()), uri, headers, body).await
+    let instance_id = segment(&segments, "instance").to_owned();
+    handle(state, Some(instance_id), uri, headers, body).await
 }
 
 /// Handles `ANY /webhooks[/{*path}]` of a shared-endpoint integration.

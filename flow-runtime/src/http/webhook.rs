@@ -29,18 +29,11 @@ pub(super) async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let segments = match segments {
+    let segments = match decoded(segments) {
         Ok(segments) => segments,
-        Err(rejection) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                format!("{}; percent-encode every segment of the webhook URL's path as UTF-8", rejection.body_text()),
-            );
-        }
+        Err(rejection) => return rejection,
     };
-    // The decoded segments are borrowed from the request, so reading them copies nothing.
-    let segment = |name: &str| segments.iter().find(|(key, _)| *key == name).map_or("", |(_, value)| value);
-    let (instance_id, flow_key) = (segment("instance"), segment("stable_key"));
+    let (instance_id, flow_key) = (segment(&segments, "instance"), segment(&segments, "stable_key"));
 
     let Some(instance) = state.runtime.instance(instance_id).cloned() else {
         return error_response(StatusCode::NOT_FOUND, format!("instance \"{instance_id}\" not found"));
@@ -93,6 +86,23 @@ impl From<TriggerResult> for Triggered {
             response: result.response,
         }
     }
+}
+
+/// Returns a webhook URL's percent-decoded path segments, or a 400 naming the fix when one of
+/// them is not UTF-8 once decoded.
+pub(super) fn decoded(segments: Result<RawPathParams, RawPathParamsRejection>) -> Result<RawPathParams, Response> {
+    segments.map_err(|rejection| {
+        error_response(
+            StatusCode::BAD_REQUEST,
+            format!("{}; percent-encode every segment of the webhook URL's path as UTF-8", rejection.body_text()),
+        )
+    })
+}
+
+/// Returns the decoded path segment called `name`, or `""` when the route has none. It is
+/// borrowed from the request, so reading it copies nothing.
+pub(super) fn segment<'a>(segments: &'a RawPathParams, name: &str) -> &'a str {
+    segments.iter().find(|(key, _)| *key == name).map_or("", |(_, value)| value)
 }
 
 /// Stores the execution of a request that passed its trigger and responds with the trigger's
