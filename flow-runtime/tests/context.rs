@@ -2,17 +2,11 @@
 
 mod common;
 
-use common::{Options, config, flow, json_of, start};
+use common::{Options, config, flow, json_of, start, synchronous};
 use flow_runtime::config::InstanceSettings;
 use flow_runtime::store::ExecutionStatus;
 use flow_runtime::{ConfigVar, Integration};
 use serde_json::json;
-
-fn synchronous(key: &str) -> flow_runtime::core::FlowConfig {
-    let mut config = config(key);
-    config.synchronous = true;
-    config
-}
 
 #[tokio::test]
 async fn invoke_flow_returns_the_child_result_and_records_the_parent() {

@@ -2,15 +2,9 @@
 
 mod common;
 
-use common::{Options, config, flow, json_of, start};
+use common::{Options, config, flow, json_of, start, synchronous};
 use flow_runtime::store::ExecutionStatus;
 use serde_json::{Value, json};
-
-fn synchronous(key: &str) -> flow_runtime::core::FlowConfig {
-    let mut config = config(key);
-    config.synchronous = true;
-    config
-}
 
 /// Starts `outer`, which invokes `middle`, which invokes `inner`.
 async fn three_level_chain() -> common::TestServer {

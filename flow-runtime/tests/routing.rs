@@ -3,18 +3,12 @@
 
 mod common;
 
-use common::{Options, config, echo, flow, json_of, start};
+use common::{Options, config, echo, flow, json_of, start, synchronous};
 use flow_runtime::config::{CustomerSettings, InstanceSettings};
-use flow_runtime::core::{EndpointSecurity, EndpointType, FlowConfig, FlowError, PreprocessConfig};
+use flow_runtime::core::{EndpointSecurity, EndpointType, FlowError, PreprocessConfig};
 use flow_runtime::store::ExecutionStatus;
 use flow_runtime::{Flow, Integration, PreprocessFields};
 use serde_json::{Value, json};
-
-fn synchronous(key: &str) -> FlowConfig {
-    let mut config = config(key);
-    config.synchronous = true;
-    config
-}
 
 fn instance(id: &str, customer: &str) -> InstanceSettings {
     InstanceSettings {

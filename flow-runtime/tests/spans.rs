@@ -2,14 +2,8 @@
 
 mod common;
 
-use common::{CapturedLog, Options, config, flow, start};
+use common::{CapturedLog, Options, config, flow, start, synchronous};
 use serde_json::json;
-
-fn synchronous(key: &str) -> flow_runtime::core::FlowConfig {
-    let mut config = config(key);
-    config.synchronous = true;
-    config
-}
 
 #[tokio::test]
 async fn invoked_flow_logs_outside_parent_span() {

@@ -6,17 +6,11 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use common::{Options, config, echo, flow, json_of, start};
+use common::{Options, config, echo, flow, json_of, start, synchronous};
 use flow_runtime::config::InstanceSettings;
 use flow_runtime::core::{EndpointSecurity, FlowError, HttpResponse, QueueConfig, TriggerError, TriggerResult};
 use flow_runtime::store::ExecutionStatus;
 use serde_json::json;
-
-fn synchronous(key: &str) -> flow_runtime::core::FlowConfig {
-    let mut config = config(key);
-    config.synchronous = true;
-    config
-}
 
 #[tokio::test]
 async fn async_webhook_answers_with_a_stored_execution_id() {

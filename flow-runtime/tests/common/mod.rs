@@ -71,6 +71,13 @@ pub fn config(key: &str) -> FlowConfig {
     }
 }
 
+/// Returns the settings of a synchronous flow whose name and stable key are `key`.
+pub fn synchronous(key: &str) -> FlowConfig {
+    let mut config = config(key);
+    config.synchronous = true;
+    config
+}
+
 /// Echoes the trigger payload back as the result.
 pub fn echo<'a>(_ctx: &'a Context, params: flow_runtime::core::ExecutionParams) -> BoxFuture<'a, FlowResult> {
     Box::pin(async move { Ok(serde_json::to_value(&params.trigger)?.into()) })
