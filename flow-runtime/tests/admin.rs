@@ -120,6 +120,26 @@ async fn deploy_of_unknown_instance_is_not_found() {
 }
 
 #[tokio::test]
+async fn non_utf8_instance_answers_json_400() {
+    let server = start(vec![flow(config("contacts"), echo)], options()).await;
+
+    let response = server.client.post(server.url("/instances/%FF/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
+
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error = json_of(response).await["error"].as_str().expect("text").to_owned();
+    assert!(error.ends_with("percent-encode the path as UTF-8"), "{error}");
+}
+
+#[tokio::test]
+async fn non_utf8_instance_without_token_is_unauthorized() {
+    let server = start(vec![flow(config("contacts"), echo)], options()).await;
+
+    let response = server.client.post(server.url("/instances/%FF/delete")).send().await.expect("sends");
+
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn admin_api_without_token_is_unauthorized() {
     let server = start(vec![flow(config("contacts"), echo)], options()).await;
 

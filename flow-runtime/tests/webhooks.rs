@@ -691,6 +691,17 @@ async fn unknown_execution_answers_404() {
 }
 
 #[tokio::test]
+async fn non_utf8_execution_id_answers_json_400() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+
+    let response = server.client.get(server.url("/executions/%FF")).send().await.expect("sends");
+
+    assert_eq!(response.status(), 400);
+    let error = json_of(response).await["error"].as_str().expect("text").to_owned();
+    assert!(error.ends_with("percent-encode the path as UTF-8"), "{error}");
+}
+
+#[tokio::test]
 async fn framing_headers_from_a_flow_are_dropped() {
     let respond = flow(synchronous("framed"), |_, _| {
         Box::pin(async { Ok(HttpResponse::new(200).header("Content-Length", "1").body("text/plain", "hello").into()) })

@@ -1,6 +1,6 @@
 //! The admin API: instance deployments and schedules.
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::executions::reject_unauthorized;
-use super::{AppState, error_response, parsed_query};
+use super::{AppState, error_response, parsed_query, path_value};
 use crate::engine::LifecycleError;
 use crate::store::TickFilter;
 
@@ -44,10 +44,18 @@ pub(super) async fn list_instances(State(state): State<AppState>, headers: Heade
 
 /// `POST /instances/{instance}/deploy`: runs the deploy hooks; 200 with the hooks that ran, or
 /// 422 naming the failed flow and hook.
-pub(super) async fn deploy(State(state): State<AppState>, headers: HeaderMap, Path(instance): Path<String>) -> Response {
+pub(super) async fn deploy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    instance: Result<Path<String>, PathRejection>,
+) -> Response {
     if let Some(rejection) = reject_unauthorized(&state, &headers) {
         return rejection;
     }
+    let instance = match path_value(instance) {
+        Ok(instance) => instance,
+        Err(rejection) => return rejection,
+    };
     lifecycle_response(&instance, "deployed", state.runtime.deploy(&instance).await)
 }
 
@@ -63,12 +71,16 @@ pub(super) struct DeleteQuery {
 pub(super) async fn delete(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(instance): Path<String>,
+    instance: Result<Path<String>, PathRejection>,
     query: Result<Query<DeleteQuery>, QueryRejection>,
 ) -> Response {
     if let Some(rejection) = reject_unauthorized(&state, &headers) {
         return rejection;
     }
+    let instance = match path_value(instance) {
+        Ok(instance) => instance,
+        Err(rejection) => return rejection,
+    };
     let Ok(Query(query)) = query else {
         return error_response(StatusCode::BAD_REQUEST, "invalid query; use ?force=true or ?force=false");
     };

@@ -1,6 +1,6 @@
 //! The executions API: list and show stored executions.
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -9,7 +9,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{AppState, error_response, parsed_query};
+use super::{AppState, error_response, parsed_query, path_value};
 use crate::store::{ExecutionFilter, ExecutionStatus, execution_with_lineage};
 
 /// Most executions one list request returns.
@@ -57,10 +57,18 @@ pub(super) async fn list(
 
 /// `GET /executions/{id}`: status, result, error, logs, attempts and the `lineage` of
 /// executions that started it.
-pub(super) async fn show(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+pub(super) async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
     if let Some(rejection) = reject_unauthorized(&state, &headers) {
         return rejection;
     }
+    let id = match path_value(id) {
+        Ok(id) => id,
+        Err(rejection) => return rejection,
+    };
     match execution_with_lineage(state.runtime.store().as_ref(), &id).await {
         Ok(Some(record)) => axum::Json(record).into_response(),
         Ok(None) => error_response(StatusCode::NOT_FOUND, format!("execution \"{id}\" not found")),

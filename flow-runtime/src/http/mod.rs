@@ -207,6 +207,20 @@ pub(crate) fn parsed_query<T>(
     }
 }
 
+/// Returns the one decoded segment of a URL such as `/executions/{id}`, or a 400 with axum's
+/// reason when it is not UTF-8 once percent-decoded.
+pub(crate) fn path_value(
+    segment: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<String, Response> {
+    match segment {
+        Ok(axum::extract::Path(value)) => Ok(value),
+        Err(rejection) => Err(error_response(
+            StatusCode::BAD_REQUEST,
+            format!("{}; percent-encode the path as UTF-8", rejection.body_text()),
+        )),
+    }
+}
+
 /// A JSON error answer: `{"error": message}` plus any extra fields.
 pub(crate) fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
