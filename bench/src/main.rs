@@ -169,8 +169,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     );
 
     let load_before = system::load_average().unwrap_or_else(|| "unknown".to_owned());
-    // The targets alternate within each round, so that a slower spell of the machine falls on
-    // every target rather than on one.
+    // Each round runs every target once, in the listed order. So a slower spell of the machine
+    // falls on one round of every target rather than on every round of one.
     let mut rows = Vec::with_capacity(args.targets.len() * args.rounds as usize);
     for round in 1..=args.rounds {
         for &target in &args.targets {

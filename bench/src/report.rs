@@ -60,7 +60,7 @@ impl Shares {
 
     /// Returns whether the median share reaches the goal. Other work on the machine can lift
     /// or lower a single round. With three rounds or more, one such round does not move the
-    /// median; with two, the median is their mean.
+    /// median. With two, the median is their mean.
     pub(crate) fn meets_goal(&self) -> bool {
         !self.by_round.is_empty() && self.median() >= self.goal
     }

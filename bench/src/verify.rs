@@ -25,8 +25,8 @@ const SETTLE: Duration = Duration::from_secs(2);
 /// Store contents for one flow after a run.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct StoreCheck {
-    /// Rows of the flow so far: earlier rounds', warm-up and smoke-test requests, and
-    /// executions accepted while wrk stopped, whose responses wrk never read, count too.
+    /// Rows of the flow so far. They include earlier rounds, warm-up and smoke-test requests,
+    /// and executions accepted while wrk stopped, whose responses wrk never read.
     pub(crate) rows: usize,
     /// Rows with status `succeeded`.
     pub(crate) succeeded: usize,

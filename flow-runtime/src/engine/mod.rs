@@ -588,8 +588,8 @@ impl Inner {
     /// leaves the submission to finish on a task of its own, so it cannot leave a committed
     /// execution without the worker that was meant to run it.
     ///
-    /// The payload stays boxed from the request to the flow's call: a `TriggerPayload` is
-    /// about 650 bytes, and each async layer it passes by value would copy it again.
+    /// The payload stays boxed from the request to the flow's call, because a `TriggerPayload`
+    /// is about 650 bytes and each async layer that took it by value would copy it again.
     pub(crate) async fn submit(
         self: &Arc<Self>,
         flow_key: &str,

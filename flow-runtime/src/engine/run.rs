@@ -24,13 +24,11 @@ use crate::store::{AttemptOutcome, AttemptRecord, ClaimedExecution, StateWrite};
 /// process runs the execution at once; otherwise the stored one is read. `worker` is the
 /// engine's worker permit that the attempt holds, released once its record is sent to the store.
 ///
-/// Boxes the attempt, so spawning it moves a pointer instead of copying its state into the
-/// task. The attempt is built in one future, instrumented and boxed: every further async layer
-/// around it would copy its whole state once more when it starts.
+/// Boxes the attempt with its span, so spawning it moves a pointer. Each further async layer
+/// around the attempt would copy its whole state again when it starts.
 ///
-/// The `execution` span has no parent. The caller may run inside another span, such as the
-/// parent's `execution` span when a flow calls `invoke_flow`, and the attempt's logs must not
-/// be nested in it.
+/// The `execution` span has no parent, so an attempt started inside another span, such as the
+/// parent flow's during `invoke_flow`, does not log inside it.
 pub(super) fn run_attempt(
     inner: Arc<Inner>,
     claimed: ClaimedExecution,

@@ -197,6 +197,7 @@ pub(crate) fn reject_undeployed(runtime: &Runtime, instance_id: &str) -> Option<
 }
 
 /// Returns a parsed query string, or a 400 with the parser's reason followed by `usage`.
+#[expect(clippy::result_large_err, reason = "the error is the response that ends the request, built once")]
 pub(crate) fn parsed_query<T>(
     query: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
     usage: &str,
@@ -209,6 +210,7 @@ pub(crate) fn parsed_query<T>(
 
 /// Returns the one decoded segment of a URL such as `/executions/{id}`, or a 400 with axum's
 /// reason when it is not UTF-8 once percent-decoded.
+#[expect(clippy::result_large_err, reason = "the error is the response that ends the request, built once")]
 pub(crate) fn path_value(
     segment: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<String, Response> {

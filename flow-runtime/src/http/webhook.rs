@@ -72,10 +72,11 @@ pub(super) async fn handle(
     answer(&state, flow, &instance, trigger, Source::Webhook, &headers, unchanged_request).await
 }
 
-/// A request that passed its flow's trigger: the payload for the execution, boxed so that
-/// handing it on moves a pointer, and the trigger's own response, if it gave one.
+/// A request that passed its flow's trigger.
 pub(super) struct Triggered {
+    /// The payload for the execution, boxed so that handing it on moves a pointer.
     pub(super) payload: Box<TriggerPayload>,
+    /// The trigger's own response to the caller, if it gave one.
     pub(super) response: Option<HttpResponse>,
 }
 
@@ -90,6 +91,7 @@ impl From<TriggerResult> for Triggered {
 
 /// Returns a webhook URL's percent-decoded path segments, or a 400 naming the fix when one of
 /// them is not UTF-8 once decoded.
+#[expect(clippy::result_large_err, reason = "the error is the response that ends the request, built once")]
 pub(super) fn decoded(segments: Result<RawPathParams, RawPathParamsRejection>) -> Result<RawPathParams, Response> {
     segments.map_err(|rejection| {
         error_response(
@@ -292,10 +294,10 @@ fn asks_synchronous(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"))
 }
 
-/// Runs the flow's custom trigger, or passes the payload on when it has none.
+/// Runs the flow's custom trigger, or passes the payload on when the flow has none.
 ///
-/// The custom trigger's future, with its context, is boxed: held in place it would make every
-/// webhook request's future larger, and each move of that future copy it.
+/// The custom trigger's future is boxed. Held in place, it would enlarge the future of every
+/// webhook request, which is copied each time it moves.
 pub(super) async fn run_trigger(
     state: &AppState,
     flow: &Flow,
