@@ -46,6 +46,15 @@ use crate::logger::LogEntry;
 /// more memory.
 const WRITER_CACHE_KIB: u32 = 8_192;
 
+/// Page size of a new database file, in bytes. A file keeps the page size it was created with.
+///
+/// A commit writes each page it changed to the WAL with two `pwrite` calls, and a checkpoint
+/// later copies the page into the database file. With 16 KiB pages instead of SQLite's default
+/// of 4 KiB, the store writer made 1.2 instead of 3.0 `pwrite` calls per asynchronous webhook
+/// request in `webhook-bench`, and used 13 to 25% less CPU per request. 8 KiB pages saved less,
+/// and 32 or 64 KiB pages no more.
+const PAGE_SIZE: u32 = 16_384;
+
 /// Prepared statements each connection keeps. The writer runs about 30 distinct statements;
 /// with rusqlite's default of 16, the busiest ones were prepared again and again.
 const STATEMENT_CACHE: usize = 64;
@@ -148,7 +157,7 @@ impl SqliteStore {
         };
         writer
             .execute_batch(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; \
+                "PRAGMA page_size = {PAGE_SIZE}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; \
                  PRAGMA cache_size = -{WRITER_CACHE_KIB};"
             ))
             .map_err(|error| fail("configure", &error))?;
@@ -1231,6 +1240,39 @@ mod tests {
         let plan = list_plan(None, None);
 
         assert_eq!(plan, ["SCAN executions"]);
+    }
+
+    /// Reads the page size of the database file at `path`.
+    fn page_size_of(path: &Path) -> u32 {
+        let connection = Connection::open(path).expect("opens");
+        connection.query_row("PRAGMA page_size", [], |row| row.get(0)).expect("reads the page size")
+    }
+
+    #[tokio::test]
+    async fn new_file_gets_16_kib_pages() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let path = folder.path().join("flows.db");
+
+        drop(SqliteStore::open(&path, Durability::Full).expect("opens"));
+
+        assert_eq!(page_size_of(&path), 16_384);
+    }
+
+    #[tokio::test]
+    async fn existing_file_keeps_its_page_size() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let path = folder.path().join("flows.db");
+        let old_file = Connection::open(&path).expect("opens");
+        old_file
+            .execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE kept (n INTEGER);")
+            .expect("creates a file with 4 KiB pages");
+        drop(old_file);
+
+        let store = SqliteStore::open(&path, Durability::Full).expect("opens");
+        store.insert(new_execution("e1")).await.expect("inserts");
+        drop(store);
+
+        assert_eq!(page_size_of(&path), 4_096);
     }
 
     #[tokio::test]
