@@ -50,15 +50,16 @@ const WRITER_CACHE_KIB: u32 = 8_192;
 ///
 /// A commit writes each page it changed to the WAL with two `pwrite` calls, and a checkpoint
 /// later copies the page into the database file. With 16 KiB pages instead of SQLite's default
-/// of 4 KiB, the store writer made 1.2 instead of 3.0 `pwrite` calls per asynchronous webhook
-/// request in `webhook-bench`, and used 13 to 25% less CPU per request. 8 KiB pages saved less,
-/// and 32 or 64 KiB pages no more.
+/// of 4 KiB, the store writer made 1.2 to 1.6 instead of 2.8 to 3.4 `pwrite` calls per
+/// asynchronous webhook request in `webhook-bench`. Its CPU per request was lower in most
+/// alternating runs, by up to 15%. 8 KiB pages saved as much CPU with 1.9 `pwrite` calls per
+/// request, and 32 or 64 KiB pages made the tokio workers use more.
 const PAGE_SIZE: u32 = 16_384;
 
 /// WAL size, in bytes, after which a commit copies the WAL's pages into the database file:
 /// SQLite's default of 1,000 pages of 4 KiB. Counted in 16 KiB pages, that default would let
-/// the WAL grow to 16 MB, and the 99th percentile latency of asynchronous webhook requests in
-/// `webhook-bench` was 0.5 to 1 ms higher than with this size.
+/// the WAL grow to 16 MB. In three alternating runs of `webhook-bench`, the 99th percentile
+/// latency of asynchronous webhook requests was then 0.2 to 1.1 ms higher than with this size.
 const CHECKPOINT_BYTES: u32 = 4_096_000;
 
 /// Prepared statements each connection keeps. The writer runs about 30 distinct statements;
@@ -1279,6 +1280,23 @@ mod tests {
     fn checkpoint_interval_keeps_wal_size() {
         assert_eq!(checkpoint_pages(4_096), 1_000);
         assert_eq!(checkpoint_pages(16_384), 250);
+    }
+
+    #[tokio::test]
+    async fn wal_is_checkpointed_near_4_mb() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(folder.path().join("flows.db"), Durability::Normal).expect("opens");
+
+        // About 12 MB of payloads in separate commits: three times the checkpoint interval, and
+        // less than SQLite's default of 1,000 pages of 16 KiB.
+        for n in 0..60 {
+            let mut execution = new_execution(&format!("e{n}"));
+            execution.payload = format!("\"{}\"", "x".repeat(200_000));
+            store.insert(execution).await.expect("inserts");
+        }
+
+        let wal = std::fs::metadata(folder.path().join("flows.db-wal")).expect("the WAL exists").len();
+        assert!(wal < 6_000_000, "the WAL grew to {wal} bytes");
     }
 
     #[tokio::test]
