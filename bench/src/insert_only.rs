@@ -2,7 +2,8 @@
 //! durable insert of the body, and nothing else.
 //!
 //! One writer thread commits every queued insert in one transaction to a one-table SQLite file
-//! (WAL, `synchronous = FULL`), and each request gets its row id in the response after the commit.
+//! (WAL, `synchronous = FULL`, 16 KiB pages as in the runtime's store), and each request gets its
+//! row id in the response after the commit.
 //! This is the group commit that makes durable acknowledgement cheap, without flows, payload,
 //! queue, attempt records or indexes. Its rate bounds what any acknowledgement path built on a
 //! single SQLite writer can reach on the machine.
@@ -54,7 +55,7 @@ pub(crate) async fn start(data_dir: &Path) -> anyhow::Result<InsertOnlyServer> {
     let connection = Connection::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
     connection
         .execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+            "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
              CREATE TABLE requests (id INTEGER PRIMARY KEY, body TEXT NOT NULL);",
         )
         .with_context(|| format!("cannot set up {}", path.display()))?;
