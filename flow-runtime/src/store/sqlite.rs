@@ -451,9 +451,10 @@ pub(super) fn from_millis(millis: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(millis).single().unwrap_or_default()
 }
 
-/// Returns the WAL size, in pages of `page_size` bytes, at which a commit checkpoints.
+/// Returns the WAL size, in pages of `page_size` bytes, at which a commit checkpoints. SQLite's
+/// page sizes run from 512 to 65,536 bytes, so the result is 62 pages or more.
 fn checkpoint_pages(page_size: u32) -> u32 {
-    (CHECKPOINT_BYTES / page_size.max(1)).max(1)
+    CHECKPOINT_BYTES / page_size
 }
 
 /// Receives commands until every sender is gone, committing each batch before replying.
