@@ -1,7 +1,8 @@
 //! Starts the built `orders` binary and sends it real HTTP requests.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use flow_runtime::testing::ServedBinary;
 use serde_json::{Value, json};
@@ -127,6 +128,54 @@ async fn order_count_survives_a_restart() {
     let body = order("A-2", json!([{ "sku": "S", "quantity": 1, "unitPriceCents": 1 }]));
     let result: Value = post_order(&second, &body, Some(KEY)).await.json().await.expect("JSON");
     assert_eq!(result["orderCount"], json!(2));
+}
+
+/// A child process that is killed when dropped.
+struct KilledOnDrop(Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn server_answers_after_its_log_pipe_closes() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let config = write_config(folder.path());
+    let port = flow_runtime::testing::free_port();
+    let mut child = orders()
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts the binary");
+    // Without a reader, every write to the server's standard error fails with a broken pipe.
+    drop(child.stderr.take());
+    let mut server = KilledOnDrop(child);
+
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !reqwest::get(format!("{base}/health")).await.is_ok_and(|response| response.status() == 200) {
+        let exited = server.0.try_wait().expect("reads the child's status");
+        assert!(exited.is_none(), "the server exited with {exited:?}");
+        assert!(Instant::now() < deadline, "the server did not answer /health within 20 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let body = order("A-1", json!([{ "sku": "S", "quantity": 2, "unitPriceCents": 5 }]));
+    let response = reqwest::Client::new()
+        .post(format!("{base}/webhooks/acme/process-order"))
+        .header("Api-Key", KEY)
+        .json(&body)
+        .send()
+        .await
+        .expect("sends");
+    assert_eq!(response.status(), 200);
+    let result: Value = response.json().await.expect("JSON");
+    assert_eq!(result["totalCents"], json!(10));
 }
 
 #[tokio::test]

@@ -188,6 +188,9 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_ansi(colors)
         .with_writer(std::io::stderr)
+        // With this on, a failed write to stderr (a closed pipe, a full disk) is reported with
+        // `eprintln!`, which panics and would end the task that logged.
+        .log_internal_errors(false)
         .try_init();
 }
 
