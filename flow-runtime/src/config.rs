@@ -24,7 +24,7 @@
 //!
 //! With no file and no instances, one instance named `default` is used.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -186,11 +186,59 @@ impl FileConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|error| ConfigError(format!("cannot read config file {}: {error}", path.display())))?;
-        toml::from_str(&text).map_err(|error| ConfigError(format!("invalid config file {}: {error}", path.display())))
+        toml::from_str(&text).map_err(|error| {
+            ConfigError(format!("invalid config file {}: {}", path.display(), describe(&error, &text)))
+        })
     }
 }
 
+/// Describes a TOML error by its line, column and message, without the quoted source line and
+/// string values that TOML's own text shows, because either may be a secret.
+fn describe(error: &toml::de::Error, text: &str) -> String {
+    let message = without_string_values(error.message().trim_end());
+    let Some(span) = error.span() else {
+        return message;
+    };
+    let before = &text.as_bytes()[..span.start.min(text.len())];
+    let line = before.iter().filter(|byte| **byte == b'\n').count() + 1;
+    let line_start = before.iter().rposition(|byte| *byte == b'\n').map_or(0, |index| index + 1);
+    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    format!("line {line}, column {column}: {message}")
+}
+
+/// Returns serde's message with every `string "…"` value replaced by `a string`.
+fn without_string_values(message: &str) -> String {
+    const QUOTED: &str = "string \"";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(QUOTED) {
+        out.push_str(&rest[..start]);
+        out.push_str("a string");
+
+        // The value is written with Rust's debug escapes, so `\"` inside it does not close it.
+        let value = &rest[start + QUOTED.len()..];
+        let mut escaped = false;
+        let end = value.char_indices().find_map(|(index, character)| {
+            let closes = character == '"' && !escaped;
+            escaped = character == '\\' && !escaped;
+            closes.then_some(index + 1)
+        });
+        rest = end.map_or("", |end| &value[end..]);
+    }
+    out.push_str(rest);
+    out
+}
+
 impl RuntimeSettings {
+    /// Records `local`, the address the server listens on. When `addr` has port 0 the system
+    /// picks the port, so a public URL that was derived from `addr` is derived from `local`.
+    pub fn listening_on(&mut self, local: SocketAddr) {
+        if self.public_url == format!("http://{}", self.addr) {
+            self.public_url = format!("http://{local}");
+        }
+        self.addr = local;
+    }
+
     /// Merges the file (if any), environment variables (`FLOW_*`, read through `env`) and
     /// command-line overrides, in rising priority.
     ///
@@ -253,13 +301,17 @@ impl RuntimeSettings {
             .or(file.server.shutdown_grace_seconds)
             .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECONDS);
         // An empty FLOW_ADMIN_TOKEN counts as unset, so it cannot switch off a file's token.
-        let admin_token = env("FLOW_ADMIN_TOKEN").filter(|token| !token.is_empty()).or(file.server.admin_token);
+        let token_variable = env("FLOW_ADMIN_TOKEN").filter(|token| !token.is_empty());
+        let (admin_token, blank, fix) = match token_variable {
+            Some(token) => (Some(token), "FLOW_ADMIN_TOKEN contains only spaces", "set it to the token or unset it"),
+            None => (
+                file.server.admin_token,
+                "`server.admin_token` is empty",
+                "set a token of at least one character or remove the line",
+            ),
+        };
         if admin_token.as_deref().is_some_and(|token| token.trim().is_empty()) {
-            return Err(ConfigError(
-                "`server.admin_token` is empty, which would leave the executions and admin API open; \
-                 set a token of at least one character or remove the line"
-                    .to_owned(),
-            ));
+            return Err(ConfigError(format!("{blank}, which would leave the executions and admin API open; {fix}")));
         }
 
         let store_url = overrides
@@ -327,9 +379,32 @@ impl std::fmt::Display for StoreLocation {
 /// Returns a [`ConfigError`] for other schemes or an empty path.
 pub fn parse_store_location(url: &str) -> Result<StoreLocation, ConfigError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        check_postgres_url(url)?;
         return Ok(StoreLocation::Postgres(url.to_owned()));
     }
     parse_store_url(url).map(StoreLocation::Sqlite)
+}
+
+/// Checks that a PostgreSQL URL names a host and a database. Without them the driver would
+/// fill in its defaults and create the store's tables in whatever database those reach. The
+/// host may also come from a `host=` query parameter, as for a Unix socket folder.
+fn check_postgres_url(url: &str) -> Result<(), ConfigError> {
+    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+    let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, database) = location.split_once('/').unwrap_or((location, ""));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host_in_query = form_urlencoded::parse(query.as_bytes()).any(|(key, value)| key == "host" && !value.is_empty());
+
+    let missing = match (host.is_empty() && !host_in_query, database.is_empty()) {
+        (true, true) => "no host and no database",
+        (true, false) => "no host",
+        (false, true) => "no database",
+        (false, false) => return Ok(()),
+    };
+    let shown = crate::store::redact_password(url);
+    Err(ConfigError(format!(
+        "store URL \"{shown}\" has {missing}; use postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+    )))
 }
 
 /// Parses `sqlite://PATH`, `sqlite:PATH` or a plain path.
@@ -467,9 +542,16 @@ fn build_instance(
         }
     }
 
+    let secret_config: BTreeSet<String> = registry
+        .integration()
+        .config_vars
+        .iter()
+        .filter(|var| var.secret)
+        .map(|var| var.name.clone())
+        .collect();
     for flow in registry.flows() {
         if let Some(schedule) = &flow.config.schedule {
-            resolve_schedule(schedule, &config, &id).map_err(|message| {
+            resolve_schedule(schedule, &config, &secret_config, &id).map_err(|message| {
                 ConfigError(format!("flow \"{}\" of instance \"{id}\": {message}", flow.stable_key()))
             })?;
         }
@@ -487,14 +569,6 @@ fn build_instance(
         let keys = entry.api_keys.get(flow.stable_key()).cloned().unwrap_or_default();
         keys_by_name.insert(flow.name().to_owned(), keys);
     }
-
-    let secret_config = registry
-        .integration()
-        .config_vars
-        .iter()
-        .filter(|var| var.secret)
-        .map(|var| var.name.clone())
-        .collect();
 
     Ok(Instance {
         secret_config,
@@ -514,6 +588,7 @@ fn build_instance(
 
 /// Returns a flow's schedule for one instance: the literal cron expression, or the value of
 /// the config variable that holds it, parsed with the rules the macro applies to literals.
+/// The value of a variable named in `secret_config` stays out of the messages.
 ///
 /// # Errors
 ///
@@ -522,6 +597,7 @@ fn build_instance(
 pub fn resolve_schedule(
     schedule: &flow_core::Schedule,
     config: &BTreeMap<String, Value>,
+    secret_config: &BTreeSet<String>,
     instance: &str,
 ) -> Result<flow_core::CronSchedule, String> {
     let expression = match &schedule.source {
@@ -529,17 +605,23 @@ pub fn resolve_schedule(
         flow_core::ScheduleSource::ConfigVar(name) => match config.get(name) {
             Some(Value::String(expression)) => {
                 flow_core::check_cron(expression).map_err(|reason| {
+                    // The reason may quote fields of the expression, so a secret's is left out too.
+                    let problem = if secret_config.contains(name) {
+                        "holds a secret value that is not a valid cron expression".to_owned()
+                    } else {
+                        format!("holds \"{expression}\", which is not a valid cron expression: {reason}")
+                    };
                     format!(
-                        "config variable \"{name}\" holds \"{expression}\", which is not a valid cron expression: {reason}; \
-                         set it to five fields (minute hour day-of-month month day-of-week) such as \"*/5 * * * *\", \
-                         or six with seconds first"
+                        "config variable \"{name}\" {problem}; set it to five fields (minute hour day-of-month \
+                         month day-of-week) such as \"*/5 * * * *\", or six with seconds first"
                     )
                 })?;
                 expression.clone()
             }
             Some(other) => {
+                let shown = if secret_config.contains(name) { "a secret value".to_owned() } else { other.to_string() };
                 return Err(format!(
-                    "config variable \"{name}\" holds the schedule, so it must be a cron expression string, not {other}"
+                    "config variable \"{name}\" holds the schedule, so it must be a cron expression string, not {shown}"
                 ));
             }
             None => {
@@ -607,6 +689,106 @@ mod tests {
     }
 
     #[test]
+    fn derived_public_url_names_the_picked_port() {
+        let mut settings = settings("[server]\naddr = \"127.0.0.1:0\"\n", &[]).expect("valid");
+
+        settings.listening_on("127.0.0.1:34609".parse().expect("an address"));
+
+        assert_eq!(settings.public_url, "http://127.0.0.1:34609");
+        assert_eq!(settings.addr.port(), 34609);
+    }
+
+    #[test]
+    fn configured_public_url_is_kept_when_listening() {
+        let text = "[server]\naddr = \"127.0.0.1:0\"\npublic_url = \"https://hooks.example.com\"\n";
+        let mut settings = settings(text, &[]).expect("valid");
+
+        settings.listening_on("127.0.0.1:34609".parse().expect("an address"));
+
+        assert_eq!(settings.public_url, "https://hooks.example.com");
+    }
+
+    #[test]
+    fn postgres_url_without_host_or_database_is_rejected() {
+        let error = parse_store_location("postgres://").expect_err("no host, no database");
+
+        assert!(error.0.contains("has no host and no database"), "{}", error.0);
+    }
+
+    #[test]
+    fn postgres_url_without_database_is_rejected() {
+        let error = parse_store_location("postgres://app:s3cret@db:5432").expect_err("no database");
+
+        assert!(error.0.contains("\"postgres://app:***@db:5432\" has no database"), "{}", error.0);
+    }
+
+    #[test]
+    fn postgres_socket_host_may_be_a_query_parameter() {
+        let url = "postgres:///flows?host=/var/run/postgresql";
+
+        assert_eq!(parse_store_location(url).expect("valid"), StoreLocation::Postgres(url.to_owned()));
+    }
+
+    fn schedule_from(name: &str) -> flow_core::Schedule {
+        flow_core::Schedule {
+            source: flow_core::ScheduleSource::ConfigVar(name.into()),
+            timezone: None,
+        }
+    }
+
+    #[test]
+    fn invalid_secret_schedule_hides_the_value() {
+        let config = BTreeMap::from([("Sched".to_owned(), Value::from("SUPERSECRET-cron"))]);
+        let secret = BTreeSet::from(["Sched".to_owned()]);
+
+        let error = resolve_schedule(&schedule_from("Sched"), &config, &secret, "acme").expect_err("invalid cron");
+
+        assert!(!error.contains("SUPERSECRET"), "{error}");
+        assert!(error.contains("config variable \"Sched\" holds a secret value"), "{error}");
+    }
+
+    #[test]
+    fn secret_schedule_of_wrong_type_hides_the_value() {
+        let config = BTreeMap::from([("Sched".to_owned(), Value::from(424_242))]);
+        let secret = BTreeSet::from(["Sched".to_owned()]);
+
+        let error = resolve_schedule(&schedule_from("Sched"), &config, &secret, "acme").expect_err("not text");
+
+        assert!(!error.contains("424242"), "{error}");
+    }
+
+    fn load_error(text: &str) -> String {
+        let folder = tempfile::tempdir().expect("a temporary folder");
+        let path = folder.path().join("flows.toml");
+        std::fs::write(&path, text).expect("writes the file");
+        FileConfig::load(&path).expect_err("invalid config").0
+    }
+
+    #[test]
+    fn wrong_type_error_leaves_out_the_value() {
+        let error = load_error("[[instances]]\nid = \"a\"\napi_keys = { \"alpha\" = \"k_live_SUPERSECRET\" }\n");
+
+        assert!(!error.contains("SUPERSECRET"), "{error}");
+        assert!(error.contains("line 3, column"), "{error}");
+        assert!(error.contains("invalid type: a string, expected a sequence"), "{error}");
+    }
+
+    #[test]
+    fn syntax_error_leaves_out_the_source_line() {
+        let error = load_error("[[instances]]\nid = \"a\"\nconfig = { \"Token\" = \"tok-SUPERSECRET-42\" } stray\n");
+
+        assert!(!error.contains("SUPERSECRET"), "{error}");
+        assert!(error.contains("line 3, column"), "{error}");
+    }
+
+    #[test]
+    fn escaped_quote_stays_inside_the_hidden_value() {
+        let message = without_string_values(r#"invalid type: string "a\"b", expected a sequence"#);
+
+        assert_eq!(message, "invalid type: a string, expected a sequence");
+    }
+
+    #[test]
     fn environment_overrides_the_file() {
         let settings = settings("[server]\nbody_limit = 100\n", &[("FLOW_BODY_LIMIT", "200")]).expect("valid");
         assert_eq!(settings.body_limit, 200);
@@ -622,6 +804,13 @@ mod tests {
     fn empty_admin_token_variable_keeps_the_file_token() {
         let settings = settings("[server]\nadmin_token = \"tok\"\n", &[("FLOW_ADMIN_TOKEN", "")]).expect("valid");
         assert_eq!(settings.admin_token.as_deref(), Some("tok"));
+    }
+
+    #[test]
+    fn blank_admin_token_variable_is_named() {
+        let error = settings("", &[("FLOW_ADMIN_TOKEN", "   ")]).expect_err("blank token");
+
+        assert!(error.0.starts_with("FLOW_ADMIN_TOKEN contains only spaces"), "{}", error.0);
     }
 
     #[test]

@@ -109,7 +109,7 @@ fn instance_schedule(
         },
     };
 
-    resolve_schedule(schedule, &instance.config, &instance.id).map_err(CliError::config)
+    resolve_schedule(schedule, &instance.config, &instance.secret_config, &instance.id).map_err(CliError::config)
 }
 
 #[cfg(test)]

@@ -8,16 +8,20 @@ use crate::http::{HttpSettings, ServerLimits, router, serve as serve_http};
 use crate::registry::Registry;
 
 pub(super) async fn serve(registry: Registry, config: Option<PathBuf>, overrides: Overrides) -> Result<(), CliError> {
-    let settings = load_settings(config, &overrides)?;
-    let store = open_store(&settings).await?;
-    let (runtime, organization_keys) = build_runtime(registry, &settings, store.shared())?;
+    let mut settings = load_settings(config, &overrides)?;
 
-    // Listen and lock a SQLite store before recovery, which requeues every running execution
-    // there: a second server started by mistake must stop before it touches them. Recovery on
-    // PostgreSQL requeues only executions whose lease ended, so servers share it unlocked.
+    // Listen before the webhook URLs are built, because with port 0 the system picks the port
+    // that a URL derived from the address must name. Listen and lock a SQLite store before
+    // recovery, which requeues every running execution there: a second server started by
+    // mistake must stop before it touches them. Recovery on PostgreSQL requeues only
+    // executions whose lease ended, so servers share it unlocked.
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .map_err(|error| CliError::config(format!("cannot listen on {}: {error}; choose another --addr", settings.addr)))?;
+    let local = listener.local_addr().map_err(|error| CliError::config(error.to_string()))?;
+    settings.listening_on(local);
+    let store = open_store(&settings).await?;
+    let (runtime, organization_keys) = build_runtime(registry, &settings, store.shared())?;
     let _lock = store.lock_for_serving()?;
     runtime
         .start()
@@ -31,7 +35,6 @@ pub(super) async fn serve(registry: Registry, config: Option<PathBuf>, overrides
         tracing::error!(error = %failure, "instance not deployed; it serves nothing until `deploy` succeeds");
     }
     runtime.start_scheduler();
-    let local = listener.local_addr().map_err(|error| CliError::config(error.to_string()))?;
     tracing::info!(addr = %local, store = %settings.store, "serving flows");
     for instance in runtime.instances() {
         for (flow, url) in &instance.webhook_urls {

@@ -116,7 +116,7 @@ pub(super) fn resolve_schedules(
     for instance in instances.values() {
         for flow in registry.flows() {
             let Some(schedule) = &flow.config.schedule else { continue };
-            match crate::config::resolve_schedule(schedule, &instance.config, &instance.id) {
+            match crate::config::resolve_schedule(schedule, &instance.config, &instance.secret_config, &instance.id) {
                 Ok(cron) => schedules.push(ScheduledFlow {
                     flow: flow.stable_key().to_owned(),
                     instance: instance.id.clone(),
