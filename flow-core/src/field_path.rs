@@ -1,10 +1,12 @@
 //! Paths to a field of the trigger payload, such as `body.data.requestId`.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Top-level fields of the serialized trigger payload that a path may start with.
 pub const PAYLOAD_ROOTS: &[&str] = &[
@@ -160,6 +162,10 @@ impl FieldPath {
 
     /// Returns the value at this path as an identifier: strings as they are, numbers and
     /// booleans in their JSON text. Missing, null, array and object values give `None`.
+    ///
+    /// NOTE: a number that was parsed into an `f64`, such as an integer beyond the 64-bit
+    /// range, has lost digits, so two such ids can be equal here. [`Self::resolve_id_in`]
+    /// reads them from the body's text.
     pub fn resolve_id(&self, payload: &Value) -> Option<String> {
         match self.resolve(payload)? {
             Value::String(text) => Some(text.clone()),
@@ -167,6 +173,47 @@ impl FieldPath {
             Value::Bool(flag) => Some(flag.to_string()),
             Value::Null | Value::Array(_) | Value::Object(_) => None,
         }
+    }
+
+    /// Returns the identifier at this path like [`Self::resolve_id`], but takes a number under
+    /// `body` that did not parse into an integer exactly from `body_text`, the JSON text the
+    /// body was sent as. So `100000000000000000001` and `100000000000000000000` stay different
+    /// ids.
+    pub fn resolve_id_in(&self, payload: &Value, body_text: Option<&str>) -> Option<String> {
+        if let (Some(Value::Number(number)), Some(text)) = (self.resolve(payload), body_text)
+            && number.is_f64()
+            && let Some(exact) = self.number_text_in_body(text)
+        {
+            return Some(exact);
+        }
+        self.resolve_id(payload)
+    }
+
+    /// Returns the text of the number at this `body` path in the JSON text of a body.
+    fn number_text_in_body(&self, text: &str) -> Option<String> {
+        let [Segment::Key(body), rest @ ..] = self.segments.as_slice() else {
+            return None;
+        };
+        if body != "body" {
+            return None;
+        }
+
+        let mut current: &RawValue = serde_json::from_str(text).ok()?;
+        for segment in rest {
+            current = match segment {
+                Segment::Key(key) => {
+                    // serde_json keeps the last of repeated keys, and so does this map.
+                    let object: HashMap<String, &RawValue> = serde_json::from_str(current.get()).ok()?;
+                    object.get(key).copied()?
+                }
+                Segment::Index(index) => {
+                    let array: Vec<&RawValue> = serde_json::from_str(current.get()).ok()?;
+                    array.get(*index).copied()?
+                }
+            };
+        }
+        let number = current.get().trim();
+        number.starts_with(|first: char| first == '-' || first.is_ascii_digit()).then(|| number.to_owned())
     }
 }
 
@@ -280,6 +327,28 @@ mod tests {
         let payload = json!({ "body": { "data": {} } });
         let path = FieldPath::parse("body.data.requestId").expect("valid path");
         assert_eq!(path.resolve_id(&payload), None);
+    }
+
+    #[test]
+    fn ids_beyond_64_bits_stay_distinct_with_body_text() {
+        let path = FieldPath::parse("body.items[1].id").expect("valid path");
+        let first = r#"{"items":[{"id":1},{"id":100000000000000000001}]}"#;
+        let second = r#"{"items":[{"id":1},{"id":100000000000000000000}]}"#;
+        let fields = |text: &str| json!({ "body": serde_json::from_str::<Value>(text).expect("valid JSON") });
+
+        let first_id = path.resolve_id_in(&fields(first), Some(first));
+        let second_id = path.resolve_id_in(&fields(second), Some(second));
+
+        assert_eq!(first_id.as_deref(), Some("100000000000000000001"));
+        assert_eq!(second_id.as_deref(), Some("100000000000000000000"));
+    }
+
+    #[test]
+    fn id_without_body_text_falls_back_to_the_value() {
+        let path = FieldPath::parse("body.id").expect("valid path");
+        let payload = json!({ "body": { "id": 1.5 } });
+
+        assert_eq!(path.resolve_id_in(&payload, None).as_deref(), Some("1.5"));
     }
 
     #[test]

@@ -596,6 +596,38 @@ async fn duplicate_requests_are_acknowledged_with_the_matched_execution() {
 }
 
 #[tokio::test]
+async fn dedupe_ids_beyond_64_bits_are_not_duplicates() {
+    let mut deduped = config("orders");
+    deduped.queue = Some(QueueConfig {
+        dedupe_id_field: Some("body.data.paymentId".parse().expect("valid path")),
+        ..QueueConfig::default()
+    });
+    let slow = flow(deduped, |_, _| {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(serde_json::Value::Null.into())
+        })
+    });
+    let server = start(vec![slow], Options::default()).await;
+
+    let mut answers = Vec::new();
+    for body in [r#"{"data":{"paymentId":100000000000000000001}}"#, r#"{"data":{"paymentId":100000000000000000000}}"#] {
+        let response = server
+            .client
+            .post(server.url("/webhooks/acme/orders"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("sends");
+        answers.push(json_of(response).await);
+    }
+
+    assert_ne!(answers[0]["executionId"], answers[1]["executionId"]);
+    assert!(answers[1].get("deduplicated").is_none(), "{}", answers[1]);
+}
+
+#[tokio::test]
 async fn path_fragment_and_repeated_query_parameters_reach_the_flow() {
     let server = start(vec![flow(synchronous("echo"), echo)], Options::default()).await;
     let response = server

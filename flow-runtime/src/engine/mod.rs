@@ -768,8 +768,12 @@ impl Inner {
         } else {
             Value::Null
         };
-        let dedupe_key = dedupe_path.and_then(|path| path.resolve_id(&fields));
-        let unique_request_id = unique_path.and_then(|path| path.resolve_id(&fields));
+        let body_text = match &payload.body.data {
+            flow_core::BodyData::Json(json) => json.text(),
+            _ => None,
+        };
+        let dedupe_key = dedupe_path.and_then(|path| path.resolve_id_in(&fields, body_text));
+        let unique_request_id = unique_path.and_then(|path| path.resolve_id_in(&fields, body_text));
 
         // API keys are not stored: the worker fills them in again from the instance. The
         // payload is serialized straight to text, without an intermediate JSON value.
