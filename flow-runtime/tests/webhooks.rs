@@ -428,6 +428,51 @@ async fn gzip_body_is_limited_by_its_decoded_size() {
     assert_eq!(server.execution_count().await, 0);
 }
 
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("compresses");
+    encoder.finish().expect("compresses")
+}
+
+#[tokio::test]
+async fn content_coding_is_read_without_regard_to_case() {
+    let server = start(vec![flow(synchronous("echo"), echo)], Options::default()).await;
+
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/echo"))
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "GZIP")
+        .body(gzip(br#"{"a":1}"#))
+        .send()
+        .await
+        .expect("sends");
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(json_of(response).await["body"]["data"], json!({ "a": 1 }));
+}
+
+#[tokio::test]
+async fn repeated_content_encoding_lines_are_one_list() {
+    let server = start(vec![flow(synchronous("echo"), echo)], Options::default()).await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.append("Content-Encoding", "gzip".parse().expect("valid value"));
+    headers.append("Content-Encoding", "gzip".parse().expect("valid value"));
+
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/echo"))
+        .header("Content-Type", "application/json")
+        .headers(headers)
+        .body(gzip(br#"{"a":1}"#))
+        .send()
+        .await
+        .expect("sends");
+
+    assert_eq!(response.status(), 415, "two codings on a body gzipped once");
+}
+
 fn keyed_instance() -> Vec<InstanceSettings> {
     vec![InstanceSettings {
         id: "acme".into(),

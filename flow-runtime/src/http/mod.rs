@@ -139,7 +139,11 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Gives error answers that carry no body (a 405, or a 415 for an unsupported
 /// `Content-Encoding` or `Content-Type`) the JSON `{"error": ...}` shape every other error has.
-async fn describe_bare_errors(request: Request, next: Next) -> Response {
+///
+/// It also hands the decompression layer one lowercase `Content-Encoding` line, as
+/// [`normalize_content_encoding`] describes.
+async fn describe_bare_errors(mut request: Request, next: Next) -> Response {
+    normalize_content_encoding(request.headers_mut());
     let content_encoding = header_text(request.headers(), header::CONTENT_ENCODING);
     let content_type = header_text(request.headers(), header::CONTENT_TYPE);
     let response = next.run(request).await;
@@ -175,6 +179,27 @@ async fn describe_bare_errors(request: Request, next: Next) -> Response {
         }
     }
     described
+}
+
+/// Lowercases the `Content-Encoding` codings and joins repeated lines into one list, as RFC 9110
+/// reads them. The decompression layer compares codings case-sensitively and reads only the
+/// first line, so it rejected `GZIP` and decoded two lines of `gzip` once.
+fn normalize_content_encoding(headers: &mut HeaderMap) {
+    let mut lines = headers.get_all(header::CONTENT_ENCODING).iter();
+    let Some(first) = lines.next() else {
+        return;
+    };
+    let mut joined = first.as_bytes().to_ascii_lowercase();
+    for line in lines {
+        joined.extend_from_slice(b", ");
+        joined.extend_from_slice(&line.as_bytes().to_ascii_lowercase());
+    }
+    if joined.as_slice() == first.as_bytes() {
+        return;
+    }
+    if let Ok(value) = header::HeaderValue::from_bytes(&joined) {
+        headers.insert(header::CONTENT_ENCODING, value);
+    }
 }
 
 /// Returns a header's value as text, or `None` when it is absent or not visible ASCII.
