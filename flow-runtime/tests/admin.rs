@@ -205,3 +205,18 @@ async fn forced_delete_deletes_despite_failed_hook() {
     assert_eq!(forced.status(), StatusCode::OK);
     assert!(!server.runtime.is_serving("acme"));
 }
+
+#[tokio::test]
+async fn bearer_scheme_is_read_without_regard_to_case() {
+    let server = start(vec![flow(config("orders"), echo)], options()).await;
+
+    let response = server
+        .client
+        .get(server.url("/executions"))
+        .header("Authorization", format!("bearer {TOKEN}"))
+        .send()
+        .await
+        .expect("sends");
+
+    assert_eq!(response.status(), StatusCode::OK);
+}

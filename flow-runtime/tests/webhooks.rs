@@ -820,6 +820,31 @@ async fn invalid_list_query_answers_json_400() {
 }
 
 #[tokio::test]
+async fn list_limit_outside_its_range_answers_400() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+
+    for limit in ["0", "1001"] {
+        let response = server.client.get(server.url(&format!("/executions?limit={limit}"))).send().await.expect("sends");
+
+        assert_eq!(response.status(), 400, "limit={limit}");
+        let error = json_of(response).await["error"].as_str().expect("text").to_owned();
+        assert!(error.starts_with(&format!("limit \"{limit}\" is invalid")), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn empty_list_filters_filter_nothing() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+    let response = server.client.post(server.url("/webhooks/acme/orders")).send().await.expect("sends");
+    let id = json_of(response).await["executionId"].clone();
+
+    let response = server.client.get(server.url("/executions?flow=&status=&limit=")).send().await.expect("sends");
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(json_of(response).await["executions"][0]["id"], id);
+}
+
+#[tokio::test]
 async fn unsupported_content_encoding_is_named() {
     let server = start(vec![flow(synchronous("orders"), echo)], Options::default()).await;
 

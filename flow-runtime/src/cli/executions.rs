@@ -22,9 +22,9 @@ pub(super) enum ExecutionsCommand {
         /// Only executions that this execution started (flows it invoked, requests it routed).
         #[arg(long)]
         parent: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
+        /// At most this many, at least 1.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
         /// Prints JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -62,7 +62,7 @@ pub(super) async fn run(config: Option<PathBuf>, overrides: Overrides, command: 
                     instance,
                     status,
                     parent,
-                    limit,
+                    limit: usize::try_from(limit).unwrap_or(usize::MAX),
                 })
                 .await
                 .map_err(|error| CliError::failed(error.to_string()))?;

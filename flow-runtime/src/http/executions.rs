@@ -15,13 +15,22 @@ use crate::store::{ExecutionFilter, ExecutionStatus, execution_with_lineage};
 /// Most executions one list request returns.
 const MAX_LIST_LIMIT: usize = 1000;
 
+/// Executions a list request without a `limit` returns.
+const DEFAULT_LIST_LIMIT: usize = 100;
+
+/// The filters of `GET /executions`. An empty value, as in `?flow=&status=`, filters nothing.
 #[derive(Debug, Deserialize)]
 pub(super) struct ListQuery {
     flow: Option<String>,
     instance: Option<String>,
     status: Option<String>,
     parent: Option<String>,
-    limit: Option<usize>,
+    limit: Option<String>,
+}
+
+/// Returns `value` unless it is empty.
+fn given(value: Option<String>) -> Option<String> {
+    value.filter(|value| !value.is_empty())
 }
 
 /// `GET /executions`: newest first, filtered by flow, instance, status and parent execution.
@@ -38,16 +47,23 @@ pub(super) async fn list(
         Ok(query) => query,
         Err(rejection) => return rejection,
     };
-    let status = match query.status.as_deref().map(str::parse::<ExecutionStatus>).transpose() {
+    let status = match given(query.status).as_deref().map(str::parse::<ExecutionStatus>).transpose() {
         Ok(status) => status,
         Err(reason) => return error_response(StatusCode::BAD_REQUEST, reason),
     };
+    let limit = match given(query.limit) {
+        None => DEFAULT_LIST_LIMIT,
+        Some(text) => match text.parse::<usize>() {
+            Ok(limit) if (1..=MAX_LIST_LIMIT).contains(&limit) => limit,
+            _ => return error_response(StatusCode::BAD_REQUEST, format!("limit \"{text}\" is invalid; {usage}")),
+        },
+    };
     let filter = ExecutionFilter {
-        flow: query.flow,
-        instance: query.instance,
+        flow: given(query.flow),
+        instance: given(query.instance),
         status,
-        parent: query.parent,
-        limit: query.limit.unwrap_or(100).clamp(1, MAX_LIST_LIMIT),
+        parent: given(query.parent),
+        limit,
     };
     match state.runtime.store().list(filter).await {
         Ok(executions) => axum::Json(json!({ "executions": executions })).into_response(),
@@ -85,7 +101,9 @@ pub(super) fn reject_unauthorized(state: &AppState, headers: &HeaderMap) -> Opti
     let sent = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(|value| value.split_once(' '))
+        // The authentication scheme is case-insensitive (RFC 9110, section 11.1).
+        .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token))
         .unwrap_or_default();
     let matches: bool = Sha256::digest(sent.as_bytes()).ct_eq(&Sha256::digest(token.as_bytes())).into();
     if matches {
