@@ -40,6 +40,31 @@ pub enum RegistryError {
         /// The second definition.
         second: String,
     },
+    /// A flow's name is another flow's stable key, so `invoke_flow` with it could mean either.
+    #[error(
+        "the name of {named} is \"{name}\", the stable key of {keyed}, so invoke_flow(\"{name}\") could mean \
+         either flow; rename one of them"
+    )]
+    NameIsAnotherKey {
+        /// The name and key.
+        name: String,
+        /// The definition with that name.
+        named: String,
+        /// The definition with that stable key.
+        keyed: String,
+    },
+    /// A flow's schedule reads a config variable that the integration does not declare, so no
+    /// instance can set it.
+    #[error(
+        "{flow} takes its schedule from config variable \"{variable}\", which the integration does not declare; \
+         add `ConfigVar::new(\"{variable}\")` to the integration's config variables"
+    )]
+    UndeclaredScheduleVariable {
+        /// The flow's source location.
+        flow: String,
+        /// The variable's name.
+        variable: String,
+    },
     /// The endpoint type and the routing fields do not fit together.
     #[error(transparent)]
     Routing(#[from] RoutingError),
@@ -124,6 +149,25 @@ impl Registry {
                     });
                 }
                 preprocess = Some(flow);
+            }
+        }
+
+        for flow in &flows {
+            if let Some(keyed) = by_key.get(flow.name()).filter(|keyed| keyed.stable_key() != flow.stable_key()) {
+                return Err(RegistryError::NameIsAnotherKey {
+                    name: flow.name().to_owned(),
+                    named: flow.source.to_string(),
+                    keyed: keyed.source.to_string(),
+                });
+            }
+            let schedule_source = flow.config.schedule.as_ref().map(|schedule| &schedule.source);
+            if let Some(flow_core::ScheduleSource::ConfigVar(variable)) = schedule_source
+                && integration.find_config_var(variable).is_none()
+            {
+                return Err(RegistryError::UndeclaredScheduleVariable {
+                    flow: flow.source.to_string(),
+                    variable: variable.clone(),
+                });
             }
         }
 
@@ -283,6 +327,32 @@ mod tests {
         }
         let error = Registry::new(integration(), vec![first, second]).expect_err("two preprocess flows");
         assert!(matches!(error, RegistryError::SeveralPreprocessFlows { .. }));
+    }
+
+    #[test]
+    fn name_that_is_another_flows_key_is_rejected() {
+        let error = Registry::new(integration(), vec![flow("alpha", "reserve", 1), flow("reserve", "Beta", 2)])
+            .expect_err("ambiguous name");
+
+        assert!(matches!(error, RegistryError::NameIsAnotherKey { ref name, .. } if name == "reserve"), "{error}");
+    }
+
+    #[test]
+    fn name_equal_to_its_own_key_is_accepted() {
+        assert!(Registry::new(integration(), vec![flow("orders", "orders", 1)]).is_ok());
+    }
+
+    #[test]
+    fn schedule_from_an_undeclared_variable_is_rejected() {
+        let mut scheduled = flow("tick", "Tick", 1);
+        scheduled.config.schedule = Some(flow_core::Schedule {
+            source: flow_core::ScheduleSource::ConfigVar("Undeclared Var".into()),
+            timezone: None,
+        });
+
+        let error = Registry::new(integration(), vec![scheduled]).expect_err("undeclared variable");
+
+        assert!(error.to_string().contains("config variable \"Undeclared Var\", which the integration does not declare"), "{error}");
     }
 
     #[test]
