@@ -90,12 +90,45 @@ async fn deleted_instance_stops_taking_webhooks() {
         ..Handlers::default()
     };
     let server = start(vec![with_hooks("contacts", handlers)], options()).await;
+    server.client.post(server.url("/instances/acme/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
 
     let deleted = server.client.post(server.url("/instances/acme/delete")).bearer_auth(TOKEN).send().await.expect("sends");
     let webhook = server.client.post(server.url("/webhooks/acme/contacts")).send().await.expect("sends");
 
     assert_eq!(deleted.status(), StatusCode::OK);
     assert_eq!(webhook.status(), StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn second_delete_is_a_conflict() {
+    let server = start(vec![flow(config("contacts"), echo)], options()).await;
+    server.client.post(server.url("/instances/acme/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
+    let delete = || server.client.post(server.url("/instances/acme/delete")).bearer_auth(TOKEN).send();
+
+    let first = delete().await.expect("sends");
+    let second = delete().await.expect("sends");
+
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(second.status(), StatusCode::CONFLICT);
+    let error = json_of(second).await["error"].as_str().expect("text").to_owned();
+    assert!(error.contains("is already deleted"), "{error}");
+}
+
+#[tokio::test]
+async fn delete_of_a_never_deployed_instance_needs_force() {
+    let server = start(vec![flow(config("contacts"), echo)], options()).await;
+
+    let refused = server.client.post(server.url("/instances/acme/delete")).bearer_auth(TOKEN).send().await.expect("sends");
+    let forced = server
+        .client
+        .post(server.url("/instances/acme/delete?force=true"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sends");
+
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert_eq!(forced.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -191,6 +224,7 @@ async fn forced_delete_deletes_despite_failed_hook() {
         ..Handlers::default()
     };
     let server = start(vec![with_hooks("contacts", handlers)], options()).await;
+    server.client.post(server.url("/instances/acme/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
 
     let refused = server.client.post(server.url("/instances/acme/delete")).bearer_auth(TOKEN).send().await.expect("sends");
     let forced = server

@@ -45,7 +45,12 @@ pub(super) async fn run(
             let failure = LifecycleError::HookFailed { instance, runs };
             Err(CliError::failed(failure.to_string()))
         }
-        Err(error @ (LifecycleError::UnknownInstance(_) | LifecycleError::AlreadyDeployed(_))) => {
+        Err(
+            error @ (LifecycleError::UnknownInstance(_)
+            | LifecycleError::AlreadyDeployed(_)
+            | LifecycleError::AlreadyDeleted(_)
+            | LifecycleError::NeverDeployed(_)),
+        ) => {
             Err(CliError::config(error.to_string()))
         }
         Err(error @ LifecycleError::Store(_)) => Err(CliError::failed(error.to_string())),

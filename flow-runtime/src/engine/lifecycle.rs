@@ -94,6 +94,16 @@ pub enum LifecycleError {
     /// The instance is deployed; deploying it again would run the create hooks twice.
     #[error("instance \"{0}\" is already deployed; run `delete {0}` first to deploy it again")]
     AlreadyDeployed(String),
+    /// The instance is deleted already; deleting it again would run the delete hooks twice.
+    #[error("instance \"{0}\" is already deleted; run `deploy {0}` to deploy it again")]
+    AlreadyDeleted(String),
+    /// The instance was never deployed, so there is nothing to delete.
+    #[error(
+        "instance \"{0}\" was never deployed from this store, so there is nothing to delete; check the instance \
+         id and the store, or pass --force (HTTP: ?force=true) to record it as deleted, which keeps `serve` from \
+         deploying it"
+    )]
+    NeverDeployed(String),
     /// A hook failed; the runs up to and including the failure are given.
     #[error("{}", describe_failures(.instance, .runs))]
     HookFailed {
@@ -293,13 +303,22 @@ impl Runtime {
     /// # Errors
     ///
     /// Returns [`LifecycleError::HookFailed`] listing every failed hook, leaving the
-    /// deployment as it was unless `force` is set; or an unknown instance or store error.
+    /// deployment as it was unless `force` is set; [`LifecycleError::AlreadyDeleted`], or
+    /// [`LifecycleError::NeverDeployed`] without `force`; or an unknown instance or store error.
     pub async fn delete(&self, instance_id: &str, force: bool) -> Result<Vec<HookRun>, LifecycleError> {
         let inner = &self.inner;
         let instance = inner
             .instances
             .get(instance_id)
             .ok_or_else(|| LifecycleError::UnknownInstance(instance_id.to_owned()))?;
+
+        // Another process (a server, or the CLI beside it) may have changed the deployment.
+        inner.refresh_deployments().await?;
+        match inner.deployment_status(instance_id) {
+            Some(DeploymentStatus::Deleted) => return Err(LifecycleError::AlreadyDeleted(instance_id.to_owned())),
+            None if !force => return Err(LifecycleError::NeverDeployed(instance_id.to_owned())),
+            _ => {}
+        }
 
         let runs = inner.run_hooks(instance, [Hook::WebhookDelete, Hook::OnInstanceDelete], false).await;
         if !force && runs.iter().any(|run| run.error.is_some()) {

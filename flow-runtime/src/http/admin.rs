@@ -104,7 +104,11 @@ fn lifecycle_response(instance: &str, status: &str, result: Result<Vec<crate::en
             )
                 .into_response()
         }
-        Err(error @ LifecycleError::AlreadyDeployed(_)) => error_response(StatusCode::CONFLICT, error.to_string()),
+        Err(
+            error @ (LifecycleError::AlreadyDeployed(_)
+            | LifecycleError::AlreadyDeleted(_)
+            | LifecycleError::NeverDeployed(_)),
+        ) => error_response(StatusCode::CONFLICT, error.to_string()),
         Err(LifecycleError::Store(error)) => error_response(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
     }
 }
