@@ -83,7 +83,7 @@ pub(super) async fn invoke(
             };
             serde_json::to_vec(&tick).unwrap_or_default()
         }
-        _ => read_data(args.data.as_deref())?,
+        _ => read_data(args.data.as_deref(), settings.body_limit)?,
     };
     let mut headers = std::collections::BTreeMap::new();
     for header in &args.headers {
@@ -114,7 +114,13 @@ pub(super) async fn invoke(
     let bytes = bytes::Bytes::from(body);
     let data = parse_body(content_type.as_deref(), &bytes)
         .await
-        .map_err(|error| CliError::config(format!("--data: {error}")))?;
+        .map_err(|error| {
+            let source = match args.data.as_deref().and_then(|data| data.strip_prefix('@')) {
+                Some(path) => format!("--data file {path}"),
+                None => "--data".to_owned(),
+            };
+            CliError::config(format!("{source}: {error}"))
+        })?;
 
     let execution_id = uuid::Uuid::now_v7().to_string();
     let mut payload = TriggerPayload {
@@ -166,14 +172,64 @@ pub(super) async fn invoke(
 }
 
 /// Reads `--data`: JSON text as given, or the bytes of the file after `@`.
-fn read_data(data: Option<&str>) -> Result<Vec<u8>, CliError> {
-    match data {
-        None => Ok(Vec::new()),
-        Some(text) => match text.strip_prefix('@') {
-            Some(path) => {
-                std::fs::read(path).map_err(|error| CliError::config(format!("cannot read --data file {path}: {error}")))
-            }
-            None => Ok(text.as_bytes().to_vec()),
-        },
+/// Reads `--data`: the text itself, or the file after `@`. A body over `limit` bytes is
+/// rejected, as the server answers such a request with 413.
+fn read_data(data: Option<&str>, limit: usize) -> Result<Vec<u8>, CliError> {
+    let too_large = |what: &str| {
+        CliError::config(format!(
+            "{what} is larger than the body limit of {limit} bytes; send a smaller body or raise server.body_limit"
+        ))
+    };
+    let Some(text) = data else {
+        return Ok(Vec::new());
+    };
+    let Some(path) = text.strip_prefix('@') else {
+        return if text.len() > limit { Err(too_large("--data")) } else { Ok(text.as_bytes().to_vec()) };
+    };
+
+    let cannot_read = |error: std::io::Error| CliError::config(format!("cannot read --data file {path}: {error}"));
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    // One byte past the limit tells a file over the limit from one exactly at it.
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, limit as u64 + 1), &mut bytes).map_err(cannot_read)?;
+    if bytes.len() > limit {
+        return Err(too_large(&format!("--data file {path}")));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_of(bytes: &[u8]) -> (tempfile::TempDir, String) {
+        let folder = tempfile::tempdir().expect("a temporary folder");
+        let path = folder.path().join("body.json");
+        std::fs::write(&path, bytes).expect("writes the file");
+        (folder, format!("@{}", path.display()))
+    }
+
+    #[test]
+    fn data_file_at_the_limit_is_read() {
+        let (_folder, data) = file_of(b"[1,2]");
+
+        assert_eq!(read_data(Some(&data), 5).expect("within the limit"), b"[1,2]");
+    }
+
+    #[test]
+    fn data_file_over_the_limit_is_rejected() {
+        let (_folder, data) = file_of(b"[1,2,3]");
+
+        let error = read_data(Some(&data), 5).expect_err("over the limit");
+
+        assert!(error.message.contains("larger than the body limit of 5 bytes"), "{}", error.message);
+        assert!(error.message.contains("body.json"), "{}", error.message);
+    }
+
+    #[test]
+    fn inline_data_over_the_limit_is_rejected() {
+        let error = read_data(Some("[1,2,3]"), 5).expect_err("over the limit");
+
+        assert!(error.message.starts_with("--data is larger"), "{}", error.message);
     }
 }
