@@ -63,6 +63,17 @@ async fn invalid_order_fails_once_and_is_not_retried() {
 }
 
 #[tokio::test]
+async fn order_total_over_64_bits_fails_without_reserving() {
+    let harness = harness().await;
+    let lines = json!([{ "sku": "WID-1", "quantity": 2, "unitPriceCents": u64::MAX }]);
+
+    let run = harness.invoke("process-order", order("A-2", lines)).await;
+
+    assert!(run.error().is_some_and(|error| error.starts_with("the total of order A-2 is over")), "{:?}", run.error());
+    assert!(harness.cross_flow_state().await.get("reserved:WID-1").is_none());
+}
+
+#[tokio::test]
 async fn missing_warehouse_fails_the_reservation_naming_the_variable() {
     let harness = TestHarness::builder()
         .flow(super::process_order::definition())

@@ -55,14 +55,21 @@ async fn process_order(ctx: &Context, params: ExecutionParams) -> FlowResult {
     let currency = ctx.config_var("Currency")?;
     ctx.logger().info(format!("processing order {} with {} lines", order.order_id, order.lines.len()));
 
-    let reserved = ctx
-        .invoke_flow("Reserve Stock", serde_json::to_value(&order)?)
-        .await?;
-    let reservation: Reservation = serde_json::from_value(reserved.data().cloned().unwrap_or_default())?;
+    // A step: when a later part fails and the execution is retried, the recorded reservation
+    // is reused instead of reserving the stock again.
+    let reservation: Reservation = ctx
+        .step("reserve stock", || async {
+            let reserved = ctx.invoke_flow("Reserve Stock", serde_json::to_value(&order)?).await?;
+            Ok::<_, FlowError>(serde_json::from_value(reserved.data().cloned().unwrap_or_default())?)
+        })
+        .await?
+        .ok_or_else(|| FlowError::new("the stock reservation gave no result"))?;
 
-    let total_cents = order.total_cents();
+    let total_cents = order
+        .total_cents()
+        .ok_or_else(|| FlowError::terminal(format!("the total of order {} does not fit in 64 bits", order.order_id)))?;
     let order_count: u64 = ctx.instance_state().get("orderCount").unwrap_or(0) + 1;
-    let revenue_cents: u64 = ctx.instance_state().get("revenueCents").unwrap_or(0) + total_cents;
+    let revenue_cents = ctx.instance_state().get::<u64>("revenueCents").unwrap_or(0).saturating_add(total_cents);
     ctx.instance_state().set("orderCount", &order_count)?;
     ctx.instance_state().set("revenueCents", &revenue_cents)?;
 

@@ -74,13 +74,20 @@ impl Order {
                 return Err(format!("line {} of order {} has an empty `sku`", index + 1, self.order_id));
             }
         }
+        if self.total_cents().is_none() {
+            return Err(format!(
+                "the total of order {} is over {} cents; check `unitPriceCents` and `quantity`",
+                self.order_id,
+                u64::MAX
+            ));
+        }
         Ok(())
     }
 
-    /// Returns the order total in cents, saturating instead of overflowing.
-    pub(crate) fn total_cents(&self) -> u64 {
-        self.lines.iter().fold(0_u64, |total, line| {
-            total.saturating_add(line.unit_price_cents.saturating_mul(u64::from(line.quantity)))
+    /// Returns the order total in cents, or `None` when it does not fit in a `u64`.
+    pub(crate) fn total_cents(&self) -> Option<u64> {
+        self.lines.iter().try_fold(0_u64, |total, line| {
+            total.checked_add(line.unit_price_cents.checked_mul(u64::from(line.quantity))?)
         })
     }
 }
