@@ -173,7 +173,7 @@ pub(super) async fn invoke(
 
 /// Reads `--data`: JSON text as given, or the bytes of the file after `@`.
 /// Reads `--data`: the text itself, or the file after `@`. A body over `limit` bytes is
-/// rejected, as the server answers such a request with 413.
+/// rejected, as the server rejects such a request with 413.
 fn read_data(data: Option<&str>, limit: usize) -> Result<Vec<u8>, CliError> {
     let too_large = |what: &str| {
         CliError::config(format!(
@@ -189,7 +189,7 @@ fn read_data(data: Option<&str>, limit: usize) -> Result<Vec<u8>, CliError> {
 
     let cannot_read = |error: std::io::Error| CliError::config(format!("cannot read --data file {path}: {error}"));
     let file = std::fs::File::open(path).map_err(cannot_read)?;
-    // One byte past the limit tells a file over the limit from one exactly at it.
+    // Reading one byte past the limit distinguishes a file over the limit from one at it.
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut std::io::Read::take(file, limit as u64 + 1), &mut bytes).map_err(cannot_read)?;
     if bytes.len() > limit {

@@ -182,8 +182,8 @@ async fn describe_bare_errors(mut request: Request, next: Next) -> Response {
 }
 
 /// Lowercases the `Content-Encoding` codings and joins repeated lines into one list, as RFC 9110
-/// reads them. The decompression layer compares codings case-sensitively and reads only the
-/// first line, so it rejected `GZIP` and decoded two lines of `gzip` once.
+/// reads them. Without this, the decompression layer rejected `GZIP` with 415 and decoded a
+/// body sent with two `gzip` lines once.
 fn normalize_content_encoding(headers: &mut HeaderMap) {
     let mut lines = headers.get_all(header::CONTENT_ENCODING).iter();
     let Some(first) = lines.next() else {
