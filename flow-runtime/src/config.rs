@@ -63,6 +63,7 @@ pub struct ConfigError(pub String);
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     /// Listen address.
+    #[serde(default, deserialize_with = "socket_address")]
     pub addr: Option<SocketAddr>,
     /// Base of the webhook URLs handed to flows.
     pub public_url: Option<String>,
@@ -177,6 +178,16 @@ pub struct Overrides {
     pub store: Option<String>,
 }
 
+/// Reads `server.addr`, with a message that shows the expected form.
+fn socket_address<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "\"{text}\" is not a socket address such as 127.0.0.1:8080; give an IP address and a port, not a host name"
+        ))
+    })
+}
+
 impl FileConfig {
     /// Reads and parses a TOML file.
     ///
@@ -271,6 +282,13 @@ impl RuntimeSettings {
             .unwrap_or_else(|| format!("http://{addr}"))
             .trim_end_matches('/')
             .to_owned();
+        let host = public_url.strip_prefix("https://").or_else(|| public_url.strip_prefix("http://"));
+        if host.is_none_or(|host| host.is_empty() || host.starts_with('/')) {
+            return Err(ConfigError(format!(
+                "public URL \"{public_url}\" (FLOW_PUBLIC_URL or server.public_url) is not an http:// or https:// \
+                 URL with a host; set the URL that clients use, e.g. https://flows.example.com"
+            )));
+        }
         let body_limit = match parse_env("FLOW_BODY_LIMIT")? {
             Some(limit) => usize::try_from(limit).unwrap_or(usize::MAX),
             None => file.server.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
@@ -457,11 +475,14 @@ pub fn build_instances(
 
     let mut instances: Vec<Instance> = Vec::with_capacity(declared.len());
     for entry in declared {
+        // `.` and `..` are path segments that clients resolve away, so their URLs would not work.
         let valid_id = !entry.id.is_empty()
-            && entry.id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            && entry.id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && entry.id.chars().any(|c| c != '.');
         if !valid_id {
             return Err(ConfigError(format!(
-                "instance id \"{}\" is invalid; use ASCII letters, digits, '-', '_' and '.', e.g. \"acme\"",
+                "instance id \"{}\" is invalid; use ASCII letters, digits, '-', '_' and '.', with at least one \
+                 character other than '.', e.g. \"acme\"",
                 entry.id
             )));
         }
@@ -786,6 +807,31 @@ mod tests {
         let message = without_string_values(r#"invalid type: string "a\"b", expected a sequence"#);
 
         assert_eq!(message, "invalid type: a string, expected a sequence");
+    }
+
+    #[test]
+    fn instance_id_of_dots_is_rejected() {
+        for id in [".", ".."] {
+            let settings = settings(&format!("[[instances]]\nid = \"{id}\"\n"), &[]).expect("valid");
+
+            let error = build_instances(&settings, &registry(Vec::new()), |_| None).expect_err("dots only");
+
+            assert!(error.0.starts_with(&format!("instance id \"{id}\" is invalid")), "{}", error.0);
+        }
+    }
+
+    #[test]
+    fn public_url_without_scheme_is_rejected() {
+        let error = settings("", &[("FLOW_PUBLIC_URL", "not-a-url")]).expect_err("no scheme");
+
+        assert!(error.0.starts_with("public URL \"not-a-url\""), "{}", error.0);
+    }
+
+    #[test]
+    fn host_name_address_gets_an_example() {
+        let error = load_error("[server]\naddr = \"localhost:8080\"\n");
+
+        assert!(error.contains("\"localhost:8080\" is not a socket address such as 127.0.0.1:8080"), "{error}");
     }
 
     #[test]
