@@ -548,6 +548,14 @@ fn build_instance(
                 )));
             }
         }
+        let blank = matches!(config.get(&var.name), Some(Value::String(text)) if text.trim().is_empty());
+        if var.required && blank {
+            return Err(ConfigError(format!(
+                "instance \"{id}\" has an empty value for the required config variable \"{}\"; set a value, and \
+                 when it is read with {{ env = \"...\" }}, set that environment variable to a non-empty value",
+                var.name
+            )));
+        }
     }
 
     for (key, values) in &entry.api_keys {
@@ -878,6 +886,17 @@ mod tests {
         let error = build_instances(&settings, &registry, |_| None).expect_err("missing");
         assert!(error.0.contains("\"acme\""), "{}", error.0);
         assert!(error.0.contains("\"API Base URL\""), "{}", error.0);
+    }
+
+    #[test]
+    fn empty_environment_value_of_a_required_variable_is_rejected() {
+        let registry = registry(vec![ConfigVar::new("Webhook Secret").required()]);
+        let text = "[[instances]]\nid = \"octo\"\nconfig = { \"Webhook Secret\" = { env = \"SECRET\" } }\n";
+        let settings = settings(text, &[]).expect("valid");
+
+        let error = build_instances(&settings, &registry, |name| (name == "SECRET").then(String::new)).expect_err("empty");
+
+        assert!(error.0.contains("has an empty value for the required config variable \"Webhook Secret\""), "{}", error.0);
     }
 
     #[test]

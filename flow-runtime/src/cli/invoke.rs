@@ -68,7 +68,11 @@ pub(super) async fn invoke(
         }
     };
     let Some(instance) = runtime.instance(&instance_id).cloned() else {
-        return Err(CliError::config(format!("instance \"{instance_id}\" not found in the configuration")));
+        let ids: Vec<&str> = runtime.instances().map(|instance| instance.id.as_str()).collect();
+        return Err(CliError::config(format!(
+            "instance \"{instance_id}\" not found in the configuration; instances: {}",
+            ids.join(", ")
+        )));
     };
 
     // A scheduled flow run by hand without --data gets the body a tick at this second gets.

@@ -98,7 +98,10 @@ fn instance_schedule(
         Some(id) => instances
             .iter()
             .find(|instance| &instance.id == id)
-            .ok_or_else(|| CliError::config(format!("instance \"{id}\" not found in the configuration")))?,
+            .ok_or_else(|| {
+                let ids: Vec<&str> = instances.iter().map(|instance| instance.id.as_str()).collect();
+                CliError::config(format!("instance \"{id}\" not found in the configuration; instances: {}", ids.join(", ")))
+            })?,
         None => match instances.as_slice() {
             [only] => only,
             _ => {
