@@ -235,11 +235,13 @@ async fn measure(
 
     eprintln!("{of_rounds}: measuring {name} ({durability}) for {} s", args.duration);
     let cpu_before = system::process_cpu_time();
+    let machine_before = system::machine_ticks();
     let started_at = chrono::Utc::now();
     let measurement: Measurement =
         load::run(settings, &url, body, Duration::from_secs(args.duration), work_dir, &file_name).await?;
     let window = started_at..chrono::Utc::now();
     let cpu = system::process_cpu_time().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
+    let unused = system::machine_ticks().zip(machine_before).and_then(|(after, before)| after.unused_since(before));
 
     let (store, settled) = match (server, flow) {
         (Some(server), Some(flow)) => {
@@ -249,7 +251,7 @@ async fn measure(
         }
         _ => (None, None),
     };
-    Ok(Row { round, target: name, durability, goal, measurement, cpu, store, settled })
+    Ok(Row { round, target: name, durability, goal, measurement, cpu, unused, store, settled })
 }
 
 /// Sends one request to each URL and checks the response's status and shape, so a wrong route

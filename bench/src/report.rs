@@ -20,6 +20,8 @@ pub(crate) struct Row {
     pub(crate) measurement: Measurement,
     /// CPU time this process (every server, not wrk) used during the measured run.
     pub(crate) cpu: Option<Duration>,
+    /// Share of the machine's CPU time that no task used during the measured run, from 0 to 1.
+    pub(crate) unused: Option<f64>,
     /// Store contents after the run, for runtime targets.
     pub(crate) store: Option<StoreCheck>,
     /// Pending executions after wrk stopped, for runtime targets.
@@ -93,10 +95,11 @@ pub(crate) fn shares(rows: &[Row]) -> Vec<Shares> {
 ///
 /// `finished/s` counts the runtime's executions that finished during the measured run, which
 /// is lower than `requests/s` when accepted executions queue up. `cores` is the server
-/// process's CPU time divided by the run's length; `cpu us/req` is that CPU time per request.
+/// process's CPU time divided by the run's length; `cpu us/req` is that CPU time per request;
+/// `unused %` is the share of the machine's CPU time, wrk's included, that no task used.
 pub(crate) fn print(rows: &[Row]) {
     println!(
-        "{:>5} {:<6} {:<10} {:>11} {:>11} {:>8} {:>8} {:>6} {:>10} {:>9} {:>8} {:>7}",
+        "{:>5} {:<6} {:<10} {:>11} {:>11} {:>8} {:>8} {:>6} {:>10} {:>8} {:>9} {:>8} {:>7}",
         "round",
         "target",
         "durability",
@@ -106,6 +109,7 @@ pub(crate) fn print(rows: &[Row]) {
         "p99 ms",
         "cores",
         "cpu us/req",
+        "unused %",
         "requests",
         "non-200",
         "errors"
@@ -121,8 +125,9 @@ pub(crate) fn print(rows: &[Row]) {
             ),
             None => ("-".to_owned(), "-".to_owned()),
         };
+        let unused = row.unused.map_or_else(|| "-".to_owned(), |unused| format!("{:.1}", unused * 100.0));
         println!(
-            "{:>5} {:<6} {:<10} {:>11.0} {:>11} {:>8.2} {:>8.2} {:>6} {:>10} {:>9} {:>8} {:>7}",
+            "{:>5} {:<6} {:<10} {:>11.0} {:>11} {:>8.2} {:>8.2} {:>6} {:>10} {:>8} {:>9} {:>8} {:>7}",
             row.round,
             row.target,
             row.durability,
@@ -132,6 +137,7 @@ pub(crate) fn print(rows: &[Row]) {
             millis(measurement.p99),
             cores,
             cpu_per_request,
+            unused,
             measurement.requests,
             measurement.requests - measurement.ok,
             measurement.socket_errors,
@@ -208,6 +214,7 @@ mod tests {
                 execution_ids: Vec::new(),
             },
             cpu: None,
+            unused: None,
             store: None,
             settled: None,
         }

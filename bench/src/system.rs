@@ -17,9 +17,83 @@ pub(crate) fn process_cpu_time() -> Option<Duration> {
     Some(Duration::from_millis((user_ticks + system_ticks) * 1000 / USER_HZ))
 }
 
+/// The whole machine's CPU time so far, from the first line of `/proc/stat`, in clock ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MachineTicks {
+    /// Ticks that no task used: idle, or idle while a task waited for I/O.
+    unused: u64,
+    /// Ticks of every kind.
+    total: u64,
+}
+
+impl MachineTicks {
+    /// Returns the share of the machine's CPU time between `before` and `self` that no task
+    /// used, from 0 to 1, or `None` when no time passed.
+    pub(crate) fn unused_since(self, before: Self) -> Option<f64> {
+        let total = self.total.checked_sub(before.total).filter(|total| *total > 0)?;
+        let unused = self.unused.saturating_sub(before.unused);
+        Some(unused as f64 / total as f64)
+    }
+}
+
+/// Returns the machine's CPU time so far.
+pub(crate) fn machine_ticks() -> Option<MachineTicks> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_cpu_line(stat.lines().next()?)
+}
+
+/// Reads the `cpu` line of `/proc/stat`: user, nice, system, idle, iowait, irq, softirq and
+/// steal ticks, then guest ticks, which user and nice already count.
+fn parse_cpu_line(line: &str) -> Option<MachineTicks> {
+    let mut fields = line.split_whitespace();
+    if fields.next()? != "cpu" {
+        return None;
+    }
+    let ticks: Vec<u64> = fields.take(8).map(str::parse).collect::<Result<_, _>>().ok()?;
+    let [_user, _nice, _system, idle, iowait, ..] = ticks[..] else {
+        return None;
+    };
+    Some(MachineTicks {
+        unused: idle + iowait,
+        total: ticks.iter().sum(),
+    })
+}
+
 /// Returns the 1, 5 and 15 minute load averages as `/proc/loadavg` shows them.
 pub(crate) fn load_average() -> Option<String> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
     let averages: Vec<&str> = text.split_whitespace().take(3).collect();
     Some(averages.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_line_counts_idle_and_iowait_as_unused() {
+        let ticks = parse_cpu_line("cpu  100 5 40 30 20 0 5 0 7 0").expect("a valid line");
+
+        assert_eq!(ticks, MachineTicks { unused: 50, total: 200 });
+    }
+
+    #[test]
+    fn line_of_one_core_is_not_the_machine() {
+        assert_eq!(parse_cpu_line("cpu0 100 5 40 30 20 0 5 0 0 0"), None);
+    }
+
+    #[test]
+    fn unused_share_is_taken_between_readings() {
+        let before = MachineTicks { unused: 50, total: 200 };
+        let after = MachineTicks { unused: 80, total: 400 };
+
+        assert_eq!(after.unused_since(before), Some(0.15));
+    }
+
+    #[test]
+    fn no_time_passed_gives_no_share() {
+        let ticks = MachineTicks { unused: 50, total: 200 };
+
+        assert_eq!(ticks.unused_since(ticks), None);
+    }
 }
