@@ -26,6 +26,11 @@ fn with_hooks(key: &str, handlers: Handlers) -> Flow {
     flow
 }
 
+/// Sends `POST path` with the admin token.
+async fn post_as_admin(server: &common::TestServer, path: &str) -> reqwest::Response {
+    server.client.post(server.url(path)).bearer_auth(TOKEN).send().await.expect("sends")
+}
+
 fn options() -> Options {
     Options {
         admin_token: Some(TOKEN.to_owned()),
@@ -42,7 +47,7 @@ async fn deploy_endpoint_lists_hooks_that_ran() {
     };
     let server = start(vec![with_hooks("contacts", handlers)], options()).await;
 
-    let response = server.client.post(server.url("/instances/acme/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
+    let response = post_as_admin(&server, "/instances/acme/deploy").await;
 
     assert_eq!(response.status(), StatusCode::OK);
     let body = json_of(response).await;
@@ -59,7 +64,7 @@ async fn failed_deploy_endpoint_names_flow_and_hook() {
     };
     let server = start(vec![with_hooks("contacts", handlers)], options()).await;
 
-    let response = server.client.post(server.url("/instances/acme/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
+    let response = post_as_admin(&server, "/instances/acme/deploy").await;
 
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
@@ -75,7 +80,7 @@ async fn webhook_of_undeployed_instance_is_conflict() {
         ..Handlers::default()
     };
     let server = start(vec![with_hooks("contacts", handlers)], options()).await;
-    server.client.post(server.url("/instances/acme/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
+    post_as_admin(&server, "/instances/acme/deploy").await;
 
     let response = server.client.post(server.url("/webhooks/acme/contacts")).send().await.expect("sends");
 
@@ -90,9 +95,9 @@ async fn deleted_instance_stops_taking_webhooks() {
         ..Handlers::default()
     };
     let server = start(vec![with_hooks("contacts", handlers)], options()).await;
-    server.client.post(server.url("/instances/acme/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
+    post_as_admin(&server, "/instances/acme/deploy").await;
 
-    let deleted = server.client.post(server.url("/instances/acme/delete")).bearer_auth(TOKEN).send().await.expect("sends");
+    let deleted = post_as_admin(&server, "/instances/acme/delete").await;
     let webhook = server.client.post(server.url("/webhooks/acme/contacts")).send().await.expect("sends");
 
     assert_eq!(deleted.status(), StatusCode::OK);
@@ -102,11 +107,10 @@ async fn deleted_instance_stops_taking_webhooks() {
 #[tokio::test]
 async fn second_delete_is_a_conflict() {
     let server = start(vec![flow(config("contacts"), echo)], options()).await;
-    server.client.post(server.url("/instances/acme/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
-    let delete = || server.client.post(server.url("/instances/acme/delete")).bearer_auth(TOKEN).send();
+    post_as_admin(&server, "/instances/acme/deploy").await;
 
-    let first = delete().await.expect("sends");
-    let second = delete().await.expect("sends");
+    let first = post_as_admin(&server, "/instances/acme/delete").await;
+    let second = post_as_admin(&server, "/instances/acme/delete").await;
 
     assert_eq!(first.status(), StatusCode::OK);
     assert_eq!(second.status(), StatusCode::CONFLICT);
@@ -118,14 +122,8 @@ async fn second_delete_is_a_conflict() {
 async fn delete_of_a_never_deployed_instance_needs_force() {
     let server = start(vec![flow(config("contacts"), echo)], options()).await;
 
-    let refused = server.client.post(server.url("/instances/acme/delete")).bearer_auth(TOKEN).send().await.expect("sends");
-    let forced = server
-        .client
-        .post(server.url("/instances/acme/delete?force=true"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("sends");
+    let refused = post_as_admin(&server, "/instances/acme/delete").await;
+    let forced = post_as_admin(&server, "/instances/acme/delete?force=true").await;
 
     assert_eq!(refused.status(), StatusCode::CONFLICT);
     assert_eq!(forced.status(), StatusCode::OK);
@@ -134,7 +132,7 @@ async fn delete_of_a_never_deployed_instance_needs_force() {
 #[tokio::test]
 async fn instances_list_shows_deployment_status() {
     let server = start(vec![flow(config("contacts"), echo)], options()).await;
-    server.client.post(server.url("/instances/acme/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
+    post_as_admin(&server, "/instances/acme/deploy").await;
 
     let response = server.client.get(server.url("/instances")).bearer_auth(TOKEN).send().await.expect("sends");
 
@@ -147,7 +145,7 @@ async fn instances_list_shows_deployment_status() {
 async fn deploy_of_unknown_instance_is_not_found() {
     let server = start(vec![flow(config("contacts"), echo)], options()).await;
 
-    let response = server.client.post(server.url("/instances/globex/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
+    let response = post_as_admin(&server, "/instances/globex/deploy").await;
 
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
@@ -156,7 +154,7 @@ async fn deploy_of_unknown_instance_is_not_found() {
 async fn non_utf8_instance_answers_json_400() {
     let server = start(vec![flow(config("contacts"), echo)], options()).await;
 
-    let response = server.client.post(server.url("/instances/%FF/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
+    let response = post_as_admin(&server, "/instances/%FF/deploy").await;
 
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let error = json_of(response).await["error"].as_str().expect("text").to_owned();
@@ -210,9 +208,9 @@ async fn second_deploy_is_conflict() {
         ..Handlers::default()
     };
     let server = start(vec![with_hooks("contacts", handlers)], options()).await;
-    server.client.post(server.url("/instances/acme/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
+    post_as_admin(&server, "/instances/acme/deploy").await;
 
-    let again = server.client.post(server.url("/instances/acme/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
+    let again = post_as_admin(&server, "/instances/acme/deploy").await;
 
     assert_eq!(again.status(), StatusCode::CONFLICT);
 }
@@ -224,16 +222,10 @@ async fn forced_delete_deletes_despite_failed_hook() {
         ..Handlers::default()
     };
     let server = start(vec![with_hooks("contacts", handlers)], options()).await;
-    server.client.post(server.url("/instances/acme/deploy")).bearer_auth(TOKEN).send().await.expect("sends");
+    post_as_admin(&server, "/instances/acme/deploy").await;
 
-    let refused = server.client.post(server.url("/instances/acme/delete")).bearer_auth(TOKEN).send().await.expect("sends");
-    let forced = server
-        .client
-        .post(server.url("/instances/acme/delete?force=true"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("sends");
+    let refused = post_as_admin(&server, "/instances/acme/delete").await;
+    let forced = post_as_admin(&server, "/instances/acme/delete?force=true").await;
 
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(forced.status(), StatusCode::OK);
