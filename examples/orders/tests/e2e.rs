@@ -234,6 +234,21 @@ async fn invoke_command_prints_the_result() {
     assert_eq!(result["totalCents"], json!(20));
 }
 
+#[test]
+fn invoke_refuses_a_deleted_instance() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let config = write_config(folder.path());
+    let cli = |args: &[&str]| orders().args(args).arg("--config").arg(&config).output().expect("runs the binary");
+    assert!(cli(&["deploy", "acme"]).status.success());
+    assert!(cli(&["delete", "acme"]).status.success());
+
+    let data = order("CLI-3", json!([{ "sku": "S", "quantity": 1, "unitPriceCents": 1 }])).to_string();
+    let output = cli(&["invoke", "process-order", "--instance", "acme", "--data", &data]);
+
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("instance \"acme\" is deleted"));
+}
+
 #[tokio::test]
 async fn invoke_command_exits_non_zero_when_the_flow_fails() {
     let server = start().await;

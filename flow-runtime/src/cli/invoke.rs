@@ -9,6 +9,7 @@ use crate::config::Overrides;
 use crate::engine::{Completion, Source};
 use crate::http::request::{parse_body, query_parameters};
 use crate::registry::Registry;
+use crate::store::DeploymentStatus;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct InvokeArgs {
@@ -74,6 +75,21 @@ pub(super) async fn invoke(
             ids.join(", ")
         )));
     };
+
+    // The server answers webhooks of a deleted instance with 409, so this runs nothing either.
+    let deployments = runtime
+        .deployments()
+        .await
+        .map_err(|error| CliError::failed(format!("cannot read instance deployments: {error}")))?;
+    if deployments
+        .iter()
+        .any(|record| record.instance == instance.id && record.status == DeploymentStatus::Deleted)
+    {
+        return Err(CliError::config(format!(
+            "instance \"{}\" is deleted, so its flows do not run; run `deploy {}` first",
+            instance.id, instance.id
+        )));
+    }
 
     // A scheduled flow run by hand without --data gets the body a tick at this second gets.
     let scheduled = runtime.schedule_of(flow.stable_key(), &instance.id);
