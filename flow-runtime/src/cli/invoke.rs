@@ -76,7 +76,7 @@ pub(super) async fn invoke(
         )));
     };
 
-    // The server answers webhooks of a deleted instance with 409, so this runs nothing either.
+    // The server rejects webhooks of a deleted instance with 409, so this runs nothing either.
     let deployments = runtime
         .deployments()
         .await
