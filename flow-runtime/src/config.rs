@@ -217,8 +217,18 @@ fn describe(error: &toml::de::Error, text: &str) -> String {
     format!("line {line}, column {column}: {message}")
 }
 
-/// Returns serde's message with every `string "…"` value replaced by `a string`.
+/// Returns serde's message with the values it quotes left out: `string "…"` becomes
+/// `a string`, and an integer, floating point number or character in backticks becomes
+/// `an integer`, `a number` or `a character`.
 fn without_string_values(message: &str) -> String {
+    let hidden = without_quoted_strings(message);
+    [("integer `", "an integer"), ("floating point `", "a number"), ("character `", "a character")]
+        .iter()
+        .fold(hidden, |text, (prefix, noun)| without_backticked(&text, prefix, noun))
+}
+
+/// Replaces every `string "…"` in `message` by `a string`.
+fn without_quoted_strings(message: &str) -> String {
     const QUOTED: &str = "string \"";
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
@@ -235,6 +245,21 @@ fn without_string_values(message: &str) -> String {
             closes.then_some(index + 1)
         });
         rest = end.map_or("", |end| &value[end..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Replaces every value in `message` that starts with `prefix` and ends with a backtick by
+/// `noun`.
+fn without_backticked(message: &str, prefix: &str, noun: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(prefix) {
+        out.push_str(&rest[..start]);
+        out.push_str(noun);
+        let value = &rest[start + prefix.len()..];
+        rest = value.find('`').map_or("", |end| &value[end + 1..]);
     }
     out.push_str(rest);
     out
@@ -408,9 +433,14 @@ pub fn parse_store_location(url: &str) -> Result<StoreLocation, ConfigError> {
 /// host may also come from a `host=` query parameter, as for a Unix socket folder.
 fn check_postgres_url(url: &str) -> Result<(), ConfigError> {
     let rest = url.split_once("://").map_or("", |(_, rest)| rest);
-    let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let (authority, database) = location.split_once('/').unwrap_or((location, ""));
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    // The user info ends at the last `@` before the path, so a password may contain `?`.
+    let path_start = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..path_start];
+    let after_user = authority.rfind('@').map_or(authority, |at| &authority[at + 1..]);
+    let (host, authority_query) = after_user.split_once('?').unwrap_or((after_user, ""));
+    let path = rest[path_start..].strip_prefix('/').unwrap_or_default();
+    let (database, path_query) = path.split_once('?').unwrap_or((path, ""));
+    let query = if path_start < rest.len() { path_query } else { authority_query };
     let host_in_query = form_urlencoded::parse(query.as_bytes()).any(|(key, value)| key == "host" && !value.is_empty());
 
     let missing = match (host.is_empty() && !host_in_query, database.is_empty()) {
@@ -752,6 +782,14 @@ mod tests {
     }
 
     #[test]
+    fn postgres_password_with_a_question_mark_stays_hidden() {
+        let error = parse_store_location("postgres://u:pa?SECRET@h").expect_err("no database");
+
+        assert!(!error.0.contains("SECRET"), "{}", error.0);
+        assert!(error.0.contains("has no database"), "{}", error.0);
+    }
+
+    #[test]
     fn postgres_socket_host_may_be_a_query_parameter() {
         let url = "postgres:///flows?host=/var/run/postgresql";
 
@@ -808,6 +846,14 @@ mod tests {
 
         assert!(!error.contains("SUPERSECRET"), "{error}");
         assert!(error.contains("line 3, column"), "{error}");
+    }
+
+    #[test]
+    fn numeric_value_is_left_out_of_type_errors() {
+        let error = load_error("[server]\nadmin_token = 987654321\n");
+
+        assert!(!error.contains("987654321"), "{error}");
+        assert!(error.contains("invalid type: an integer, expected a string"), "{error}");
     }
 
     #[test]

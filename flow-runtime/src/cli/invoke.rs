@@ -211,7 +211,8 @@ fn read_data(data: Option<&str>, limit: usize) -> Result<Vec<u8>, CliError> {
     let file = std::fs::File::open(path).map_err(cannot_read)?;
     // Reading one byte past the limit distinguishes a file over the limit from one at it.
     let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(file, limit as u64 + 1), &mut bytes).map_err(cannot_read)?;
+    let most = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, most), &mut bytes).map_err(cannot_read)?;
     if bytes.len() > limit {
         return Err(too_large(&format!("--data file {path}")));
     }
@@ -244,6 +245,13 @@ mod tests {
 
         assert!(error.message.contains("larger than the body limit of 5 bytes"), "{}", error.message);
         assert!(error.message.contains("body.json"), "{}", error.message);
+    }
+
+    #[test]
+    fn data_file_is_read_under_the_largest_limit() {
+        let (_folder, data) = file_of(b"[1,2]");
+
+        assert_eq!(read_data(Some(&data), usize::MAX).expect("within the limit"), b"[1,2]");
     }
 
     #[test]

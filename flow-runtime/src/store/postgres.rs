@@ -237,31 +237,47 @@ pub(super) fn corrupt(context: &str, error: impl std::fmt::Display) -> QueryErro
     QueryError::Store(StoreError::Corrupt(format!("{context}: {error}")))
 }
 
-/// Returns `url` with the password in its user info, and any `password=` query parameter,
-/// replaced by `***`, for messages and logs.
+/// Returns `url` with the password in its user info, and the value of every query parameter
+/// whose name contains `password` (such as `password` and `sslpassword`), replaced by `***`,
+/// for messages and logs.
 pub(crate) fn redact_password(url: &str) -> String {
-    let mut redacted = redact_user_info_password(url);
-    if let Some(start) = redacted.find("password=") {
-        let value_start = start + "password=".len();
-        let value_end = redacted[value_start..].find('&').map_or(redacted.len(), |end| value_start + end);
-        redacted.replace_range(value_start..value_end, "***");
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let prefix = if url.contains("://") { format!("{scheme}://") } else { String::new() };
+
+    // The user info ends at the last `@` before the path, so a password may contain `?` or `#`.
+    let path_start = rest.find('/').unwrap_or(rest.len());
+    let (user_info, after_user) = match rest[..path_start].rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at..]),
+        None => (None, rest),
+    };
+    let user_info = user_info.map(|info| match info.split_once(':') {
+        Some((user, _password)) => format!("{user}:***"),
+        None => info.to_owned(),
+    });
+
+    let (location, query) = match after_user.split_once('?') {
+        Some((location, query)) => (location, Some(query)),
+        None => (after_user, None),
+    };
+    let query = query.map(|query| {
+        let parameters: Vec<String> = query
+            .split('&')
+            .map(|parameter| match parameter.split_once('=') {
+                Some((name, _value)) if name.to_ascii_lowercase().contains("password") => format!("{name}=***"),
+                _ => parameter.to_owned(),
+            })
+            .collect();
+        parameters.join("&")
+    });
+
+    let mut redacted = prefix;
+    redacted.push_str(user_info.as_deref().unwrap_or_default());
+    redacted.push_str(location);
+    if let Some(query) = query {
+        redacted.push('?');
+        redacted.push_str(&query);
     }
     redacted
-}
-
-fn redact_user_info_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let Some((user_info, host)) = authority.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match user_info.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
-        None => url.to_owned(),
-    }
 }
 
 impl Store for PostgresStore {
@@ -1049,5 +1065,19 @@ mod tests {
         assert_eq!(redact_password("postgres://db/flows?user=a"), "postgres://db/flows?user=a");
         assert_eq!(redact_password("postgres://a:b@c@db/x"), "postgres://a:***@db/x");
         assert_eq!(redact_password("postgres://db/x?password=p&sslmode=disable"), "postgres://db/x?password=***&sslmode=disable");
+    }
+
+    #[test]
+    fn redaction_hides_every_password_parameter() {
+        assert_eq!(
+            redact_password("postgres://?sslpassword=a&password=SECRET"),
+            "postgres://?sslpassword=***&password=***"
+        );
+        assert_eq!(redact_password("postgres://?password=a&password=SECRET"), "postgres://?password=***&password=***");
+    }
+
+    #[test]
+    fn redaction_hides_a_password_with_a_question_mark() {
+        assert_eq!(redact_password("postgres://u:pa?SECRET@h/db"), "postgres://u:***@h/db");
     }
 }
