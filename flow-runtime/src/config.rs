@@ -275,6 +275,12 @@ impl RuntimeSettings {
         self.addr = local;
     }
 
+    /// Returns whether the webhook URLs name port 0: the address has port 0, which the system
+    /// replaces only when `serve` listens, and no public URL is set.
+    pub fn public_url_names_port_zero(&self) -> bool {
+        self.addr.port() == 0 && self.public_url == format!("http://{}", self.addr)
+    }
+
     /// Merges the file (if any), environment variables (`FLOW_*`, read through `env`) and
     /// command-line overrides, in rising priority.
     ///
@@ -307,13 +313,7 @@ impl RuntimeSettings {
             .unwrap_or_else(|| format!("http://{addr}"))
             .trim_end_matches('/')
             .to_owned();
-        let host = public_url.strip_prefix("https://").or_else(|| public_url.strip_prefix("http://"));
-        if host.is_none_or(|host| host.is_empty() || host.starts_with('/')) {
-            return Err(ConfigError(format!(
-                "public URL \"{public_url}\" (FLOW_PUBLIC_URL or server.public_url) is not an http:// or https:// \
-                 URL with a host; set the URL that clients use, e.g. https://flows.example.com"
-            )));
-        }
+        check_public_url(&public_url)?;
         let body_limit = match parse_env("FLOW_BODY_LIMIT")? {
             Some(limit) => usize::try_from(limit).unwrap_or(usize::MAX),
             None => file.server.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
@@ -426,6 +426,27 @@ pub fn parse_store_location(url: &str) -> Result<StoreLocation, ConfigError> {
         return Ok(StoreLocation::Postgres(url.to_owned()));
     }
     parse_store_url(url).map(StoreLocation::Sqlite)
+}
+
+/// Checks that the base of the webhook URLs is an `http` or `https` URL with a host and neither
+/// a query nor a fragment, because webhook paths are appended to it.
+fn check_public_url(public_url: &str) -> Result<(), ConfigError> {
+    let problem = match url::Url::parse(public_url) {
+        Err(error) => Some(error.to_string()),
+        Ok(parsed) if !matches!(parsed.scheme(), "http" | "https") => Some("its scheme is not http or https".to_owned()),
+        Ok(parsed) if parsed.host_str().is_none_or(str::is_empty) => Some("it has no host".to_owned()),
+        Ok(parsed) if parsed.query().is_some() || parsed.fragment().is_some() => {
+            Some("it has a query or a fragment, to which webhook paths cannot be appended".to_owned())
+        }
+        Ok(_) => None,
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(ConfigError(format!(
+            "public URL \"{public_url}\" (FLOW_PUBLIC_URL or server.public_url) is invalid: {problem}; set the URL \
+             that clients use, e.g. https://flows.example.com"
+        ))),
+    }
 }
 
 /// Checks that a PostgreSQL URL names a host and a database. Without them the driver would
@@ -758,6 +779,16 @@ mod tests {
     }
 
     #[test]
+    fn port_zero_without_public_url_is_detected() {
+        let derived = settings("[server]\naddr = \"127.0.0.1:0\"\n", &[]).expect("valid");
+        let configured = settings("[server]\naddr = \"127.0.0.1:0\"\npublic_url = \"https://hooks.example.com\"\n", &[])
+            .expect("valid");
+
+        assert!(derived.public_url_names_port_zero());
+        assert!(!configured.public_url_names_port_zero());
+    }
+
+    #[test]
     fn configured_public_url_is_kept_when_listening() {
         let text = "[server]\naddr = \"127.0.0.1:0\"\npublic_url = \"https://hooks.example.com\"\n";
         let mut settings = settings(text, &[]).expect("valid");
@@ -879,6 +910,20 @@ mod tests {
         let error = settings("", &[("FLOW_PUBLIC_URL", "not-a-url")]).expect_err("no scheme");
 
         assert!(error.0.starts_with("public URL \"not-a-url\""), "{}", error.0);
+    }
+
+    #[test]
+    fn malformed_public_urls_are_rejected() {
+        for url in ["http:// ", "http://a b c", "http://?x", "http://:8080", "https://host:notaport", "http://example.com:8443/x?y=1"] {
+            assert!(settings("", &[("FLOW_PUBLIC_URL", url)]).is_err(), "{url} was accepted");
+        }
+    }
+
+    #[test]
+    fn public_urls_with_a_port_path_or_ipv6_host_are_accepted() {
+        for url in ["http://[::1]:8080", "https://flows.example.com/base/path/", "HTTPS://flows.example.com"] {
+            assert!(settings("", &[("FLOW_PUBLIC_URL", url)]).is_ok(), "{url} was rejected");
+        }
     }
 
     #[test]

@@ -235,6 +235,20 @@ async fn invoke_command_prints_the_result() {
 }
 
 #[test]
+fn deploy_refuses_webhook_urls_with_port_zero() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let config = folder.path().join("port-zero.toml");
+    let store = folder.path().join("orders.db");
+    let text = format!("[server]\naddr = \"127.0.0.1:0\"\n\n[store]\nurl = \"sqlite://{}\"\n", store.display());
+    std::fs::write(&config, text).expect("writes config");
+
+    let output = orders().args(["deploy", "default", "--config"]).arg(&config).output().expect("runs the binary");
+
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("would name port 0"));
+}
+
+#[test]
 fn invoke_refuses_a_deleted_instance() {
     let folder = tempfile::tempdir().expect("temp dir");
     let config = write_config(folder.path());

@@ -23,6 +23,15 @@ pub(super) async fn run(
     action: Action,
 ) -> Result<(), CliError> {
     let settings = load_settings(config, &overrides)?;
+    // Hooks register the webhook URLs with other systems, and only `serve` learns the port.
+    if settings.public_url_names_port_zero() {
+        return Err(CliError::config(format!(
+            "the webhook URLs would name port 0, because the address is {} and no public URL is set; set \
+             server.public_url or FLOW_PUBLIC_URL, or use the running server's \
+             POST /instances/{instance}/deploy or /delete",
+            settings.addr
+        )));
+    }
     let store = open_store(&settings).await?;
     let (runtime, _) = build_runtime(registry, &settings, store.shared())?;
 
