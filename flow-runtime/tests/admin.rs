@@ -246,3 +246,17 @@ async fn bearer_scheme_is_read_without_regard_to_case() {
 
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn tick_list_limit_follows_the_execution_list_rules() {
+    let server = start(vec![flow(config("orders"), echo)], options()).await;
+    let get = |query: &'static str| server.client.get(server.url(&format!("/ticks{query}"))).bearer_auth(TOKEN).send();
+
+    let empty = get("?flow=&limit=").await.expect("sends");
+    let zero = get("?limit=0").await.expect("sends");
+    let over = get("?limit=1001").await.expect("sends");
+
+    assert_eq!(empty.status(), StatusCode::OK);
+    assert_eq!(zero.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(over.status(), StatusCode::BAD_REQUEST);
+}

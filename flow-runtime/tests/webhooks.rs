@@ -454,6 +454,24 @@ async fn content_coding_is_read_without_regard_to_case() {
 }
 
 #[tokio::test]
+async fn identity_in_a_coding_list_is_ignored() {
+    let server = start(vec![flow(synchronous("echo"), echo)], Options::default()).await;
+
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/echo"))
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip, Identity")
+        .body(gzip(br#"{"a":1}"#))
+        .send()
+        .await
+        .expect("sends");
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(json_of(response).await["body"]["data"], json!({ "a": 1 }));
+}
+
+#[tokio::test]
 async fn repeated_content_encoding_lines_are_one_list() {
     let server = start(vec![flow(synchronous("echo"), echo)], Options::default()).await;
     let mut headers = reqwest::header::HeaderMap::new();

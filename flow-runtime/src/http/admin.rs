@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::executions::reject_unauthorized;
-use super::{AppState, error_response, parsed_query, path_value};
+use super::{AppState, error_response, given, list_limit, parsed_query, path_value};
 use crate::engine::LifecycleError;
 use crate::store::TickFilter;
 
@@ -143,7 +143,7 @@ pub(super) async fn list_schedules(State(state): State<AppState>, headers: Heade
 pub(super) struct TickQuery {
     flow: Option<String>,
     instance: Option<String>,
-    limit: Option<usize>,
+    limit: Option<String>,
 }
 
 /// `GET /ticks?flow=&instance=&limit=`: recorded ticks, newest first.
@@ -160,10 +160,14 @@ pub(super) async fn list_ticks(
         Ok(query) => query,
         Err(rejection) => return rejection,
     };
+    let limit = match list_limit(query.limit, 100, MAX_TICK_LIMIT, &usage) {
+        Ok(limit) => limit,
+        Err(rejection) => return rejection,
+    };
     let filter = TickFilter {
-        flow: query.flow,
-        instance: query.instance,
-        limit: query.limit.unwrap_or(100).clamp(1, MAX_TICK_LIMIT),
+        flow: given(query.flow),
+        instance: given(query.instance),
+        limit,
     };
     match state.runtime.store().list_ticks(filter).await {
         Ok(ticks) => axum::Json(json!({ "ticks": ticks })).into_response(),

@@ -9,7 +9,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{AppState, error_response, parsed_query, path_value};
+use super::{AppState, error_response, given, list_limit, parsed_query, path_value};
 use crate::store::{ExecutionFilter, ExecutionStatus, execution_with_lineage};
 
 /// Most executions one list request returns.
@@ -26,11 +26,6 @@ pub(super) struct ListQuery {
     status: Option<String>,
     parent: Option<String>,
     limit: Option<String>,
-}
-
-/// Returns `value` unless it is empty.
-fn given(value: Option<String>) -> Option<String> {
-    value.filter(|value| !value.is_empty())
 }
 
 /// `GET /executions`: newest first, filtered by flow, instance, status and parent execution.
@@ -51,12 +46,9 @@ pub(super) async fn list(
         Ok(status) => status,
         Err(reason) => return error_response(StatusCode::BAD_REQUEST, reason),
     };
-    let limit = match given(query.limit) {
-        None => DEFAULT_LIST_LIMIT,
-        Some(text) => match text.parse::<usize>() {
-            Ok(limit) if (1..=MAX_LIST_LIMIT).contains(&limit) => limit,
-            _ => return error_response(StatusCode::BAD_REQUEST, format!("limit \"{text}\" is invalid; {usage}")),
-        },
+    let limit = match list_limit(query.limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, &usage) {
+        Ok(limit) => limit,
+        Err(rejection) => return rejection,
     };
     let filter = ExecutionFilter {
         flow: given(query.flow),
@@ -102,8 +94,9 @@ pub(super) fn reject_unauthorized(state: &AppState, headers: &HeaderMap) -> Opti
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split_once(' '))
-        // The authentication scheme is case-insensitive (RFC 9110, section 11.1).
-        .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token))
+        // The authentication scheme is case-insensitive, and one or more spaces may follow it
+        // (RFC 9110, sections 11.1 and 11.4).
+        .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token.trim_start_matches(' ')))
         .unwrap_or_default();
     let matches: bool = Sha256::digest(sent.as_bytes()).ct_eq(&Sha256::digest(token.as_bytes())).into();
     if matches {

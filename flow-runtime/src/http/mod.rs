@@ -143,8 +143,8 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// It also hands the decompression layer one lowercase `Content-Encoding` line, as
 /// [`normalize_content_encoding`] describes.
 async fn describe_bare_errors(mut request: Request, next: Next) -> Response {
-    normalize_content_encoding(request.headers_mut());
     let content_encoding = header_text(request.headers(), header::CONTENT_ENCODING);
+    normalize_content_encoding(request.headers_mut());
     let content_type = header_text(request.headers(), header::CONTENT_TYPE);
     let response = next.run(request).await;
 
@@ -181,23 +181,24 @@ async fn describe_bare_errors(mut request: Request, next: Next) -> Response {
     described
 }
 
-/// Lowercases the `Content-Encoding` codings and joins repeated lines into one list, as RFC 9110
-/// reads them. Without this, the decompression layer rejected `GZIP` with 415 and decoded a
-/// body sent with two `gzip` lines once.
+/// Lowercases the `Content-Encoding` codings, drops `identity`, which changes nothing, and joins
+/// repeated lines into one list, as RFC 9110 reads them. Without this, the decompression layer
+/// rejected `GZIP` and `gzip, identity` with 415 and decoded a body sent with two `gzip` lines
+/// once.
 fn normalize_content_encoding(headers: &mut HeaderMap) {
-    let mut lines = headers.get_all(header::CONTENT_ENCODING).iter();
-    let Some(first) = lines.next() else {
-        return;
-    };
-    let mut joined = first.as_bytes().to_ascii_lowercase();
-    for line in lines {
-        joined.extend_from_slice(b", ");
-        joined.extend_from_slice(&line.as_bytes().to_ascii_lowercase());
-    }
-    if joined.as_slice() == first.as_bytes() {
+    if !headers.contains_key(header::CONTENT_ENCODING) {
         return;
     }
-    if let Ok(value) = header::HeaderValue::from_bytes(&joined) {
+    let mut codings: Vec<String> = Vec::new();
+    for line in headers.get_all(header::CONTENT_ENCODING) {
+        let text = String::from_utf8_lossy(line.as_bytes()).to_ascii_lowercase();
+        let named = text.split(',').map(str::trim).filter(|coding| !coding.is_empty() && *coding != "identity");
+        codings.extend(named.map(str::to_owned));
+    }
+
+    if codings.is_empty() {
+        headers.remove(header::CONTENT_ENCODING);
+    } else if let Ok(value) = header::HeaderValue::from_str(&codings.join(", ")) {
         headers.insert(header::CONTENT_ENCODING, value);
     }
 }
@@ -219,6 +220,24 @@ pub(crate) fn reject_undeployed(runtime: &Runtime, instance_id: &str) -> Option<
             "instance \"{instance_id}\" is not deployed (its last deploy failed or it was deleted); deploy it with `deploy {instance_id}`"
         ),
     ))
+}
+
+/// Returns `value` unless it is empty, so that a query such as `?flow=` filters nothing.
+pub(crate) fn given(value: Option<String>) -> Option<String> {
+    value.filter(|value| !value.is_empty())
+}
+
+/// Reads the `limit` of a list request: `default` when it is absent or empty, or a 400 naming
+/// it, followed by `usage`, when it is not a whole number from 1 to `max`.
+#[expect(clippy::result_large_err, reason = "the error is the response that ends the request, built once")]
+pub(crate) fn list_limit(text: Option<String>, default: usize, max: usize, usage: &str) -> Result<usize, Response> {
+    let Some(text) = given(text) else {
+        return Ok(default);
+    };
+    match text.parse::<usize>() {
+        Ok(limit) if (1..=max).contains(&limit) => Ok(limit),
+        _ => Err(error_response(StatusCode::BAD_REQUEST, format!("limit \"{text}\" is invalid; {usage}"))),
+    }
 }
 
 /// Returns a parsed query string, or a 400 with the parser's reason followed by `usage`.
