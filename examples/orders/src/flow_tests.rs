@@ -70,7 +70,7 @@ async fn order_total_over_64_bits_fails_without_reserving() {
     let run = harness.invoke("process-order", order("A-2", lines)).await;
 
     assert!(run.error().is_some_and(|error| error.starts_with("the total of order A-2 is over")), "{:?}", run.error());
-    assert!(harness.cross_flow_state().await.get("reserved:WID-1").is_none());
+    assert!(!harness.cross_flow_state().await.contains_key("reserved:WID-1"));
 }
 
 #[tokio::test]
