@@ -209,6 +209,30 @@ async fn shared_endpoint_runs_the_customers_instance() {
 }
 
 #[tokio::test]
+async fn customer_ids_beyond_64_bits_select_their_own_instance() {
+    let options = Options {
+        instances: vec![instance("acme", "100000000000000000000"), instance("globex", "100000000000000000001")],
+        integration: Integration::new("test", "Test", "0")
+            .endpoint_type(EndpointType::SharedInstance)
+            .preprocess(PreprocessFields::new().flow_name_field("body.event").external_customer_id_field("body.customer")),
+        ..Options::default()
+    };
+    let server = start(vec![flow(synchronous("orders"), echo)], options).await;
+
+    let response = server
+        .client
+        .post(server.url("/webhooks"))
+        .header("content-type", "application/json")
+        .body(r#"{"event":"orders","customer":100000000000000000001}"#)
+        .send()
+        .await
+        .expect("sends");
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(json_of(response).await["instance"]["id"], json!("globex"));
+}
+
+#[tokio::test]
 async fn shared_endpoint_answers_404_for_an_unknown_customer() {
     let server = start(vec![flow(synchronous("orders"), echo)], shared()).await;
 

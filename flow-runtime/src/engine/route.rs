@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flow_core::{EndpointType, FieldPath, FlowOutput, HttpResponse, TriggerPayload};
+use flow_core::{BodyData, EndpointType, FieldPath, FlowOutput, HttpResponse, TriggerPayload};
 use serde_json::Value;
 
 use super::{Completion, Runtime, Source, SubmitError};
@@ -109,18 +109,25 @@ impl Runtime {
             }
             (None, _) => (payload.field_source(), Source::Webhook, None),
         };
+        // The body's text gives numbers their digits as sent, unless the preprocess flow's
+        // result took the place of the body.
+        let body_text = match (&routing.preprocess_flow, &payload.body.data) {
+            (None, BodyData::Json(json)) => json.text(),
+            _ => None,
+        };
+        let values = RoutingValues { fields, body_text };
 
         // The preprocess execution is stored by now, so each error names it.
-        let flow = self.routed_flow(routing, &fields).map_err(|error| error.of_source(&source))?;
+        let flow = self.routed_flow(routing, &values).map_err(|error| error.of_source(&source))?;
         let instance = match url_instance {
             Some(instance) => {
-                check_customer(routing, &fields, &instance).map_err(|error| error.of_source(&source))?;
+                check_customer(routing, &values, &instance).map_err(|error| error.of_source(&source))?;
                 instance
             }
-            None => self.customer_instance(routing, &fields).map_err(|error| error.of_source(&source))?,
+            None => self.customer_instance(routing, &values).map_err(|error| error.of_source(&source))?,
         };
         if let Some(user_field) = &routing.fields.external_customer_user_id_field {
-            payload.user.external_id = user_field.resolve_id(&fields);
+            payload.user.external_id = values.id(user_field);
         }
 
         // The routed execution gets its own id and start time when it is submitted.
@@ -216,9 +223,9 @@ impl Runtime {
 
     /// Returns the stable key of the flow the flow name field names; the preprocess flow is
     /// not a target.
-    fn routed_flow(&self, routing: &Routing, fields: &Value) -> Result<String, RouteError> {
+    fn routed_flow(&self, routing: &Routing, values: &RoutingValues<'_>) -> Result<String, RouteError> {
         let field = routing.flow_name_field();
-        let name = required(field, fields, "the flow's name or stable key")?;
+        let name = required(field, values, "the flow's name or stable key")?;
         let flow = self
             .registry()
             .find(&name)
@@ -233,11 +240,11 @@ impl Runtime {
     }
 
     /// Returns the instance whose customer has the external id the customer field holds.
-    fn customer_instance(&self, routing: &Routing, fields: &Value) -> Result<Arc<Instance>, RouteError> {
+    fn customer_instance(&self, routing: &Routing, values: &RoutingValues<'_>) -> Result<Arc<Instance>, RouteError> {
         let Some(field) = &routing.fields.external_customer_id_field else {
             return Err(RouteError::new(500, "a shared endpoint needs `external_customer_id_field`"));
         };
-        let customer = required(field, fields, "the customer's external id")?;
+        let customer = required(field, values, "the customer's external id")?;
         self.instances()
             .find(|instance| instance.customer.external_id.as_deref() == Some(customer.as_str()))
             .cloned()
@@ -250,14 +257,30 @@ impl Runtime {
     }
 }
 
+/// The values that routing fields are read from: the payload with its parsed body, or with the
+/// preprocess flow's result in place of `body`.
+struct RoutingValues<'a> {
+    fields: Value,
+    /// The JSON text of the request's body, when `body` in `fields` was parsed from it.
+    body_text: Option<&'a str>,
+}
+
+impl RoutingValues<'_> {
+    /// Returns the identifier at `field`. A number in the request's JSON body keeps its digits
+    /// as sent, so customer ids beyond 64 bits stay distinct.
+    fn id(&self, field: &FieldPath) -> Option<String> {
+        field.resolve_id_in(&self.fields, self.body_text)
+    }
+}
+
 /// Checks that the customer named by the request, when the routing reads one, owns the
 /// instance of an instance-specific URL.
-fn check_customer(routing: &Routing, fields: &Value, instance: &Instance) -> Result<(), RouteError> {
+fn check_customer(routing: &Routing, values: &RoutingValues<'_>, instance: &Instance) -> Result<(), RouteError> {
     debug_assert_eq!(routing.endpoint_type, EndpointType::InstanceSpecific);
     let Some(field) = &routing.fields.external_customer_id_field else {
         return Ok(());
     };
-    let Some(customer) = field.resolve_id(fields) else {
+    let Some(customer) = values.id(field) else {
         return Ok(());
     };
     if instance.customer.external_id.as_deref() == Some(customer.as_str()) {
@@ -273,8 +296,8 @@ fn check_customer(routing: &Routing, fields: &Value, instance: &Instance) -> Res
 }
 
 /// Reads a routing field that must be present.
-fn required(field: &FieldPath, fields: &Value, meaning: &str) -> Result<String, RouteError> {
-    field.resolve_id(fields).ok_or_else(|| {
+fn required(field: &FieldPath, values: &RoutingValues<'_>, meaning: &str) -> Result<String, RouteError> {
+    values.id(field).ok_or_else(|| {
         RouteError::new(
             400,
             format!("the routing field `{field}`, which contains {meaning}, is missing or not a string or number"),
