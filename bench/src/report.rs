@@ -95,7 +95,7 @@ pub(crate) fn shares(rows: &[Row]) -> Vec<Shares> {
 ///
 /// `finished/s` counts the runtime's executions that finished during the measured run, which
 /// is lower than `requests/s` when accepted executions queue up. `cores` is the server
-/// process's CPU time divided by the run's length; `cpu us/req` is that CPU time per request;
+/// process's CPU time divided by the run's length; `cpu us/req` is that CPU time per request.
 /// `unused %` is the share of the machine's CPU time, wrk's included, that no task used.
 pub(crate) fn print(rows: &[Row]) {
     println!(

@@ -122,10 +122,10 @@ async fn second_delete_is_a_conflict() {
 async fn delete_of_a_never_deployed_instance_needs_force() {
     let server = start(vec![flow(config("contacts"), echo)], options()).await;
 
-    let refused = post_as_admin(&server, "/instances/acme/delete").await;
+    let rejected = post_as_admin(&server, "/instances/acme/delete").await;
     let forced = post_as_admin(&server, "/instances/acme/delete?force=true").await;
 
-    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert_eq!(rejected.status(), StatusCode::CONFLICT);
     assert_eq!(forced.status(), StatusCode::OK);
 }
 
@@ -224,10 +224,10 @@ async fn forced_delete_deletes_despite_failed_hook() {
     let server = start(vec![with_hooks("contacts", handlers)], options()).await;
     post_as_admin(&server, "/instances/acme/deploy").await;
 
-    let refused = post_as_admin(&server, "/instances/acme/delete").await;
+    let rejected = post_as_admin(&server, "/instances/acme/delete").await;
     let forced = post_as_admin(&server, "/instances/acme/delete?force=true").await;
 
-    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(rejected.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(forced.status(), StatusCode::OK);
     assert!(!server.runtime.is_serving("acme"));
 }

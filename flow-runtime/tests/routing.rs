@@ -209,7 +209,7 @@ async fn shared_endpoint_runs_the_customers_instance() {
 }
 
 #[tokio::test]
-async fn customer_ids_beyond_64_bits_select_their_own_instance() {
+async fn large_customer_id_selects_its_instance() {
     let options = Options {
         instances: vec![instance("acme", "100000000000000000000"), instance("globex", "100000000000000000001")],
         integration: Integration::new("test", "Test", "0")

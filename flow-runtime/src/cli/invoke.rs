@@ -211,8 +211,8 @@ fn read_data(data: Option<&str>, limit: usize) -> Result<Vec<u8>, CliError> {
     let file = std::fs::File::open(path).map_err(cannot_read)?;
     // Reading one byte past the limit distinguishes a file over the limit from one at it.
     let mut bytes = Vec::new();
-    let most = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    std::io::Read::read_to_end(&mut std::io::Read::take(file, most), &mut bytes).map_err(cannot_read)?;
+    let read_limit = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, read_limit), &mut bytes).map_err(cannot_read)?;
     if bytes.len() > limit {
         return Err(too_large(&format!("--data file {path}")));
     }

@@ -39,7 +39,7 @@ pub use schedules::{
     DeploymentRecord, DeploymentStatus, NewTick, ScheduleSummary, TickFilter, TickOutcome, TickRecord, TickRecorded,
 };
 pub use postgres::PostgresStore;
-pub(crate) use postgres::redact_password;
+pub(crate) use postgres::{UrlParts, redact_password};
 pub use sqlite::{Durability, ServingLock, SqliteStore};
 
 /// A failure of the store itself: the database could not be opened, read or written.

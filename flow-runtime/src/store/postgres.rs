@@ -237,29 +237,77 @@ pub(super) fn corrupt(context: &str, error: impl std::fmt::Display) -> QueryErro
     QueryError::Store(StoreError::Corrupt(format!("{context}: {error}")))
 }
 
+/// The parts of a PostgreSQL URL, split by hand so that a URL that `sqlx` would reject can
+/// still be checked and shown with its password hidden.
+pub(crate) struct UrlParts<'a> {
+    /// The text before `://`, when there is one.
+    scheme: Option<&'a str>,
+    /// The user and password: the text before the last `@` ahead of the path, so a password
+    /// may contain `?`.
+    user_info: Option<&'a str>,
+    /// The host, port and path.
+    location: &'a str,
+    /// The text after the first `?` that follows the user info.
+    pub(crate) query: Option<&'a str>,
+}
+
+impl<'a> UrlParts<'a> {
+    /// Splits `url` into its parts.
+    pub(crate) fn split(url: &'a str) -> Self {
+        let (scheme, rest) = match url.split_once("://") {
+            Some((scheme, rest)) => (Some(scheme), rest),
+            None => (None, url),
+        };
+        let path_start = rest.find('/').unwrap_or(rest.len());
+        let (user_info, after_user) = match rest[..path_start].rfind('@') {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
+        };
+        let (location, query) = match after_user.split_once('?') {
+            Some((location, query)) => (location, Some(query)),
+            None => (after_user, None),
+        };
+        Self {
+            scheme,
+            user_info,
+            location,
+            query,
+        }
+    }
+
+    /// Returns the host and port.
+    pub(crate) fn host(&self) -> &'a str {
+        self.location.split_once('/').map_or(self.location, |(host, _)| host)
+    }
+
+    /// Returns the path after the host without its leading `/`: the database name.
+    pub(crate) fn database(&self) -> &'a str {
+        self.location.split_once('/').map_or("", |(_, database)| database)
+    }
+}
+
 /// Returns `url` with the password in its user info, and the value of every query parameter
 /// whose name contains `password` (such as `password` and `sslpassword`), replaced by `***`,
 /// for messages and logs.
 pub(crate) fn redact_password(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let prefix = if url.contains("://") { format!("{scheme}://") } else { String::new() };
-
-    // The user info ends at the last `@` before the path, so a password may contain `?` or `#`.
-    let path_start = rest.find('/').unwrap_or(rest.len());
-    let (user_info, after_user) = match rest[..path_start].rfind('@') {
-        Some(at) => (Some(&rest[..at]), &rest[at..]),
-        None => (None, rest),
-    };
-    let user_info = user_info.map(|info| match info.split_once(':') {
-        Some((user, _password)) => format!("{user}:***"),
-        None => info.to_owned(),
-    });
-
-    let (location, query) = match after_user.split_once('?') {
-        Some((location, query)) => (location, Some(query)),
-        None => (after_user, None),
-    };
-    let query = query.map(|query| {
+    let parts = UrlParts::split(url);
+    let mut redacted = String::with_capacity(url.len());
+    if let Some(scheme) = parts.scheme {
+        redacted.push_str(scheme);
+        redacted.push_str("://");
+    }
+    if let Some(user_info) = parts.user_info {
+        match user_info.split_once(':') {
+            Some((user, _password)) => {
+                redacted.push_str(user);
+                redacted.push_str(":***");
+            }
+            None => redacted.push_str(user_info),
+        }
+        redacted.push('@');
+    }
+    redacted.push_str(parts.location);
+    if let Some(query) = parts.query {
         let parameters: Vec<String> = query
             .split('&')
             .map(|parameter| match parameter.split_once('=') {
@@ -267,15 +315,8 @@ pub(crate) fn redact_password(url: &str) -> String {
                 _ => parameter.to_owned(),
             })
             .collect();
-        parameters.join("&")
-    });
-
-    let mut redacted = prefix;
-    redacted.push_str(user_info.as_deref().unwrap_or_default());
-    redacted.push_str(location);
-    if let Some(query) = query {
         redacted.push('?');
-        redacted.push_str(&query);
+        redacted.push_str(&parameters.join("&"));
     }
     redacted
 }

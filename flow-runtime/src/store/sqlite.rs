@@ -72,13 +72,11 @@ const MAX_BATCH: usize = 2048;
 /// Pause before committing a small batch at `synchronous = NORMAL` while commands arrive
 /// faster than one per commit, so that more of them share the commit.
 ///
-/// At `FULL` the `fsync` of each commit gives commands time to arrive. At `NORMAL` the writer
-/// committed as soon as one arrived, and each commit rewrites the last, partly filled pages of
-/// every table and index it touches. In `webhook-bench` the asynchronous webhook at `NORMAL`
-/// then served fewer requests than at `FULL`. In three runs alternating with and without this
-/// pause, it served 17,600 to 21,000 requests/s at 58 to 67 µs of CPU each without it, and
-/// 24,500 to 27,600 at 44 to 49 µs with it. In `engine-bench`, whose in-process submitters keep the writer busy, the pause
-/// cost 3 to 10% of the `ours-normal` rate. A lone command, after a batch of one, is
+/// At `FULL` the `fsync` of each commit gives commands time to arrive. At `NORMAL` each commit
+/// rewrote the same partly filled pages for a few commands. In alternating `webhook-bench`
+/// runs, the asynchronous webhook at `NORMAL` served 17,600 to 21,000 requests/s without the
+/// pause and 24,500 to 27,600 with it. `engine-bench`, whose in-process submitters keep the
+/// writer busy, lost 3 to 10% of its `ours-normal` rate. After a batch of one, a command is
 /// committed at once.
 const NORMAL_GATHER: std::time::Duration = std::time::Duration::from_micros(100);
 
