@@ -22,6 +22,7 @@ mod schedules;
 mod sqlite;
 mod sqlite_replies;
 mod sqlite_schedules;
+mod sqlite_writer;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

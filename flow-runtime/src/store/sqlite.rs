@@ -4,10 +4,11 @@
 //! one transaction, so many concurrent inserts share one commit (and one fsync). A batch first
 //! runs without savepoints. When one of its commands fails, the transaction is rolled back and
 //! the batch runs again with a savepoint around each command, so a failing command does not
-//! undo its neighbours. Replies are sent only after the commit, which is what makes an
-//! acknowledged execution durable, and on a multi-thread runtime through a task of that
-//! runtime (`sqlite_replies`). Reads use a separate connection, which WAL lets run beside
-//! the writer.
+//! undo its neighbours. Replies are sent only after the commit and, at [`Durability::Full`],
+//! after the write-ahead log is synced to disk (`sqlite_writer`), which is what makes an
+//! acknowledged execution durable. On a multi-thread runtime they go through a task of that
+//! runtime (`sqlite_replies`). Reads use a separate connection, which WAL lets run beside the
+//! writer.
 //!
 //! Queued and running executions are found through the partial index `executions_unfinished`.
 //! SQLite uses a partial index only for a query whose terms contain the index's condition, so
@@ -15,12 +16,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, TimeZone, Utc};
 use futures::future::BoxFuture;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -32,7 +32,7 @@ use super::records::{
     ExecutionSummary, InsertOutcome, NewExecution, QueuePolicies, StateScope, StateWrite, StepRecord, oldest_candidates,
 };
 use super::schedules::{DeploymentRecord, NewTick, ScheduleSummary, TickFilter, TickRecord, TickRecorded};
-use super::sqlite_replies::Replies;
+use super::sqlite_writer::{Commands, Pending};
 use super::sqlite_schedules::{
     deployments, list_ticks, record_tick, restart_schedules, save_deployment, schedule_cursor, schedule_summaries, unfinished_execution,
 };
@@ -66,73 +66,15 @@ const CHECKPOINT_BYTES: u32 = 4_096_000;
 /// with rusqlite's default of 16, the busiest ones were prepared again and again.
 const STATEMENT_CACHE: usize = 64;
 
-/// Most commands committed in one transaction.
-const MAX_BATCH: usize = 2048;
-
-/// Pause before committing a small batch at `synchronous = NORMAL` while commands arrive
-/// faster than one per commit, so that more of them share the commit.
-///
-/// At `FULL` the `fsync` of each commit gives commands time to arrive. At `NORMAL` each commit
-/// rewrote the same partly filled pages for a few commands. In alternating `webhook-bench`
-/// runs, the asynchronous webhook at `NORMAL` served 17,600 to 21,000 requests/s without the
-/// pause and 24,500 to 27,600 with it. `engine-bench`, whose in-process submitters keep the
-/// writer busy, lost 3 to 10% of its `ours-normal` rate. After a batch of one, a command is
-/// committed at once.
-const NORMAL_GATHER: std::time::Duration = std::time::Duration::from_micros(100);
-
-/// Batches at `NORMAL` smaller than this wait [`NORMAL_GATHER`] for more commands.
-const SMALL_BATCH: usize = 16;
-
 /// Durability level of commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// `synchronous = FULL`: a commit survives a power loss. The default.
+    /// A commit survives a power loss: writes are acknowledged once the write-ahead log is
+    /// synced to disk, as with SQLite's `synchronous = FULL`. The default.
     Full,
     /// `synchronous = NORMAL`: a commit survives a process crash; the last commits may be lost
     /// on a power loss.
     Normal,
-}
-
-type Reply<T> = oneshot::Sender<StoreResult<T>>;
-
-/// A write the writer thread runs inside a batch's transaction, with the reply that waits for
-/// the batch's commit.
-pub(super) trait Command: Send {
-    /// Runs the write on `tx` and keeps its result. Returns `false` when the write failed.
-    /// The writer may run it a second time, after rolling the transaction back.
-    fn apply(&mut self, tx: &Connection) -> bool;
-
-    /// Sends the kept result, or `commit_failure` when the batch's commit failed.
-    fn reply(self: Box<Self>, commit_failure: Option<&str>);
-}
-
-/// A [`Command`] made of a write and the channel its result goes to.
-struct Pending<T, F> {
-    write: F,
-    result: Option<StoreResult<T>>,
-    reply: Reply<T>,
-}
-
-impl<T, F> Command for Pending<T, F>
-where
-    T: Send,
-    F: FnMut(&Connection) -> StoreResult<T> + Send,
-{
-    fn apply(&mut self, tx: &Connection) -> bool {
-        let result = (self.write)(tx);
-        let succeeded = result.is_ok();
-        self.result = Some(result);
-        succeeded
-    }
-
-    fn reply(self: Box<Self>, commit_failure: Option<&str>) {
-        let outcome = match (commit_failure, self.result) {
-            (Some(reason), _) => Err(StoreError::Database(format!("commit failed: {reason}"))),
-            (None, Some(result)) => result,
-            (None, None) => Err(StoreError::Database("the write did not run because its batch failed".to_owned())),
-        };
-        let _ = self.reply.send(outcome);
-    }
 }
 
 /// Proof that this process serves from a store; see [`SqliteStore::lock_for_serving`].
@@ -144,7 +86,7 @@ pub struct ServingLock {
 /// The SQLite store.
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: mpsc::Sender<Box<dyn Command>>,
+    writer: Commands,
     reader: Arc<Mutex<Connection>>,
     path: PathBuf,
 }
@@ -190,6 +132,12 @@ impl SqliteStore {
             .map_err(|error| fail("configure", &error))?;
         migrate(&mut writer).map_err(|error| fail("migrate", &error))?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // From here on commits do not sync. At `Full` the writer syncs the log itself after
+        // each commit, and the migrations above ran at the store's own level.
+        let wal = open_wal(&path).map_err(|error| fail("open the write-ahead log of the", &error))?;
+        writer
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|error| fail("configure", &error))?;
 
         let reader = Connection::open(&path).map_err(|error| fail("open", &error))?;
         reader
@@ -197,12 +145,7 @@ impl SqliteStore {
             .map_err(|error| fail("configure", &error))?;
         reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
 
-        let (sender, receiver) = mpsc::channel();
-        let replies = Replies::start();
-        std::thread::Builder::new()
-            .name("flow-store-writer".to_owned())
-            .spawn(move || run_writer(writer, receiver, replies, durability))
-            .map_err(|error| fail("start the writer of the", &error))?;
+        let sender = super::sqlite_writer::start(writer, durability, wal).map_err(|error| fail("start the writer of the", &error))?;
 
         Ok(Self {
             writer: sender,
@@ -253,11 +196,7 @@ impl SqliteStore {
         write: impl FnMut(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> BoxFuture<'static, StoreResult<T>> {
         let (reply, receive) = oneshot::channel();
-        let sent = self.writer.send(Box::new(Pending {
-            write,
-            result: None,
-            reply,
-        }));
+        let sent = self.writer.send(Box::new(Pending::new(write, reply)));
         Box::pin(async move {
             sent.map_err(|_| StoreError::Closed("the writer thread stopped".to_owned()))?;
             receive
@@ -465,77 +404,21 @@ pub(super) fn from_millis(millis: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(millis).single().unwrap_or_default()
 }
 
+/// Opens the `-wal` file beside the database file at `path`.
+///
+/// SQLite keeps that file while a connection is open, and a checkpoint rewrites it from the
+/// start rather than replacing it, so the handle stays valid for the store's life. The file is
+/// created when it is missing: SQLite reads an empty log as a log without frames.
+fn open_wal(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut wal_path = path.as_os_str().to_owned();
+    wal_path.push("-wal");
+    std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(wal_path)
+}
+
 /// Returns the WAL size, in pages of `page_size` bytes, at which a commit checkpoints. SQLite's
 /// page sizes run from 512 to 65,536 bytes, so the result is 62 pages or more.
 fn checkpoint_pages(page_size: u32) -> u32 {
     CHECKPOINT_BYTES / page_size
-}
-
-/// Receives commands until every sender is gone, committing each batch before replying.
-fn run_writer(
-    mut connection: Connection,
-    receiver: mpsc::Receiver<Box<dyn Command>>,
-    mut replies: Replies,
-    durability: Durability,
-) {
-    let mut concurrent = false;
-    while let Ok(first) = receiver.recv() {
-        let mut batch = vec![first];
-        take_waiting(&receiver, &mut batch);
-        if durability == Durability::Normal && concurrent && batch.len() < SMALL_BATCH {
-            std::thread::sleep(NORMAL_GATHER);
-            take_waiting(&receiver, &mut batch);
-        }
-        concurrent = batch.len() > 1;
-
-        let committed = apply_batch(&mut connection, &mut batch);
-        replies.send(batch, committed.err());
-    }
-}
-
-/// Moves the commands already waiting into `batch`, up to [`MAX_BATCH`].
-fn take_waiting(receiver: &mpsc::Receiver<Box<dyn Command>>, batch: &mut Vec<Box<dyn Command>>) {
-    while batch.len() < MAX_BATCH {
-        match receiver.try_recv() {
-            Ok(command) => batch.push(command),
-            Err(_) => break,
-        }
-    }
-}
-
-/// Runs a batch in one transaction and commits it. Each command keeps its result for the reply.
-///
-/// The batch first runs without savepoints. A savepoint around every command took about a fifth
-/// of the writer thread's CPU time in a profile of `engine-bench`. A command that fails may have
-/// left part of its writes in the transaction, so on the first failure the whole transaction is
-/// rolled back. The batch then runs again with a savepoint around each command, so a failing
-/// command undoes only its own writes and the others commit.
-fn apply_batch(connection: &mut Connection, batch: &mut [Box<dyn Command>]) -> Result<(), String> {
-    let transaction = connection.transaction().map_err(|error| error.to_string())?;
-    if batch.iter_mut().all(|command| command.apply(&transaction)) {
-        return transaction.commit().map_err(|error| error.to_string());
-    }
-    // Dropping the transaction rolls it back, unless SQLite already did so after the failure.
-    drop(transaction);
-
-    let mut transaction = connection.transaction().map_err(|error| error.to_string())?;
-    for command in batch.iter_mut() {
-        in_savepoint(&mut transaction, command.as_mut())?;
-    }
-    transaction.commit().map_err(|error| error.to_string())
-}
-
-/// Runs one command under a savepoint, rolled back when the command fails. Only a failure of
-/// the savepoint statements themselves is returned, because the command keeps its own result.
-fn in_savepoint(transaction: &mut Transaction<'_>, command: &mut dyn Command) -> Result<(), String> {
-    let savepoint = transaction.savepoint().map_err(|error| error.to_string())?;
-    if command.apply(&savepoint) {
-        savepoint.commit().map_err(|error| error.to_string())
-    } else {
-        // Dropping a savepoint that was not committed rolls it back.
-        drop(savepoint);
-        Ok(())
-    }
 }
 
 /// Returns running executions whose lease ends before `before` to the queue, and returns how
@@ -1098,6 +981,22 @@ mod tests {
 
     store_conformance_tests!(async { Some(fresh()) });
 
+    /// The same tests at `Full`, where a second thread syncs each batch before its replies.
+    mod at_full_durability {
+        use std::sync::Arc;
+
+        use super::{Durability, SqliteStore, Store};
+        use crate::store::conformance::store_conformance_tests;
+
+        fn fresh() -> (Arc<dyn Store>, tempfile::TempDir) {
+            let folder = tempfile::tempdir().expect("temp dir");
+            let store = SqliteStore::open(folder.path().join("flows.db"), Durability::Full).expect("opens");
+            (Arc::new(store), folder)
+        }
+
+        store_conformance_tests!(runtime(flavor = "multi_thread", worker_threads = 2); async { Some(fresh()) });
+    }
+
     /// The same tests with the store opened on a multi-thread runtime, where the replies of
     /// committed batches go through a task of that runtime.
     mod on_a_multi_thread_runtime {
@@ -1375,53 +1274,10 @@ mod tests {
         assert_eq!(all.len(), 200);
     }
 
-    /// Queues `write` into `batch` and returns the receiver of its reply.
-    fn queue<T: Send + 'static>(
-        batch: &mut Vec<Box<dyn Command>>,
-        write: impl FnMut(&Connection) -> StoreResult<T> + Send + 'static,
-    ) -> oneshot::Receiver<StoreResult<T>> {
-        let (reply, receive) = oneshot::channel();
-        batch.push(Box::new(Pending {
-            write,
-            result: None,
-            reply,
-        }));
-        receive
-    }
-
-    #[test]
-    fn failed_command_in_batch_undoes_only_its_writes() {
-        let mut connection = Connection::open_in_memory().expect("opens");
-        migrate(&mut connection).expect("migrates");
-        let mut batch: Vec<Box<dyn Command>> = Vec::new();
-        let first = queue(&mut batch, |tx| insert_execution(tx, &new_execution("e1")));
-        // Its first insert succeeds and its second breaks the unique id, so only a rollback
-        // removes e2.
-        let failing = queue(&mut batch, |tx| {
-            insert_execution(tx, &new_execution("e2"))?;
-            insert_execution(tx, &new_execution("e1"))
-        });
-        let last = queue(&mut batch, |tx| insert_execution(tx, &new_execution("e3")));
-
-        apply_batch(&mut connection, &mut batch).expect("commits");
-        for command in batch {
-            command.reply(None);
-        }
-
-        let reply = |mut receive: oneshot::Receiver<StoreResult<InsertOutcome>>| receive.try_recv().expect("replied");
-        assert_eq!(reply(first).expect("e1 inserted"), InsertOutcome::Inserted);
-        assert!(reply(failing).is_err());
-        assert_eq!(reply(last).expect("e3 inserted"), InsertOutcome::Inserted);
-        let stored: Vec<String> = connection
-            .prepare("SELECT id FROM executions ORDER BY id")
-            .and_then(|mut statement| statement.query_map([], |row| row.get(0))?.collect())
-            .expect("reads");
-        assert_eq!(stored, ["e1", "e3"]);
-    }
-
     #[tokio::test]
     async fn duplicate_id_fails_only_its_own_insert() {
-        let (store, _folder) = fresh();
+        let folder = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(folder.path().join("flows.db"), Durability::Full).expect("opens");
         store.insert(new_execution("e1")).await.expect("inserts");
         let (again, other) = tokio::join!(store.insert(new_execution("e1")), store.insert(new_execution("e2")));
         assert!(again.is_err());

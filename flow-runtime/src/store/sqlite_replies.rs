@@ -3,17 +3,15 @@
 //! Completing a reply wakes the task that waits for it. A wake from the writer thread, which
 //! is outside the tokio runtime, goes through the runtime's shared queue and may unpark a
 //! worker thread. In `webhook-bench` these wakes took about 13% of the writer thread's
-//! wall-clock time, in which it applied no batch. So on a multi-thread runtime the writer hands
-//! each committed batch to one task of that runtime, which completes the replies there. The
-//! woken tasks then go to that worker's own queue.
+//! wall-clock time, in which it applied no batch. So on a multi-thread runtime each committed
+//! batch goes to one task of that runtime, which completes the replies there. The woken tasks
+//! then go to that worker's own queue. The writer thread hands the batches over, or at
+//! `Durability::Full` the thread that syncs them (`sqlite_writer`).
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::mpsc;
 
-use super::sqlite::Command;
-
-/// A committed batch and, when its commit failed, the reason.
-type Committed = (Vec<Box<dyn Command>>, Option<String>);
+use super::sqlite_writer::{Command, Committed};
 
 /// The writer thread's reply path: the reply task, or the writer thread itself.
 pub(super) struct Replies {
