@@ -1008,9 +1008,9 @@ mod tests {
 
     /// Opens a store in `folder` from inside `runtime`, where the store starts its reply task
     /// when `runtime` is a multi-thread runtime.
-    fn open_on(runtime: &tokio::runtime::Runtime, folder: &tempfile::TempDir) -> SqliteStore {
+    fn open_on(runtime: &tokio::runtime::Runtime, folder: &tempfile::TempDir, durability: Durability) -> SqliteStore {
         runtime
-            .block_on(async { SqliteStore::open(folder.path().join("flows.db"), Durability::Normal) })
+            .block_on(async { SqliteStore::open(folder.path().join("flows.db"), durability) })
             .expect("opens")
     }
 
@@ -1021,11 +1021,11 @@ mod tests {
         runtime.block_on(async { tokio::time::timeout(std::time::Duration::from_secs(10), future).await.expect("no reply within 10 s") })
     }
 
-    #[test]
-    fn replies_after_opening_runtime_ends() {
+    /// Inserts after the runtime that opened the store at `durability` has shut down.
+    fn assert_replies_after_opening_runtime_ends(durability: Durability) {
         let folder = tempfile::tempdir().expect("temp dir");
         let opened_on = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().expect("runtime");
-        let store = open_on(&opened_on, &folder);
+        let store = open_on(&opened_on, &folder, durability);
         drop(opened_on);
 
         let outcome = on_new_runtime(store.insert(new_execution("e1")));
@@ -1033,15 +1033,35 @@ mod tests {
         assert!(matches!(outcome, Ok(InsertOutcome::Inserted)), "{outcome:?}");
     }
 
-    /// Inserts from a caller on another runtime while the runtime that opened the store shuts
-    /// down, at a different moment in each round.
+    #[test]
+    fn replies_after_opening_runtime_ends() {
+        assert_replies_after_opening_runtime_ends(Durability::Normal);
+    }
+
+    #[test]
+    fn synced_replies_after_opening_runtime_ends() {
+        assert_replies_after_opening_runtime_ends(Durability::Full);
+    }
+
     #[test]
     fn commit_reported_during_runtime_shutdown() {
+        assert_commit_reported_during_runtime_shutdown(Durability::Normal, 50);
+    }
+
+    /// At `Full` each insert waits for a sync, so fewer rounds take as long.
+    #[test]
+    fn synced_commit_reported_during_runtime_shutdown() {
+        assert_commit_reported_during_runtime_shutdown(Durability::Full, 10);
+    }
+
+    /// Inserts from a caller on another runtime while the runtime that opened the store shuts
+    /// down, at a different moment in each round.
+    fn assert_commit_reported_during_runtime_shutdown(durability: Durability, rounds: u64) {
         let mut misreported = Vec::new();
-        for round in 0..50_u64 {
+        for round in 0..rounds {
             let folder = tempfile::tempdir().expect("temp dir");
             let opened_on = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().expect("runtime");
-            let store = open_on(&opened_on, &folder);
+            let store = open_on(&opened_on, &folder, durability);
             let writer = store.clone();
             let caller = std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -1074,7 +1094,7 @@ mod tests {
     fn replies_when_opened_on_current_thread() {
         let folder = tempfile::tempdir().expect("temp dir");
         let opened_on = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        let store = open_on(&opened_on, &folder);
+        let store = open_on(&opened_on, &folder, Durability::Full);
 
         let outcome = on_new_runtime(store.insert(new_execution("e1")));
 
