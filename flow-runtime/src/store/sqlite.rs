@@ -70,7 +70,8 @@ const STATEMENT_CACHE: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
     /// A commit survives a power loss: writes are acknowledged once the write-ahead log is
-    /// synced to disk, as with SQLite's `synchronous = FULL`. The default.
+    /// synced to disk. Unlike with SQLite's `synchronous = FULL`, readers may see a commit
+    /// before its sync has finished. The default.
     Full,
     /// `synchronous = NORMAL`: a commit survives a process crash; the last commits may be lost
     /// on a power loss.
@@ -132,9 +133,9 @@ impl SqliteStore {
             .map_err(|error| fail("configure", &error))?;
         migrate(&mut writer).map_err(|error| fail("migrate", &error))?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        // From here on commits do not sync. At `Full` the writer syncs the log itself after
-        // each commit, and the migrations above ran at the store's own level.
-        let wal = open_wal(&path).map_err(|error| fail("open the write-ahead log of the", &error))?;
+        // From here on commits do not sync. At `Full` the store's syncer thread syncs the log
+        // after each commit (`sqlite_writer`), and the migrations above ran at the store's level.
+        let wal = open_wal(&writer).map_err(|error| fail("open the write-ahead log of the", &error))?;
         writer
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(|error| fail("configure", &error))?;
@@ -404,15 +405,17 @@ pub(super) fn from_millis(millis: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(millis).single().unwrap_or_default()
 }
 
-/// Opens the `-wal` file beside the database file at `path`.
+/// Opens the `-wal` file of the database that `connection` has open.
 ///
-/// SQLite keeps that file while a connection is open, and a checkpoint rewrites it from the
-/// start rather than replacing it, so the handle stays valid for the store's life. The file is
-/// created when it is missing: SQLite reads an empty log as a log without frames.
-fn open_wal(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut wal_path = path.as_os_str().to_owned();
-    wal_path.push("-wal");
-    std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(wal_path)
+/// SQLite names that file after the database file's path with symbolic links resolved, which
+/// [`Connection::path`] returns. It keeps the file while a connection is open, and a
+/// checkpoint rewrites it from the start rather than replacing it, so the handle stays valid
+/// for the store's life.
+fn open_wal(connection: &Connection) -> std::io::Result<std::fs::File> {
+    let database = connection.path().filter(|path| !path.is_empty()).ok_or_else(|| {
+        std::io::Error::other("SQLite gave no UTF-8 path for the database file; use a path that is valid UTF-8")
+    })?;
+    std::fs::OpenOptions::new().read(true).write(true).open(format!("{database}-wal"))
 }
 
 /// Returns the WAL size, in pages of `page_size` bytes, at which a commit checkpoints. SQLite's
@@ -1292,6 +1295,35 @@ mod tests {
             .await
             .expect("lists");
         assert_eq!(all.len(), 200);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn log_of_symlinked_file_is_the_targets() {
+        use std::os::unix::fs::MetadataExt as _;
+        let folder = tempfile::tempdir().expect("temp dir");
+        std::os::unix::fs::symlink(folder.path().join("real.db"), folder.path().join("flows.db")).expect("links");
+        let connection = Connection::open(folder.path().join("flows.db")).expect("opens");
+        connection
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x);")
+            .expect("writes");
+
+        let wal = open_wal(&connection).expect("opens the log");
+
+        let target = std::fs::metadata(folder.path().join("real.db-wal")).expect("the target's log exists");
+        assert_eq!(wal.metadata().expect("reads").ino(), target.ino());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn symlinked_store_writes_one_log() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        std::os::unix::fs::symlink(folder.path().join("real.db"), folder.path().join("flows.db")).expect("links");
+        let store = SqliteStore::open(folder.path().join("flows.db"), Durability::Full).expect("opens");
+
+        store.insert(new_execution("e1")).await.expect("inserts");
+
+        assert!(!folder.path().join("flows.db-wal").exists(), "a second log beside the link");
     }
 
     #[tokio::test]

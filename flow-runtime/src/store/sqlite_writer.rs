@@ -5,17 +5,23 @@
 //! The connection commits with `synchronous = NORMAL`, which writes a batch's pages to the
 //! write-ahead log without an `fsync`. At [`Durability::Normal`] the writer then replies at
 //! once. At [`Durability::Full`] a second thread, the syncer, calls `fdatasync` on the `-wal`
-//! file and only then replies. SQLite's own `synchronous = FULL` makes the same call inside
-//! `COMMIT`, and both levels sync the log before a checkpoint and the database file after one,
+//! file and only then replies. SQLite's own `synchronous = FULL` syncs the log inside `COMMIT`
+//! instead, and both levels sync the log before a checkpoint and the database file after one,
 //! so an acknowledged write is on disk either way. Syncing on another thread lets the writer go
 //! on while the disk works: it opens the next transaction and applies the commands that arrive
 //! during the sync. It commits that batch once the sync has finished, so one commit at most
 //! waits for its sync, and each commit takes every command that arrived during the sync before
 //! it.
 //!
-//! A commit is visible to the store's readers before its sync has finished; only its replies
-//! wait. A write that acts on an earlier one, such as the claim of a stored execution, gets its
-//! own reply after a later sync, which covers the earlier commit too.
+//! Unlike with SQLite's `FULL`, a commit is visible to the store's readers before its sync has
+//! finished, and only its replies wait. A write that acts on an earlier one, such as the claim
+//! of a stored execution, gets its own reply after a later sync, which covers the earlier
+//! commit too.
+//!
+//! A failed sync stops the store's writes until the process restarts. The batch it covered is
+//! committed but may not be on disk, and the kernel reports a failed write-back only once, so
+//! a later sync could succeed over frames that never reached the disk. Each later write is
+//! rolled back and gets an error, and the next start recovers the log as the disk has it.
 
 use std::fs::File;
 use std::sync::mpsc;
@@ -133,9 +139,10 @@ pub(super) fn start(connection: Connection, durability: Durability, wal: File) -
                 .name("flow-store-syncer".to_owned())
                 .spawn(move || run_syncer(&wal, &batches, &synced, replies))?;
             writer.spawn(move || {
-                run_synced_writer(connection, &receiver, to_sync, &sync_finished);
+                let connection = run_synced_writer(connection, &receiver, to_sync, &sync_finished);
                 // The connection closes once every batch is synced and replied to.
                 let _ = syncer.join();
+                drop(connection);
             })?;
         }
         Durability::Normal => {
@@ -164,15 +171,19 @@ fn run_writer(mut connection: Connection, receiver: &mpsc::Receiver<Box<dyn Comm
     }
 }
 
+/// The outcome of a sync that the syncer reports to the writer.
+type Synced = Result<(), String>;
+
 /// Runs the writer at [`Durability::Full`]: applies each batch while the syncer syncs the one
-/// before it, commits it once that sync has finished, and hands it to the syncer, which replies.
+/// before it, commits it once that sync has finished, and hands it to the syncer, which
+/// replies. Returns the connection once every sender is gone.
 fn run_synced_writer(
     mut connection: Connection,
     receiver: &mpsc::Receiver<Box<dyn Command>>,
     to_sync: mpsc::Sender<Committed>,
-    sync_finished: &mpsc::Receiver<()>,
-) {
-    let mut syncing = false;
+    sync_finished: &mpsc::Receiver<Synced>,
+) -> Connection {
+    let mut sync = SyncState::default();
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         let applied = match connection.transaction() {
@@ -184,52 +195,86 @@ fn run_synced_writer(
                         succeeded = succeeded && command.apply(&transaction);
                         batch.push(command);
                     }
-                    if !syncing || batch.len() == MAX_BATCH {
+                    if !sync.running || batch.len() == MAX_BATCH {
                         break;
                     }
                     // Once the sync has finished, the loop takes what arrived meanwhile and ends.
                     match sync_finished.recv_timeout(SYNC_STEP) {
+                        Ok(synced) => sync.finish(synced),
                         Err(mpsc::RecvTimeoutError::Timeout) => {}
-                        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => syncing = false,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => sync.running = false,
                     }
                 }
-                succeeded.then(|| transaction.commit().map_err(|error| error.to_string()))
+                // A full batch may end before the sync, and its commit waits for it too.
+                sync.wait(sync_finished);
+                match &sync.failure {
+                    // Dropping the transaction rolls the batch back.
+                    Some(failure) => Some(Err(failure.clone())),
+                    None => succeeded.then(|| transaction.commit().map_err(|error| error.to_string())),
+                }
             }
             Err(error) => Some(Err(error.to_string())),
         };
         // Dropping the transaction of a batch with a failed command rolled it back.
         let committed = applied.unwrap_or_else(|| apply_in_savepoints(&mut connection, &mut batch));
 
-        // A full or failed batch may end before the sync. The syncer takes one batch at a time.
-        wait_for_sync(sync_finished, &mut syncing);
+        // The syncer takes one batch at a time.
+        sync.wait(sync_finished);
         if to_sync.send((batch, committed.err())).is_err() {
             // The syncer is gone only when its thread panicked, so nothing can reply any more.
-            return;
+            break;
         }
-        syncing = true;
+        sync.running = true;
+    }
+    connection
+}
+
+/// The writer's view of the syncer.
+#[derive(Default)]
+struct SyncState {
+    /// Whether the syncer has a batch that it has not reported on yet.
+    running: bool,
+    /// The reason the store stopped writing, once a sync has failed.
+    failure: Option<String>,
+}
+
+impl SyncState {
+    /// Notes the syncer's report on its batch, and the store's stop when the sync failed.
+    fn finish(&mut self, synced: Synced) {
+        self.running = false;
+        if let Err(error) = synced {
+            self.failure.get_or_insert(format!(
+                "the store stopped writing after a sync of its write-ahead log failed ({error}); restart the process, \
+                 which recovers the log as the disk has it"
+            ));
+        }
+    }
+
+    /// Waits until the syncer has reported on the batch it was given last, if it has not yet.
+    fn wait(&mut self, sync_finished: &mpsc::Receiver<Synced>) {
+        if self.running {
+            let synced = sync_finished.recv().unwrap_or(Ok(()));
+            self.finish(synced);
+        }
     }
 }
 
-/// Waits until the syncer has finished the batch it was given last, if it has not yet.
-fn wait_for_sync(sync_finished: &mpsc::Receiver<()>, syncing: &mut bool) {
-    if *syncing {
-        let _ = sync_finished.recv();
-        *syncing = false;
-    }
-}
-
-/// Syncs the `-wal` file after each committed batch, signals the writer, and replies to the
-/// batch's commands. A batch whose commit failed is replied to without a sync.
-fn run_syncer(wal: &File, batches: &mpsc::Receiver<Committed>, synced: &mpsc::Sender<()>, mut replies: Replies) {
+/// Syncs the `-wal` file after each committed batch, reports the outcome to the writer, and
+/// replies to the batch's commands. A batch whose commit failed is replied to without a sync.
+fn run_syncer(wal: &File, batches: &mpsc::Receiver<Committed>, synced: &mpsc::Sender<Synced>, mut replies: Replies) {
     while let Ok((batch, failure)) = batches.recv() {
-        let failure = failure.or_else(|| {
-            wal.sync_data()
-                .err()
-                .map(|error| format!("could not sync the write-ahead log to disk: {error}"))
-        });
+        let outcome = match failure {
+            // A batch that did not commit wrote nothing to sync.
+            Some(_) => Ok(()),
+            None => wal.sync_data().map_err(|error| {
+                tracing::error!(%error, "could not sync the store's write-ahead log to disk; the store stops writing until the process restarts");
+                format!("could not sync the write-ahead log to disk: {error}")
+            }),
+        };
+
         // The writer may commit its next batch as soon as this one is on disk.
-        let _ = synced.send(());
-        replies.send(batch, failure);
+        let _ = synced.send(outcome.clone());
+        replies.send(batch, failure.or(outcome.err()));
     }
 }
 
@@ -303,10 +348,56 @@ mod tests {
         receive
     }
 
-    /// Returns a command that inserts the execution `id`.
-    fn insert(id: &'static str) -> Box<dyn Command> {
-        let (reply, _) = oneshot::channel();
-        Box::new(Pending::new(move |tx: &Connection| insert_execution(tx, &new_execution(id)), reply))
+    /// Returns a command that inserts the execution `id`, and the receiver of its reply.
+    fn insert(id: &'static str) -> (Box<dyn Command>, oneshot::Receiver<StoreResult<InsertOutcome>>) {
+        let (reply, receive) = oneshot::channel();
+        (Box::new(Pending::new(move |tx: &Connection| insert_execution(tx, &new_execution(id)), reply)), receive)
+    }
+
+    /// A writer at `Full` on a new file whose syncer is the test itself, and a second
+    /// connection to read what it committed.
+    struct SyncedWriter {
+        commands: mpsc::Sender<Box<dyn Command>>,
+        committed: mpsc::Receiver<Committed>,
+        synced: mpsc::Sender<Synced>,
+        observer: Connection,
+        thread: std::thread::JoinHandle<Connection>,
+        _folder: tempfile::TempDir,
+    }
+
+    impl SyncedWriter {
+        fn start() -> Self {
+            let folder = tempfile::tempdir().expect("temp dir");
+            let path = folder.path().join("flows.db");
+            let mut connection = Connection::open(&path).expect("opens");
+            connection.execute_batch("PRAGMA journal_mode = WAL;").expect("configures");
+            migrate(&mut connection).expect("migrates");
+            let observer = Connection::open(&path).expect("opens");
+            let (commands, receiver) = mpsc::channel();
+            let (to_sync, committed) = mpsc::channel();
+            let (synced, sync_finished) = mpsc::channel();
+            let thread = std::thread::spawn(move || run_synced_writer(connection, &receiver, to_sync, &sync_finished));
+            Self {
+                commands,
+                committed,
+                synced,
+                observer,
+                thread,
+                _folder: folder,
+            }
+        }
+
+        /// Sends an insert of `id` and returns the receiver of its reply.
+        fn insert(&self, id: &'static str) -> oneshot::Receiver<StoreResult<InsertOutcome>> {
+            let (command, reply) = insert(id);
+            self.commands.send(command).expect("sends");
+            reply
+        }
+
+        fn stop(self) {
+            drop(self.commands);
+            self.thread.join().expect("writer ends once the senders are gone");
+        }
     }
 
     fn stored_ids(connection: &Connection) -> Vec<String> {
@@ -344,35 +435,52 @@ mod tests {
 
     #[test]
     fn commands_during_sync_share_next_commit() {
-        let folder = tempfile::tempdir().expect("temp dir");
-        let path = folder.path().join("flows.db");
-        let mut connection = Connection::open(&path).expect("opens");
-        connection.execute_batch("PRAGMA journal_mode = WAL;").expect("configures");
-        migrate(&mut connection).expect("migrates");
-        let observer = Connection::open(&path).expect("opens");
-        // The test acts as the syncer: it takes each committed batch and signals its sync.
-        let (commands, receiver) = mpsc::channel();
-        let (to_sync, committed) = mpsc::channel();
-        let (synced, sync_finished) = mpsc::channel();
-        let writer = std::thread::spawn(move || run_synced_writer(connection, &receiver, to_sync, &sync_finished));
+        let writer = SyncedWriter::start();
 
-        commands.send(insert("e1")).expect("sends");
-        let (first, failure) = committed.recv().expect("first batch");
+        let _first = writer.insert("e1");
+        let (first, failure) = writer.committed.recv().expect("first batch");
         assert_eq!(first.len(), 1);
         assert_eq!(failure, None);
-        commands.send(insert("e2")).expect("sends");
-        commands.send(insert("e3")).expect("sends");
+        let _second = writer.insert("e2");
+        let _third = writer.insert("e3");
         std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(stored_ids(&observer), ["e1"], "nothing commits while the sync before it runs");
+        assert_eq!(stored_ids(&writer.observer), ["e1"], "nothing commits while the sync before it runs");
 
-        synced.send(()).expect("signals");
-        let (second, failure) = committed.recv().expect("second batch");
+        writer.synced.send(Ok(())).expect("signals");
+        let (second, failure) = writer.committed.recv().expect("second batch");
         assert_eq!(second.len(), 2);
         assert_eq!(failure, None);
-        assert_eq!(stored_ids(&observer), ["e1", "e2", "e3"]);
+        assert_eq!(stored_ids(&writer.observer), ["e1", "e2", "e3"]);
+        writer.stop();
+    }
 
-        drop(commands);
-        writer.join().expect("writer ends once the senders are gone");
+    #[test]
+    fn writer_leaves_replies_to_syncer() {
+        let writer = SyncedWriter::start();
+
+        let mut reply = writer.insert("e1");
+        let (batch, _) = writer.committed.recv().expect("batch");
+
+        assert!(reply.try_recv().is_err(), "the writer replied before the sync");
+        drop(batch);
+        writer.stop();
+    }
+
+    #[test]
+    fn failed_sync_rolls_back_later_batches() {
+        let writer = SyncedWriter::start();
+        let _first = writer.insert("e1");
+        let _ = writer.committed.recv().expect("first batch");
+
+        let _second = writer.insert("e2");
+        writer.synced.send(Err("disk gone".to_owned())).expect("signals");
+        let (_, failure) = writer.committed.recv().expect("second batch");
+
+        let failure = failure.expect("the second batch failed");
+        assert!(failure.contains("the store stopped writing after a sync of its write-ahead log failed (disk gone)"), "{failure}");
+        assert_eq!(stored_ids(&writer.observer), ["e1"]);
+        writer.synced.send(Ok(())).expect("signals");
+        writer.stop();
     }
 
     #[cfg(unix)]
@@ -382,7 +490,7 @@ mod tests {
         let (_read, write) = std::io::pipe().expect("pipe");
         let wal = File::from(std::os::fd::OwnedFd::from(write));
         let (to_sync, batches) = mpsc::channel();
-        let (synced, sync_finished) = mpsc::channel();
+        let (synced, sync_finished) = mpsc::channel::<Synced>();
         let mut batch: Vec<Box<dyn Command>> = Vec::new();
         let mut reply = queue(&mut batch, |_| Ok(()));
         batch[0].apply(&Connection::open_in_memory().expect("opens"));
@@ -393,6 +501,7 @@ mod tests {
 
         let error = reply.try_recv().expect("replied").expect_err("the sync failed");
         assert!(error.to_string().contains("could not sync the write-ahead log to disk"), "{error}");
-        assert!(sync_finished.try_recv().is_ok(), "the writer may go on");
+        let reported = sync_finished.try_recv().expect("reported to the writer");
+        assert!(reported.is_err(), "the writer learns of the failure");
     }
 }
