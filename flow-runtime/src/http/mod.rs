@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -105,7 +105,7 @@ pub fn router(runtime: Runtime, settings: HttpSettings, organization_keys: HashM
         .route("/instances/{instance}/delete", post(admin::delete))
         .route("/schedules", get(admin::list_schedules))
         .route("/ticks", get(admin::list_ticks))
-        .route("/health", get(|| async { axum::Json(json!({ "status": "ok", "pid": std::process::id() })) }))
+        .route("/health", get(health))
         .fallback(move || async move {
             error_response(
                 StatusCode::NOT_FOUND,
@@ -122,6 +122,26 @@ pub fn router(runtime: Runtime, settings: HttpSettings, organization_keys: HashM
         .layer(RequestDecompressionLayer::new())
         .service(routes);
     Router::new().fallback_service(layered)
+}
+
+/// Handles `GET /health`.
+async fn health(State(state): State<AppState>) -> Response {
+    health_response(state.runtime.store().stopped())
+}
+
+/// Returns `200 {"status": "ok", "pid": ...}`, or `503 {"status": "failed", "error": ...}` once
+/// the store has stopped accepting writes for the reason `stopped`, so that a health check
+/// restarts the process.
+fn health_response(stopped: Option<String>) -> Response {
+    let pid = std::process::id();
+    match stopped {
+        None => axum::Json(json!({ "status": "ok", "pid": pid })).into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "status": "failed", "error": reason, "pid": pid })),
+        )
+            .into_response(),
+    }
 }
 
 /// Returns the webhook route of an endpoint type, as the 404 response for unknown routes names it.
@@ -272,3 +292,31 @@ pub(crate) fn error_response(status: StatusCode, message: impl Into<String>) -> 
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 4096).await.expect("reads");
+        serde_json::from_slice(&bytes).expect("JSON")
+    }
+
+    #[tokio::test]
+    async fn health_is_ok_while_store_writes() {
+        let response = health_response(None);
+
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(body_of(response).await["status"], "ok");
+    }
+
+    #[tokio::test]
+    async fn health_fails_once_store_stopped() {
+        let response = health_response(Some("a sync failed".to_owned()));
+
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = body_of(response).await;
+        assert_eq!(body["status"], "failed");
+        assert_eq!(body["error"], "a sync failed");
+    }
+}

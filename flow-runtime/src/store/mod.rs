@@ -162,4 +162,10 @@ pub trait Store: Send + Sync + 'static {
     fn is_shared(&self) -> bool {
         false
     }
+
+    /// Returns the reason the store stopped accepting writes, once it has. The SQLite store
+    /// stops after a failed sync of its log, until the process restarts. The default is `None`.
+    fn stopped(&self) -> Option<String> {
+        None
+    }
 }

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use chrono::{DateTime, TimeZone, Utc};
 use futures::future::BoxFuture;
@@ -90,6 +90,10 @@ pub struct SqliteStore {
     writer: Commands,
     reader: Arc<Mutex<Connection>>,
     path: PathBuf,
+    /// The database file that SQLite opened: `path` with symbolic links resolved.
+    file: PathBuf,
+    /// The reason the writes stopped, once a sync of the log has failed.
+    stopped: Arc<OnceLock<String>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -135,7 +139,8 @@ impl SqliteStore {
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // From here on commits do not sync. At `Full` the store's syncer thread syncs the log
         // after each commit (`sqlite_writer`), and the migrations above ran at the store's level.
-        let wal = open_wal(&writer).map_err(|error| fail("open the write-ahead log of the", &error))?;
+        let file = database_file(&writer).map_err(|error| fail("find the file of the", &error))?;
+        let wal = open_wal(&file).map_err(|error| fail("open the write-ahead log of the", &error))?;
         writer
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(|error| fail("configure", &error))?;
@@ -146,12 +151,16 @@ impl SqliteStore {
             .map_err(|error| fail("configure", &error))?;
         reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
 
-        let sender = super::sqlite_writer::start(writer, durability, wal).map_err(|error| fail("start the writer of the", &error))?;
+        let stopped = Arc::new(OnceLock::new());
+        let sender = super::sqlite_writer::start(writer, durability, wal, Arc::clone(&stopped))
+            .map_err(|error| fail("start the writer of the", &error))?;
 
         Ok(Self {
             writer: sender,
             reader: Arc::new(Mutex::new(reader)),
             path,
+            file,
+            stopped,
         })
     }
 
@@ -165,11 +174,15 @@ impl SqliteStore {
     /// a second server on the same file would run them twice; the lock stops it first.
     /// Read-only commands and `invoke` do not take it.
     ///
+    /// The lock file sits beside the database file with symbolic links resolved, so servers
+    /// that name one file through different links share it.
+    ///
     /// # Errors
     ///
     /// Returns [`StoreError::Database`] naming the lock file when another process holds it.
     pub fn lock_for_serving(&self) -> StoreResult<ServingLock> {
-        let mut lock_path = self.path.clone().into_os_string();
+        // NOTE: a hard link to the database file gets a lock file of its own.
+        let mut lock_path = self.file.clone().into_os_string();
         lock_path.push(".lock");
         let lock_path = PathBuf::from(lock_path);
         let file = std::fs::OpenOptions::new()
@@ -383,6 +396,10 @@ impl Store for SqliteStore {
         self.read(deployments)
     }
 
+    fn stopped(&self) -> Option<String> {
+        self.stopped.get().cloned()
+    }
+
     fn load_state(&self, scope: StateScope) -> BoxFuture<'_, StoreResult<BTreeMap<String, Value>>> {
         self.read(move |connection| {
             let text: Option<String> = connection
@@ -405,17 +422,24 @@ pub(super) fn from_millis(millis: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(millis).single().unwrap_or_default()
 }
 
-/// Opens the `-wal` file of the database that `connection` has open.
+/// Returns the path of the database file that `connection` has open. SQLite resolves the
+/// symbolic links in the path it is given, and names its `-wal` file after the result.
+fn database_file(connection: &Connection) -> std::io::Result<PathBuf> {
+    connection
+        .path()
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from)
+        .ok_or_else(|| std::io::Error::other("SQLite gave no UTF-8 path for the database file; use a path that is valid UTF-8"))
+}
+
+/// Opens the `-wal` file of the database file `file`.
 ///
-/// SQLite names that file after the database file's path with symbolic links resolved, which
-/// [`Connection::path`] returns. It keeps the file while a connection is open, and a
-/// checkpoint rewrites it from the start rather than replacing it, so the handle stays valid
-/// for the store's life.
-fn open_wal(connection: &Connection) -> std::io::Result<std::fs::File> {
-    let database = connection.path().filter(|path| !path.is_empty()).ok_or_else(|| {
-        std::io::Error::other("SQLite gave no UTF-8 path for the database file; use a path that is valid UTF-8")
-    })?;
-    std::fs::OpenOptions::new().read(true).write(true).open(format!("{database}-wal"))
+/// SQLite keeps that file while a connection is open, and a checkpoint rewrites it from the
+/// start rather than replacing it, so the handle stays valid for the store's life.
+fn open_wal(file: &Path) -> std::io::Result<std::fs::File> {
+    let mut wal_path = file.as_os_str().to_owned();
+    wal_path.push("-wal");
+    std::fs::OpenOptions::new().read(true).write(true).open(wal_path)
 }
 
 /// Returns the WAL size, in pages of `page_size` bytes, at which a commit checkpoints. SQLite's
@@ -1308,10 +1332,24 @@ mod tests {
             .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x);")
             .expect("writes");
 
-        let wal = open_wal(&connection).expect("opens the log");
+        let wal = open_wal(&database_file(&connection).expect("names the file")).expect("opens the log");
 
         let target = std::fs::metadata(folder.path().join("real.db-wal")).expect("the target's log exists");
         assert_eq!(wal.metadata().expect("reads").ino(), target.ino());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn serving_lock_covers_symlinked_path() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        std::os::unix::fs::symlink(folder.path().join("real.db"), folder.path().join("flows.db")).expect("links");
+        let through_link = SqliteStore::open(folder.path().join("flows.db"), Durability::Full).expect("opens");
+        let direct = SqliteStore::open(folder.path().join("real.db"), Durability::Full).expect("opens");
+        let _held = through_link.lock_for_serving().expect("locks");
+
+        let second = direct.lock_for_serving();
+
+        assert!(second.is_err(), "a second server took the store through another path");
     }
 
     #[cfg(unix)]

@@ -25,6 +25,7 @@
 
 use std::fs::File;
 use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rusqlite::{Connection, Transaction};
@@ -120,14 +121,15 @@ pub(super) type Committed = (Vec<Box<dyn Command>>, Option<String>);
 
 /// Starts the writer thread on `connection`, which must be configured with
 /// `synchronous = NORMAL`, and returns the channel of its commands. At [`Durability::Full`]
-/// `wal` is the connection's `-wal` file, which the syncer syncs after each commit.
+/// `wal` is the connection's `-wal` file, which the syncer syncs after each commit, and
+/// `stopped` gets the reason the writes stop when a sync fails.
 ///
 /// The threads run until every sender of the channel is gone and the last batch is replied to.
 ///
 /// # Errors
 ///
 /// Returns the operating system's error when a thread cannot be started.
-pub(super) fn start(connection: Connection, durability: Durability, wal: File) -> std::io::Result<Commands> {
+pub(super) fn start(connection: Connection, durability: Durability, wal: File, stopped: Arc<OnceLock<String>>) -> std::io::Result<Commands> {
     let (sender, receiver) = mpsc::channel();
     let replies = Replies::start();
     let writer = std::thread::Builder::new().name("flow-store-writer".to_owned());
@@ -139,7 +141,7 @@ pub(super) fn start(connection: Connection, durability: Durability, wal: File) -
                 .name("flow-store-syncer".to_owned())
                 .spawn(move || run_syncer(&wal, &batches, &synced, replies))?;
             writer.spawn(move || {
-                let connection = run_synced_writer(connection, &receiver, to_sync, &sync_finished);
+                let connection = run_synced_writer(connection, &receiver, to_sync, &sync_finished, stopped);
                 // The connection closes once every batch is synced and replied to.
                 let _ = syncer.join();
                 drop(connection);
@@ -182,8 +184,9 @@ fn run_synced_writer(
     receiver: &mpsc::Receiver<Box<dyn Command>>,
     to_sync: mpsc::Sender<Committed>,
     sync_finished: &mpsc::Receiver<Synced>,
+    stopped: Arc<OnceLock<String>>,
 ) -> Connection {
-    let mut sync = SyncState::default();
+    let mut sync = SyncState { running: false, stopped };
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         let applied = match connection.transaction() {
@@ -207,9 +210,9 @@ fn run_synced_writer(
                 }
                 // A full batch may end before the sync, and its commit waits for it too.
                 sync.wait(sync_finished);
-                match &sync.failure {
+                match sync.stopped.get() {
                     // Dropping the transaction rolls the batch back.
-                    Some(failure) => Some(Err(failure.clone())),
+                    Some(reason) => Some(Err(reason.clone())),
                     None => succeeded.then(|| transaction.commit().map_err(|error| error.to_string())),
                 }
             }
@@ -230,12 +233,11 @@ fn run_synced_writer(
 }
 
 /// The writer's view of the syncer.
-#[derive(Default)]
 struct SyncState {
     /// Whether the syncer has a batch that it has not reported on yet.
     running: bool,
-    /// The reason the store stopped writing, once a sync has failed.
-    failure: Option<String>,
+    /// The reason the store stopped writing, once a sync has failed. The store reads it too.
+    stopped: Arc<OnceLock<String>>,
 }
 
 impl SyncState {
@@ -243,7 +245,7 @@ impl SyncState {
     fn finish(&mut self, synced: Synced) {
         self.running = false;
         if let Err(error) = synced {
-            self.failure.get_or_insert(format!(
+            let _ = self.stopped.set(format!(
                 "the store stopped writing after a sync of its write-ahead log failed ({error}); restart the process, \
                  which recovers the log as the disk has it"
             ));
@@ -361,6 +363,7 @@ mod tests {
         committed: mpsc::Receiver<Committed>,
         synced: mpsc::Sender<Synced>,
         observer: Connection,
+        stopped: Arc<OnceLock<String>>,
         thread: std::thread::JoinHandle<Connection>,
         _folder: tempfile::TempDir,
     }
@@ -376,12 +379,15 @@ mod tests {
             let (commands, receiver) = mpsc::channel();
             let (to_sync, committed) = mpsc::channel();
             let (synced, sync_finished) = mpsc::channel();
-            let thread = std::thread::spawn(move || run_synced_writer(connection, &receiver, to_sync, &sync_finished));
+            let stopped = Arc::new(OnceLock::new());
+            let writer_stopped = Arc::clone(&stopped);
+            let thread = std::thread::spawn(move || run_synced_writer(connection, &receiver, to_sync, &sync_finished, writer_stopped));
             Self {
                 commands,
                 committed,
                 synced,
                 observer,
+                stopped,
                 thread,
                 _folder: folder,
             }
@@ -479,6 +485,7 @@ mod tests {
         let failure = failure.expect("the second batch failed");
         assert!(failure.contains("the store stopped writing after a sync of its write-ahead log failed (disk gone)"), "{failure}");
         assert_eq!(stored_ids(&writer.observer), ["e1"]);
+        assert!(writer.stopped.get().is_some(), "the store reports that it stopped");
         writer.synced.send(Ok(())).expect("signals");
         writer.stop();
     }
