@@ -1321,12 +1321,20 @@ mod tests {
         assert_eq!(all.len(), 200);
     }
 
+    /// Returns a new folder where `flows.db` is a symbolic link to `real.db`, which does not
+    /// exist yet.
+    #[cfg(unix)]
+    fn linked_folder() -> tempfile::TempDir {
+        let folder = tempfile::tempdir().expect("temp dir");
+        std::os::unix::fs::symlink(folder.path().join("real.db"), folder.path().join("flows.db")).expect("links");
+        folder
+    }
+
     #[cfg(unix)]
     #[test]
     fn log_of_symlinked_file_is_the_targets() {
         use std::os::unix::fs::MetadataExt as _;
-        let folder = tempfile::tempdir().expect("temp dir");
-        std::os::unix::fs::symlink(folder.path().join("real.db"), folder.path().join("flows.db")).expect("links");
+        let folder = linked_folder();
         let connection = Connection::open(folder.path().join("flows.db")).expect("opens");
         connection
             .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x);")
@@ -1341,8 +1349,7 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn serving_lock_covers_symlinked_path() {
-        let folder = tempfile::tempdir().expect("temp dir");
-        std::os::unix::fs::symlink(folder.path().join("real.db"), folder.path().join("flows.db")).expect("links");
+        let folder = linked_folder();
         let through_link = SqliteStore::open(folder.path().join("flows.db"), Durability::Full).expect("opens");
         let direct = SqliteStore::open(folder.path().join("real.db"), Durability::Full).expect("opens");
         let _held = through_link.lock_for_serving().expect("locks");
@@ -1355,8 +1362,7 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn symlinked_store_writes_one_log() {
-        let folder = tempfile::tempdir().expect("temp dir");
-        std::os::unix::fs::symlink(folder.path().join("real.db"), folder.path().join("flows.db")).expect("links");
+        let folder = linked_folder();
         let store = SqliteStore::open(folder.path().join("flows.db"), Durability::Full).expect("opens");
 
         store.insert(new_execution("e1")).await.expect("inserts");
