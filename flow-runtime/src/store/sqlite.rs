@@ -118,7 +118,13 @@ impl SqliteStore {
             std::fs::create_dir_all(folder).map_err(|error| fail("create the folder of the", &error))?;
         }
 
-        let mut writer = Connection::open(&path).map_err(|error| fail("open", &error))?;
+        let mut writer = Connection::open(&path).map_err(|error| match missing_link_folder(&path) {
+            Some(folder) => fail(
+                "open",
+                &format!("{error}: the path is a symbolic link into {}, which does not exist; create that folder", folder.display()),
+            ),
+            None => fail("open", &error),
+        })?;
         let synchronous = match durability {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
@@ -420,6 +426,16 @@ pub(super) fn database(error: rusqlite::Error) -> StoreError {
 
 pub(super) fn from_millis(millis: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(millis).single().unwrap_or_default()
+}
+
+/// Returns the folder that the symbolic link at `path` points into, when that folder does not
+/// exist. SQLite cannot create the file then, and its own error names only the link.
+fn missing_link_folder(path: &Path) -> Option<PathBuf> {
+    let target = std::fs::read_link(path).ok()?;
+    // A relative target is relative to the link's own folder.
+    let target = path.parent().unwrap_or(Path::new("")).join(target);
+    let folder = target.parent()?.to_path_buf();
+    (!folder.as_os_str().is_empty() && !folder.exists()).then_some(folder)
 }
 
 /// Returns the path of the database file that `connection` has open. SQLite resolves the
@@ -1344,6 +1360,18 @@ mod tests {
 
         let target = std::fs::metadata(folder.path().join("real.db-wal")).expect("the target's log exists");
         assert_eq!(wal.metadata().expect("reads").ino(), target.ino());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn link_into_missing_folder_is_named() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        std::os::unix::fs::symlink("missing/deep/real.db", folder.path().join("flows.db")).expect("links");
+
+        let error = SqliteStore::open(folder.path().join("flows.db"), Durability::Full).expect_err("fails");
+
+        let missing = folder.path().join("missing/deep");
+        assert!(error.to_string().contains(&format!("symbolic link into {}", missing.display())), "{error}");
     }
 
     #[cfg(unix)]
