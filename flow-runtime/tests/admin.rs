@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Options, config, echo, flow, json_of, start};
+use common::{Options, config, echo, flow, error_of, json_of, start};
 use flow_runtime::core::{FlowError, Schedule, ScheduleSource};
 use flow_runtime::definition::{BoxFuture, Handlers};
 use flow_runtime::{Context, Flow};
@@ -114,7 +114,7 @@ async fn second_delete_is_a_conflict() {
 
     assert_eq!(first.status(), StatusCode::OK);
     assert_eq!(second.status(), StatusCode::CONFLICT);
-    let error = json_of(second).await["error"].as_str().expect("text").to_owned();
+    let error = error_of(second).await;
     assert!(error.contains("is already deleted"), "{error}");
 }
 
@@ -157,7 +157,7 @@ async fn non_utf8_instance_answers_json_400() {
     let response = post_as_admin(&server, "/instances/%FF/deploy").await;
 
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let error = json_of(response).await["error"].as_str().expect("text").to_owned();
+    let error = error_of(response).await;
     assert!(error.ends_with("percent-encode the path as UTF-8"), "{error}");
 }
 

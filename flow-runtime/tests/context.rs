@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Options, config, flow, json_of, start, synchronous};
+use common::{Options, config, flow, error_of, json_of, start, synchronous};
 use flow_runtime::config::InstanceSettings;
 use flow_runtime::store::ExecutionStatus;
 use flow_runtime::{ConfigVar, Integration};
@@ -129,7 +129,7 @@ async fn missing_config_variable_fails_naming_it_and_the_instance() {
     };
     let server = start(vec![reader], options).await;
     let response = server.client.post(server.url("/webhooks/acme/reader")).send().await.expect("sends");
-    let error = json_of(response).await["error"].as_str().expect("text").to_owned();
+    let error = error_of(response).await;
     assert!(error.contains("`Region`"), "{error}");
     assert!(error.contains("`acme`"), "{error}");
 }
@@ -150,7 +150,7 @@ async fn invalid_secret_variable_does_not_show_its_value() {
     };
     let server = start(vec![reader], options).await;
     let response = server.client.post(server.url("/webhooks/acme/reader")).send().await.expect("sends");
-    let error = json_of(response).await["error"].as_str().expect("text").to_owned();
+    let error = error_of(response).await;
     assert!(!error.contains("tok_SECRET_abc"), "{error}");
     assert!(error.contains("`Token`"), "{error}");
 }

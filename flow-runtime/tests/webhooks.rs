@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use common::{Options, config, echo, flow, json_of, start, synchronous};
+use common::{Options, config, echo, flow, error_of, json_of, start, synchronous};
 use flow_runtime::config::InstanceSettings;
 use flow_runtime::core::{EndpointSecurity, FlowError, HttpResponse, QueueConfig, TriggerError, TriggerResult};
 use flow_runtime::store::ExecutionStatus;
@@ -133,7 +133,7 @@ async fn non_utf8_path_segment_answers_400() {
     let response = server.client.post(server.url("/webhooks/%FF/orders")).send().await.expect("sends");
 
     assert_eq!(response.status(), 400);
-    let error = json_of(response).await["error"].as_str().expect("text").to_owned();
+    let error = error_of(response).await;
     assert!(error.ends_with("percent-encode every segment of the webhook URL's path as UTF-8"), "{error}");
 }
 
@@ -782,7 +782,7 @@ async fn non_utf8_execution_id_answers_json_400() {
     let response = server.client.get(server.url("/executions/%FF")).send().await.expect("sends");
 
     assert_eq!(response.status(), 400);
-    let error = json_of(response).await["error"].as_str().expect("text").to_owned();
+    let error = error_of(response).await;
     assert!(error.ends_with("percent-encode the path as UTF-8"), "{error}");
 }
 
@@ -835,7 +835,7 @@ async fn list_limit_outside_its_range_answers_400() {
         let response = server.client.get(server.url(&format!("/executions?limit={limit}"))).send().await.expect("sends");
 
         assert_eq!(response.status(), 400, "limit={limit}");
-        let error = json_of(response).await["error"].as_str().expect("text").to_owned();
+        let error = error_of(response).await;
         assert!(error.starts_with(&format!("limit \"{limit}\" is invalid")), "{error}");
     }
 }
@@ -865,7 +865,7 @@ async fn unsupported_content_encoding_is_named() {
         .await
         .expect("sends");
 
-    let error = json_of(response).await["error"].as_str().expect("text").to_owned();
+    let error = error_of(response).await;
     assert!(error.contains("Content-Encoding \"br\""), "{error}");
 }
 

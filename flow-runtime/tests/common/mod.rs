@@ -175,6 +175,11 @@ pub async fn json_of(response: reqwest::Response) -> Value {
     response.json().await.expect("JSON answer")
 }
 
+/// Returns the `error` text of a JSON error response.
+pub async fn error_of(response: reqwest::Response) -> String {
+    json_of(response).await["error"].as_str().expect("text").to_owned()
+}
+
 /// A `tracing` writer that keeps what it is given, for checking log lines.
 #[derive(Clone, Default)]
 pub struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
