@@ -143,10 +143,14 @@ impl SqliteStore {
             .map_err(|error| fail("configure", &error))?;
         migrate(&mut writer).map_err(|error| fail("migrate", &error))?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+
+        let file = database_file(&writer).map_err(|error| fail("find the file of the", &error))?;
+        let wal = match durability {
+            Durability::Full => Some(open_wal(&file).map_err(|error| fail("open the write-ahead log of the", &error))?),
+            Durability::Normal => None,
+        };
         // From here on commits do not sync. At `Full` the store's syncer thread syncs the log
         // after each commit (`sqlite_writer`), and the migrations above ran at the store's level.
-        let file = database_file(&writer).map_err(|error| fail("find the file of the", &error))?;
-        let wal = open_wal(&file).map_err(|error| fail("open the write-ahead log of the", &error))?;
         writer
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(|error| fail("configure", &error))?;
@@ -158,7 +162,7 @@ impl SqliteStore {
         reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
 
         let stopped = Arc::new(OnceLock::new());
-        let sender = super::sqlite_writer::start(writer, durability, wal, Arc::clone(&stopped))
+        let sender = super::sqlite_writer::start(writer, wal, Arc::clone(&stopped))
             .map_err(|error| fail("start the writer of the", &error))?;
 
         Ok(Self {
@@ -1380,7 +1384,7 @@ mod tests {
         let folder = linked_folder();
         let through_link = SqliteStore::open(folder.path().join("flows.db"), Durability::Full).expect("opens");
         let direct = SqliteStore::open(folder.path().join("real.db"), Durability::Full).expect("opens");
-        let _held = through_link.lock_for_serving().expect("locks");
+        let _lock = through_link.lock_for_serving().expect("locks");
 
         let second = direct.lock_for_serving();
 

@@ -1,10 +1,10 @@
 //! The SQLite store's writer thread: it batches the commands waiting in its channel into one
 //! transaction, commits the batch, and replies once the commit is as durable as the store's
-//! [`Durability`] requires.
+//! [`Durability`](crate::store::Durability) requires.
 //!
 //! The connection commits with `synchronous = NORMAL`, which writes a batch's pages to the
-//! write-ahead log without an `fsync`. At [`Durability::Normal`] the writer then replies at
-//! once. At [`Durability::Full`] a second thread, the syncer, calls `fdatasync` on the `-wal`
+//! write-ahead log without an `fsync`. At `Durability::Normal` the writer then replies at
+//! once. At `Durability::Full` a second thread, the syncer, calls `fdatasync` on the `-wal`
 //! file and only then replies. SQLite's own `synchronous = FULL` syncs the log inside `COMMIT`
 //! instead, and both levels sync the log before a checkpoint and the database file after one,
 //! so an acknowledged write is on disk either way. Syncing on another thread lets the writer go
@@ -31,7 +31,6 @@ use std::time::Duration;
 use rusqlite::{Connection, Transaction};
 use tokio::sync::oneshot;
 
-use super::sqlite::Durability;
 use super::sqlite_replies::Replies;
 use super::{StoreError, StoreResult};
 
@@ -120,21 +119,22 @@ where
 pub(super) type Committed = (Vec<Box<dyn Command>>, Option<String>);
 
 /// Starts the writer thread on `connection`, which must be configured with
-/// `synchronous = NORMAL`, and returns the channel of its commands. At [`Durability::Full`]
-/// `wal` is the connection's `-wal` file, which the syncer syncs after each commit, and
-/// `stopped` gets the reason the writes stop when a sync fails.
+/// `synchronous = NORMAL`, and returns the channel of its commands. At `Durability::Full`
+/// `wal` is the connection's `-wal` file, which a syncer thread syncs after each commit, and
+/// `stopped` gets the reason the writes stop when a sync fails. At `Durability::Normal` it is
+/// `None`.
 ///
 /// The threads run until every sender of the channel is gone and the last batch is replied to.
 ///
 /// # Errors
 ///
 /// Returns the operating system's error when a thread cannot be started.
-pub(super) fn start(connection: Connection, durability: Durability, wal: File, stopped: Arc<OnceLock<String>>) -> std::io::Result<Commands> {
+pub(super) fn start(connection: Connection, wal: Option<File>, stopped: Arc<OnceLock<String>>) -> std::io::Result<Commands> {
     let (sender, receiver) = mpsc::channel();
     let replies = Replies::start();
     let writer = std::thread::Builder::new().name("flow-store-writer".to_owned());
-    match durability {
-        Durability::Full => {
+    match wal {
+        Some(wal) => {
             let (to_sync, batches) = mpsc::channel();
             let (synced, sync_finished) = mpsc::channel();
             let syncer = std::thread::Builder::new()
@@ -147,8 +147,7 @@ pub(super) fn start(connection: Connection, durability: Durability, wal: File, s
                 drop(connection);
             })?;
         }
-        Durability::Normal => {
-            drop(wal);
+        None => {
             writer.spawn(move || run_writer(connection, &receiver, replies))?;
         }
     }
@@ -156,7 +155,7 @@ pub(super) fn start(connection: Connection, durability: Durability, wal: File, s
 }
 
 /// Receives commands until every sender is gone, committing each batch before replying. This
-/// is the writer at [`Durability::Normal`], where a commit needs no sync.
+/// is the writer at `Durability::Normal`, where a commit needs no sync.
 fn run_writer(mut connection: Connection, receiver: &mpsc::Receiver<Box<dyn Command>>, mut replies: Replies) {
     let mut concurrent = false;
     while let Ok(first) = receiver.recv() {
@@ -176,7 +175,7 @@ fn run_writer(mut connection: Connection, receiver: &mpsc::Receiver<Box<dyn Comm
 /// The outcome of a sync that the syncer reports to the writer.
 type Synced = Result<(), String>;
 
-/// Runs the writer at [`Durability::Full`]: applies each batch while the syncer syncs the one
+/// Runs the writer at `Durability::Full`: applies each batch while the syncer syncs the one
 /// before it, commits it once that sync has finished, and hands it to the syncer, which
 /// replies. Returns the connection once every sender is gone.
 fn run_synced_writer(
