@@ -449,7 +449,7 @@ fn database_file(connection: &Connection) -> std::io::Result<PathBuf> {
         .path()
         .filter(|path| !path.is_empty())
         .map(PathBuf::from)
-        .ok_or_else(|| std::io::Error::other("SQLite gave no UTF-8 path for the database file; use a path that is valid UTF-8"))
+        .ok_or_else(|| std::io::Error::other("SQLite returned no UTF-8 path for the database file; use a path that is valid UTF-8"))
 }
 
 /// Opens the `-wal` file of the database file `file`.
@@ -1095,7 +1095,7 @@ mod tests {
         assert_commit_reported_during_runtime_shutdown(Durability::Normal, 50);
     }
 
-    /// At `Full` each insert waits for a sync, so fewer rounds take as long.
+    /// At `Full` each insert waits for a sync, so the test runs fewer rounds.
     #[test]
     fn synced_commit_reported_during_runtime_shutdown() {
         assert_commit_reported_during_runtime_shutdown(Durability::Full, 10);

@@ -220,7 +220,8 @@ fn run_synced_writer(
         // Dropping the transaction of a batch with a failed command rolled it back.
         let committed = applied.unwrap_or_else(|| apply_in_savepoints(&mut connection, &mut batch));
 
-        // The syncer takes one batch at a time.
+        // After a failed `BEGIN` the previous sync may still run, and the syncer takes one batch
+        // at a time.
         sync.wait(sync_finished);
         if to_sync.send((batch, committed.err())).is_err() {
             // The syncer is gone only when its thread panicked, so nothing can reply any more.
