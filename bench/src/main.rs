@@ -45,6 +45,11 @@ struct Args {
     /// Unmeasured seconds of the same load before each measured run.
     #[arg(long, default_value_t = 1)]
     warmup: u64,
+    /// Seconds of rest before each target's warm-up, after the data folder's file system is
+    /// synced, so that the previous target's writes reach the disk before the next target is
+    /// loaded. 0 skips both the sync and the rest.
+    #[arg(long, default_value_t = 3)]
+    settle: u64,
     /// Rounds of the whole target list. Each goal is judged on the median of the rounds'
     /// shares, each share taken against the bare run of the same round.
     #[arg(long, default_value_t = 3)]
@@ -158,10 +163,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     smoke_test(&bare_url, &normal, &body).await?;
 
     eprintln!(
-        "{version}; {} threads, {} connections, {} rounds of {} s warm-up + {} s measured per target; body {} bytes; data in {}",
+        "{version}; {} threads, {} connections, {} rounds of {} s rest + {} s warm-up + {} s measured per target; body {} bytes; data in {}",
         args.threads,
         args.connections,
         args.rounds,
+        args.settle,
         args.warmup,
         args.duration,
         body.len(),
@@ -223,6 +229,12 @@ async fn measure(
     };
     let file_name = format!("{name}-{durability}-{round}");
     let of_rounds = format!("round {round} of {}", args.rounds);
+
+    if args.settle > 0 {
+        eprintln!("{of_rounds}: syncing {} and resting for {} s", work_dir.display(), args.settle);
+        system::sync_file_system(work_dir)?;
+        tokio::time::sleep(Duration::from_secs(args.settle)).await;
+    }
 
     if args.warmup > 0 {
         eprintln!("{of_rounds}: warming up {name} ({durability}) for {} s: {url}", args.warmup);

@@ -1,6 +1,10 @@
-//! Readings of this process and machine from `/proc` (Linux); `None` elsewhere.
+//! Readings of this process and machine from `/proc` (Linux; `None` elsewhere), and the sync
+//! of the file system that contains the benchmark's data.
 
+use std::path::Path;
 use std::time::Duration;
+
+use anyhow::Context as _;
 
 /// Clock ticks per second of the CPU times in `/proc/PID/stat` (`USER_HZ`), which Linux fixes
 /// at 100 on x86 and arm.
@@ -59,6 +63,17 @@ fn parse_cpu_line(line: &str) -> Option<MachineTicks> {
     })
 }
 
+/// Writes the dirty pages of every file on the file system that contains `folder` to disk
+/// (`syncfs`), and returns once the disk has them.
+///
+/// # Errors
+///
+/// Returns an error naming the folder when it cannot be opened or the sync fails.
+pub(crate) fn sync_file_system(folder: &Path) -> anyhow::Result<()> {
+    let handle = std::fs::File::open(folder).with_context(|| format!("cannot open {} to sync it", folder.display()))?;
+    rustix::fs::syncfs(&handle).with_context(|| format!("cannot sync the file system of {}", folder.display()))
+}
+
 /// Returns the 1, 5 and 15 minute load averages as `/proc/loadavg` shows them.
 pub(crate) fn load_average() -> Option<String> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
@@ -88,6 +103,15 @@ mod tests {
         let after = MachineTicks { unused: 80, total: 400 };
 
         assert_eq!(after.unused_since(before), Some(0.15));
+    }
+
+    #[test]
+    fn sync_of_missing_folder_names_it() {
+        let folder = Path::new("/nonexistent/webhook-bench-data");
+
+        let error = sync_file_system(folder).expect_err("a missing folder cannot be synced");
+
+        assert_eq!(error.to_string(), "cannot open /nonexistent/webhook-bench-data to sync it");
     }
 
     #[test]
