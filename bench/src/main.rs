@@ -45,9 +45,9 @@ struct Args {
     /// Unmeasured seconds of the same load before each measured run.
     #[arg(long, default_value_t = 1)]
     warmup: u64,
-    /// Seconds of rest before each target's warm-up, after the data folder's file system is
-    /// synced, so that the previous target's writes reach the disk before the next target is
-    /// loaded. 0 skips both the sync and the rest.
+    /// Seconds of rest before each target's warm-up (or its measured run, without a warm-up),
+    /// after every file in the data folder is synced, so that the previous target's writes
+    /// reach the disk before the next target is loaded. 0 skips both the sync and the rest.
     #[arg(long, default_value_t = 3)]
     settle: u64,
     /// Rounds of the whole target list. Each goal is judged on the median of the rounds'
@@ -151,7 +151,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let work_dir = tempfile::Builder::new()
         .prefix("webhook-bench-")
         .tempdir_in(&args.data_dir)
-        .with_context(|| format!("cannot create a temporary folder in {}", args.data_dir.display()))?;
+        .with_context(|| {
+            format!("cannot create a temporary folder in {}; create it or pass another --data-dir", args.data_dir.display())
+        })?;
     let body = sample_body();
 
     let bare_url = servers::start_bare().await?;
@@ -231,8 +233,9 @@ async fn measure(
     let of_rounds = format!("round {round} of {}", args.rounds);
 
     if args.settle > 0 {
-        eprintln!("{of_rounds}: syncing {} and resting for {} s", work_dir.display(), args.settle);
-        system::sync_file_system(work_dir)?;
+        eprintln!("{of_rounds}: syncing the files in {}, then resting for {} s", work_dir.display(), args.settle);
+        let folder = work_dir.to_owned();
+        tokio::task::spawn_blocking(move || system::sync_files(&folder)).await??;
         tokio::time::sleep(Duration::from_secs(args.settle)).await;
     }
 

@@ -1,5 +1,5 @@
 //! Readings of this process and machine from `/proc` (Linux; `None` elsewhere), and the sync
-//! of the file system that contains the benchmark's data.
+//! of the benchmark's data files.
 
 use std::path::Path;
 use std::time::Duration;
@@ -63,15 +63,24 @@ fn parse_cpu_line(line: &str) -> Option<MachineTicks> {
     })
 }
 
-/// Writes the dirty pages of every file on the file system that contains `folder` to disk
-/// (`syncfs`), and returns once the disk has them.
+/// Writes every file under `folder`, in its subfolders too, to disk (`fsync`), and returns
+/// once the disk has them.
 ///
 /// # Errors
 ///
-/// Returns an error naming the folder when it cannot be opened or the sync fails.
-pub(crate) fn sync_file_system(folder: &Path) -> anyhow::Result<()> {
-    let handle = std::fs::File::open(folder).with_context(|| format!("cannot open {} to sync it", folder.display()))?;
-    rustix::fs::syncfs(&handle).with_context(|| format!("cannot sync the file system of {}", folder.display()))
+/// Returns an error naming the folder or file that cannot be read, opened or synced.
+pub(crate) fn sync_files(folder: &Path) -> anyhow::Result<()> {
+    let entries = std::fs::read_dir(folder).with_context(|| format!("cannot list {} to sync its files", folder.display()))?;
+    for entry in entries {
+        let path = entry.with_context(|| format!("cannot list {} to sync its files", folder.display()))?.path();
+        if path.is_dir() {
+            sync_files(&path)?;
+        } else {
+            let file = std::fs::File::open(&path).with_context(|| format!("cannot open {} to sync it", path.display()))?;
+            file.sync_all().with_context(|| format!("cannot sync {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Returns the 1, 5 and 15 minute load averages as `/proc/loadavg` shows them.
@@ -109,9 +118,9 @@ mod tests {
     fn sync_of_missing_folder_names_it() {
         let folder = Path::new("/nonexistent/webhook-bench-data");
 
-        let error = sync_file_system(folder).expect_err("a missing folder cannot be synced");
+        let error = sync_files(folder).expect_err("a missing folder cannot be synced");
 
-        assert_eq!(error.to_string(), "cannot open /nonexistent/webhook-bench-data to sync it");
+        assert_eq!(error.to_string(), "cannot list /nonexistent/webhook-bench-data to sync its files");
     }
 
     #[test]
