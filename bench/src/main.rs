@@ -45,9 +45,9 @@ struct Args {
     /// Unmeasured seconds of the same load before each measured run.
     #[arg(long, default_value_t = 1)]
     warmup: u64,
-    /// Seconds of rest before each target's warm-up (or its measured run, without a warm-up),
-    /// after every file in the data folder is synced, so that the previous target's writes
-    /// reach the disk before the next target is loaded. 0 skips both the sync and the rest.
+    /// Seconds of rest before each target's warm-up, or its measured run without a warm-up.
+    /// Every file in the data folder is synced first, so the previous target's writes reach
+    /// the disk before the next target is loaded. 0 skips both the sync and the rest.
     #[arg(long, default_value_t = 3)]
     settle: u64,
     /// Rounds of the whole target list. Each goal is judged on the median of the rounds'

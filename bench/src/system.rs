@@ -70,9 +70,9 @@ fn parse_cpu_line(line: &str) -> Option<MachineTicks> {
 ///
 /// Returns an error naming the folder or file that cannot be read, opened or synced.
 pub(crate) fn sync_files(folder: &Path) -> anyhow::Result<()> {
-    let entries = std::fs::read_dir(folder).with_context(|| format!("cannot list {} to sync its files", folder.display()))?;
-    for entry in entries {
-        let path = entry.with_context(|| format!("cannot list {} to sync its files", folder.display()))?.path();
+    let cannot_list = || format!("cannot list {} to sync its files", folder.display());
+    for entry in std::fs::read_dir(folder).with_context(cannot_list)? {
+        let path = entry.with_context(cannot_list)?.path();
         if path.is_dir() {
             sync_files(&path)?;
         } else {

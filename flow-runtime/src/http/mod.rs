@@ -292,7 +292,6 @@ pub(crate) fn error_response(status: StatusCode, message: impl Into<String>) -> 
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
