@@ -224,11 +224,17 @@ async fn reservation_runs_as_a_child_execution() {
     assert_eq!(child["logs"][0]["message"], json!("reserved 1 lines of order A-7 in Rotterdam DC"));
 }
 
-#[tokio::test]
-async fn invoke_command_prints_the_result() {
-    let server = start().await;
+/// Runs a command of the binary with the config in `folder`, where no server runs.
+fn run_cli_in(folder: &Path, args: &[&str]) -> Output {
+    let config = write_config(folder);
+    orders().args(args).arg("--config").arg(&config).output().expect("runs the binary")
+}
+
+#[test]
+fn invoke_command_prints_the_result() {
+    let folder = tempfile::tempdir().expect("temp dir");
     let data = order("CLI-1", json!([{ "sku": "S", "quantity": 2, "unitPriceCents": 10 }])).to_string();
-    let output = run_cli(&server, &["invoke", "process-order", "--instance", "acme", "--data", &data]);
+    let output = run_cli_in(folder.path(), &["invoke", "process-order", "--instance", "acme", "--data", &data]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let result: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(result["totalCents"], json!(20));
@@ -264,10 +270,21 @@ fn invoke_refuses_a_deleted_instance() {
 }
 
 #[tokio::test]
-async fn invoke_command_exits_non_zero_when_the_flow_fails() {
+async fn invoke_rejects_a_served_store() {
     let server = start().await;
-    let data = order("CLI-2", json!([])).to_string();
+    let data = order("CLI-4", json!([{ "sku": "S", "quantity": 1, "unitPriceCents": 1 }])).to_string();
+
     let output = run_cli(&server, &["invoke", "process-order", "--instance", "acme", "--data", &data]);
+
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("send the request to the server's webhook"));
+}
+
+#[test]
+fn invoke_command_exits_non_zero_when_the_flow_fails() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let data = order("CLI-2", json!([])).to_string();
+    let output = run_cli_in(folder.path(), &["invoke", "process-order", "--instance", "acme", "--data", &data]);
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("order CLI-2 has no lines"));
 }

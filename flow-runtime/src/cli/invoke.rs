@@ -42,6 +42,14 @@ pub(super) async fn invoke(
 ) -> Result<(), CliError> {
     let settings = load_settings(config, &overrides)?;
     let store = open_store(&settings).await?;
+    // A server keeps state in memory, so it would overwrite the state that this run saves.
+    let _lock = store.lock_for_serving().map_err(|error| {
+        CliError::config(format!(
+            "{}. A server keeps flow state in memory and would overwrite the state this run saves, so send the \
+             request to the server's webhook instead",
+            error.message
+        ))
+    })?;
     let (runtime, _) = build_runtime(registry, &settings, store.shared())?;
 
     let Some(flow) = runtime.registry().get(&args.stable_key) else {

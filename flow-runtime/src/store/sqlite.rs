@@ -182,7 +182,8 @@ impl SqliteStore {
     /// Takes the lock that lets one serving process own this store, held until the returned
     /// guard is dropped (or the process ends). Recovery requeues every running execution, so
     /// a second server on the same file would run them twice; the lock stops it first.
-    /// Read-only commands and `invoke` do not take it.
+    /// `invoke` takes it too, because a server's cached state would overwrite the state it
+    /// saves. Read-only commands do not take it.
     ///
     /// The lock file sits beside the database file with symbolic links resolved, so servers
     /// that name one file through different links share it.
