@@ -156,6 +156,38 @@ async fn delete_command_ends_subscription_and_webhooks() {
 }
 
 #[tokio::test]
+async fn server_hooks_see_state_saved_by_the_cli() {
+    let supplier = MockSupplier::start().await;
+    let folder = tempfile::tempdir().expect("temp dir");
+    let server = start(folder.path(), &supplier).await;
+    let client = reqwest::Client::new();
+    // A run of the alerts flow caches its instance state, which contains the first subscription.
+    let alert = client
+        .post(format!("{}/webhooks/acme/stock-alerts", server.base))
+        .json(&serde_json::json!({ "changes": [] }))
+        .send()
+        .await
+        .expect("sends");
+    assert_eq!(alert.status(), 200);
+    eventually("the alert execution succeeded", || async {
+        let listed = get_json(&server, "/executions?flow=stock-alerts&status=succeeded").await;
+        listed["executions"].as_array().is_some_and(|executions| executions.len() == 1)
+    })
+    .await;
+
+    assert!(run_cli(&server.config, &["delete", "acme"]).await.status.success());
+    assert!(run_cli(&server.config, &["deploy", "acme"]).await.status.success());
+    let deleted = client
+        .post(format!("{}/instances/acme/delete", server.base))
+        .send()
+        .await
+        .expect("sends");
+
+    assert_eq!(deleted.status(), 200);
+    assert!(supplier.lock().subscriptions.is_empty());
+}
+
+#[tokio::test]
 async fn deploy_command_reports_a_failed_hook() {
     let supplier = MockSupplier::start().await;
     let folder = tempfile::tempdir().expect("temp dir");

@@ -136,20 +136,28 @@ impl Inner {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(instance)
-            .is_none_or(|status| status.is_serving())
+            .is_none_or(|record| record.status.is_serving())
     }
 
     /// Returns an instance's deployment status, when it has one.
     pub(crate) fn deployment_status(&self, instance: &str) -> Option<DeploymentStatus> {
-        self.deployments.read().unwrap_or_else(PoisonError::into_inner).get(instance).copied()
+        self.deployments.read().unwrap_or_else(PoisonError::into_inner).get(instance).map(|record| record.status)
     }
 
-    /// Reloads every instance's deployment status from the store.
+    /// Reloads every instance's deployment from the store. When one changed since the last
+    /// reload, another process may have run hooks that saved state, so the state cache is
+    /// emptied and read again from the store.
     pub(crate) async fn refresh_deployments(&self) -> Result<(), StoreError> {
-        let records = self.store.deployments().await?;
-        let statuses: HashMap<String, DeploymentStatus> =
-            records.into_iter().map(|record| (record.instance, record.status)).collect();
-        *self.deployments.write().unwrap_or_else(PoisonError::into_inner) = statuses;
+        let records: HashMap<String, DeploymentRecord> =
+            self.store.deployments().await?.into_iter().map(|record| (record.instance.clone(), record)).collect();
+
+        let mut known = self.deployments.write().unwrap_or_else(PoisonError::into_inner);
+        if *known != records {
+            // NOTE: an attempt that commits while the cache is emptied and read again may be
+            // missing from the cache until the next change of a deployment or a restart.
+            self.state_cache.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        }
+        *known = records;
         Ok(())
     }
 
@@ -235,19 +243,18 @@ impl Inner {
             DeploymentStatus::Deployed => Some(now),
             DeploymentStatus::Failed | DeploymentStatus::Deleted => previous.and_then(|record| record.deployed_at),
         };
-        self.store
-            .save_deployment(DeploymentRecord {
-                instance: instance.to_owned(),
-                status,
-                error,
-                updated_at: now,
-                deployed_at,
-            })
-            .await?;
+        let record = DeploymentRecord {
+            instance: instance.to_owned(),
+            status,
+            error,
+            updated_at: now,
+            deployed_at,
+        };
+        self.store.save_deployment(record.clone()).await?;
         self.deployments
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(instance.to_owned(), status);
+            .insert(instance.to_owned(), record);
         Ok(())
     }
 }

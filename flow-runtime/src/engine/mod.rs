@@ -38,7 +38,7 @@ use crate::definition::Flow;
 use crate::instance::Instance;
 use crate::registry::Registry;
 use crate::polling::PollingState;
-use crate::store::{DeploymentStatus, InsertOutcome, Lease, NewExecution, QueuePolicies, StateScope, Store, StoreError};
+use crate::store::{DeploymentRecord, InsertOutcome, Lease, NewExecution, QueuePolicies, StateScope, Store, StoreError};
 use waiters::Waiters;
 
 /// How long a claimed execution stays with its worker without a renewal. Workers renew every
@@ -166,8 +166,8 @@ pub(crate) struct Inner {
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
     /// Every flow schedule of every instance.
     pub(crate) schedules: Vec<scheduler::ScheduledFlow>,
-    /// Deployment status by instance, as last read from or written to the store.
-    pub(crate) deployments: RwLock<HashMap<String, DeploymentStatus>>,
+    /// Deployment by instance, as last read from or written to the store.
+    pub(crate) deployments: RwLock<HashMap<String, DeploymentRecord>>,
     self_ref: std::sync::Weak<Inner>,
 }
 
