@@ -320,3 +320,22 @@ fn missing_required_variable_stops_startup_naming_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("\"Warehouse\"") && stderr.contains("\"acme\""), "{stderr}");
 }
+
+#[test]
+fn configuration_error_creates_no_store_file() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let path = folder.path().join("flows.toml");
+    std::fs::write(&path, "[[instances]]\nid = \"acme\"\n").expect("writes");
+    let store = folder.path().join("x.db");
+
+    let output = orders()
+        .args(["invoke", "process-order", "--data", "{}", "--config"])
+        .arg(&path)
+        .arg("--store")
+        .arg(&store)
+        .output()
+        .expect("runs");
+
+    assert_eq!(output.status.code(), Some(2));
+    assert!(!store.exists(), "the failed run created {}", store.display());
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use flow_core::{FlowOutput, RawBody, TriggerPayload};
 
-use super::{CliError, build_runtime, load_settings, open_store};
+use super::{CliError, PreparedRuntime, load_settings, open_store};
 use crate::config::Overrides;
 use crate::engine::{Completion, Source};
 use crate::http::request::{parse_body, query_parameters};
@@ -41,6 +41,7 @@ pub(super) async fn invoke(
     args: InvokeArgs,
 ) -> Result<(), CliError> {
     let settings = load_settings(config, &overrides)?;
+    let prepared = PreparedRuntime::new(registry, &settings)?;
     let store = open_store(&settings).await?;
     // A server keeps state in memory, so it would overwrite the state that this run saves.
     let _lock = store.lock_for_serving().map_err(|error| {
@@ -50,7 +51,7 @@ pub(super) async fn invoke(
             error.message
         ))
     })?;
-    let (runtime, _) = build_runtime(registry, &settings, store.shared())?;
+    let (runtime, _) = prepared.on(store.shared());
 
     let Some(flow) = runtime.registry().get(&args.stable_key) else {
         let keys: Vec<&str> = runtime.registry().flows().iter().map(|flow| flow.stable_key()).collect();

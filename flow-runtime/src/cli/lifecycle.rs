@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{CliError, build_runtime, load_settings, open_store};
+use super::{CliError, PreparedRuntime, load_settings, open_store};
 use crate::config::Overrides;
 use crate::engine::{HookRun, LifecycleError};
 use crate::registry::Registry;
@@ -32,8 +32,9 @@ pub(super) async fn run(
             settings.addr
         )));
     }
+    let prepared = PreparedRuntime::new(registry, &settings)?;
     let store = open_store(&settings).await?;
-    let (runtime, _) = build_runtime(registry, &settings, store.shared())?;
+    let (runtime, _) = prepared.on(store.shared());
 
     let result = match action {
         Action::Deploy => runtime.deploy(instance).await,

@@ -27,6 +27,7 @@ use flow_core::EndpointSecurity;
 use crate::clock::SystemClock;
 use crate::config::{FileConfig, Overrides, RuntimeSettings, build_instances};
 use crate::engine::{EngineSettings, Runtime};
+use crate::instance::Instance;
 use crate::integration::Integration;
 use crate::registry::Registry;
 use crate::store::{PostgresStore, ServingLock, SqliteStore, Store};
@@ -247,41 +248,57 @@ pub(crate) async fn open_store(settings: &RuntimeSettings) -> Result<OpenedStore
     }
 }
 
-/// Builds instances and the engine over `store`, and resolves organization keys from the
-/// environment.
-pub(crate) fn build_runtime(
+/// A runtime's parts that come from the configuration and the environment. They are checked
+/// before the store opens, so a configuration error leaves no new store file behind.
+pub(crate) struct PreparedRuntime {
     registry: Registry,
-    settings: &RuntimeSettings,
-    store: Arc<dyn Store>,
-) -> Result<(Runtime, HashMap<String, Vec<String>>), CliError> {
-    let instances = build_instances(settings, &registry, env_var).map_err(|error| CliError::config(error.to_string()))?;
+    instances: Vec<Instance>,
+    organization_keys: HashMap<String, Vec<String>>,
+    workers: usize,
+}
 
-    let mut organization_keys = HashMap::new();
-    for flow in registry.flows() {
-        if flow.config.endpoint_security != EndpointSecurity::Organization {
-            continue;
+impl PreparedRuntime {
+    /// Builds the instances and resolves the organization keys from the environment.
+    pub(crate) fn new(registry: Registry, settings: &RuntimeSettings) -> Result<Self, CliError> {
+        let instances = build_instances(settings, &registry, env_var).map_err(|error| CliError::config(error.to_string()))?;
+
+        let mut organization_keys = HashMap::new();
+        for flow in registry.flows() {
+            if flow.config.endpoint_security != EndpointSecurity::Organization {
+                continue;
+            }
+            let mut keys = Vec::new();
+            for source in &flow.config.organization_api_keys {
+                let key = source
+                    .resolve(env_var)
+                    .map_err(|reason| CliError::config(format!("flow \"{}\": {reason}", flow.stable_key())))?;
+                keys.push(key);
+            }
+            organization_keys.insert(flow.stable_key().to_owned(), keys);
         }
-        let mut keys = Vec::new();
-        for source in &flow.config.organization_api_keys {
-            let key = source
-                .resolve(env_var)
-                .map_err(|reason| CliError::config(format!("flow \"{}\": {reason}", flow.stable_key())))?;
-            keys.push(key);
-        }
-        organization_keys.insert(flow.stable_key().to_owned(), keys);
+
+        Ok(Self {
+            registry,
+            instances,
+            organization_keys,
+            workers: settings.workers,
+        })
     }
 
-    let runtime = Runtime::new(
-        registry,
-        instances,
-        store,
-        Arc::new(SystemClock),
-        EngineSettings {
-            workers: settings.workers,
-            ..EngineSettings::default()
-        },
-    );
-    Ok((runtime, organization_keys))
+    /// Builds the engine over `store`. Returns it with the organization keys of each flow.
+    pub(crate) fn on(self, store: Arc<dyn Store>) -> (Runtime, HashMap<String, Vec<String>>) {
+        let runtime = Runtime::new(
+            self.registry,
+            self.instances,
+            store,
+            Arc::new(SystemClock),
+            EngineSettings {
+                workers: self.workers,
+                ..EngineSettings::default()
+            },
+        );
+        (runtime, self.organization_keys)
+    }
 }
 
 fn print_flows(registry: &Registry, json: bool) {

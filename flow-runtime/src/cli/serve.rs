@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{CliError, build_runtime, load_settings, open_store};
+use super::{CliError, PreparedRuntime, load_settings, open_store};
 use crate::config::Overrides;
 use crate::http::{HttpSettings, ServerLimits, router, serve as serve_http};
 use crate::registry::Registry;
@@ -20,8 +20,9 @@ pub(super) async fn serve(registry: Registry, config: Option<PathBuf>, overrides
         .map_err(|error| CliError::config(format!("cannot listen on {}: {error}; choose another --addr", settings.addr)))?;
     let local = listener.local_addr().map_err(|error| CliError::config(error.to_string()))?;
     settings.listening_on(local);
+    let prepared = PreparedRuntime::new(registry, &settings)?;
     let store = open_store(&settings).await?;
-    let (runtime, organization_keys) = build_runtime(registry, &settings, store.shared())?;
+    let (runtime, organization_keys) = prepared.on(store.shared());
     let _lock = store.lock_for_serving()?;
     runtime
         .start()

@@ -48,8 +48,9 @@ impl ExecutionStatus {
 }
 
 impl fmt::Display for ExecutionStatus {
+    /// Writes the status name, honouring width and alignment, as in `{:<10}`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -369,4 +370,14 @@ pub struct ExecutionFilter {
     pub parent: Option<String>,
     /// At most this many (newest first).
     pub limit: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_pads_to_column_width() {
+        assert_eq!(format!("{:<10}|", ExecutionStatus::Queued), "queued    |");
+    }
 }
