@@ -62,6 +62,7 @@ pub(super) async fn run(config: Option<PathBuf>, overrides: Overrides, command: 
                     instance,
                     status,
                     parent,
+                    before: None,
                     limit: usize::try_from(limit).unwrap_or(usize::MAX),
                 })
                 .await

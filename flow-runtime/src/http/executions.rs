@@ -55,6 +55,7 @@ pub(super) async fn list(
         instance: given(query.instance),
         status,
         parent: given(query.parent),
+        before: None,
         limit,
     };
     match state.runtime.store().list(filter).await {

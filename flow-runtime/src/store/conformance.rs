@@ -11,7 +11,7 @@ use serde_json::json;
 use super::{
     DeploymentRecord, DeploymentStatus, NewTick, QueuePolicies, TickFilter, TickOutcome, TickRecorded,
     AttemptOutcome, AttemptRecord, ExecutionFilter, ExecutionStatus, InsertOutcome, Lease, NewExecution, StateScope,
-    StateWrite, Store,
+    StateWrite, Store, StoreError,
 };
 
 pub(super) fn at(minute: i64) -> DateTime<Utc> {
@@ -417,6 +417,7 @@ pub(super) async fn list_matches_every_filter_combination(store: Arc<dyn Store>)
                         instance: instance.map(str::to_owned),
                         status,
                         parent: None,
+                        before: None,
                         limit,
                     };
                     let listed: Vec<String> =
@@ -441,6 +442,68 @@ pub(super) async fn list_matches_every_filter_combination(store: Arc<dyn Store>)
 
 /// Reads back a payload nested too deep to drop safely: as a value it would overflow the stack
 /// when dropped and abort the process.
+/// Lists the ids of `flow`'s executions stored before `cursor`, newest first.
+async fn ids_before(store: &Arc<dyn Store>, cursor: Option<&str>, flow: Option<&str>, limit: usize) -> Vec<String> {
+    let filter = ExecutionFilter {
+        flow: flow.map(str::to_owned),
+        before: cursor.map(str::to_owned),
+        limit,
+        ..ExecutionFilter::default()
+    };
+    store.list(filter).await.expect("lists").into_iter().map(|summary| summary.id).collect()
+}
+
+pub(super) async fn cursor_pages_list_each_execution_once(store: Arc<dyn Store>) {
+    for id in ["e1", "e2", "e3", "e4", "e5"] {
+        store.insert(new_execution(id)).await.expect("inserts");
+    }
+
+    let mut listed = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = ids_before(&store, cursor.as_deref(), None, 2).await;
+        listed.extend(page.iter().cloned());
+        if page.len() < 2 {
+            break;
+        }
+        cursor = page.last().cloned();
+    }
+
+    assert_eq!(listed, ["e5", "e4", "e3", "e2", "e1"]);
+}
+
+pub(super) async fn cursor_keeps_the_listing_filter(store: Arc<dyn Store>) {
+    for (id, flow) in [("o1", "orders"), ("i1", "invoices"), ("o2", "orders"), ("i2", "invoices"), ("o3", "orders")] {
+        let mut execution = new_execution(id);
+        execution.flow = flow.to_owned();
+        store.insert(execution).await.expect("inserts");
+    }
+
+    let orders = ids_before(&store, Some("i2"), Some("orders"), 10).await;
+
+    assert_eq!(orders, ["o2", "o1"]);
+}
+
+pub(super) async fn cursor_at_oldest_execution_lists_nothing(store: Arc<dyn Store>) {
+    for id in ["e1", "e2"] {
+        store.insert(new_execution(id)).await.expect("inserts");
+    }
+
+    assert!(ids_before(&store, Some("e1"), None, 10).await.is_empty());
+}
+
+pub(super) async fn unknown_cursor_fails_the_listing(store: Arc<dyn Store>) {
+    store.insert(new_execution("e1")).await.expect("inserts");
+
+    let filter = ExecutionFilter {
+        before: Some("nope".to_owned()),
+        ..ExecutionFilter::default()
+    };
+    let error = store.list(filter).await.expect_err("rejects the cursor");
+
+    assert!(matches!(error, StoreError::UnknownCursor(ref id) if id == "nope"), "{error:?}");
+}
+
 pub(super) async fn too_deeply_nested_payload_is_corrupt(store: Arc<dyn Store>) {
     let depth = 100_000;
     let mut execution = new_execution("e1");
@@ -755,6 +818,10 @@ macro_rules! store_conformance_tests {
             list_filters_by_status_and_flow,
             list_filters_by_parent,
             list_matches_every_filter_combination,
+            cursor_pages_list_each_execution_once,
+            cursor_keeps_the_listing_filter,
+            cursor_at_oldest_execution_lists_nothing,
+            unknown_cursor_fails_the_listing,
             too_deeply_nested_payload_is_corrupt,
             state_writes_merge_by_key,
             sequential_queue_runs_one_at_a_time_in_order,

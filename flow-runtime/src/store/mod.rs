@@ -43,7 +43,8 @@ pub use postgres::PostgresStore;
 pub(crate) use postgres::{UrlParts, redact_password};
 pub use sqlite::{Durability, ServingLock, SqliteStore};
 
-/// A failure of the store itself: the database could not be opened, read or written.
+/// A failed store operation: the database could not be opened, read or written, or a listing's
+/// cursor named no execution.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database reported an error.
@@ -55,6 +56,9 @@ pub enum StoreError {
     /// A stored value could not be decoded.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The `before` cursor of an [`ExecutionFilter`] is no stored execution's id.
+    #[error("cursor \"{0}\" is not an execution id")]
+    UnknownCursor(String),
 }
 
 /// Result of a store operation.
@@ -109,7 +113,8 @@ pub trait Store: Send + Sync + 'static {
     /// Returns one execution with its attempts and logs.
     fn get(&self, id: &str) -> BoxFuture<'_, StoreResult<Option<ExecutionRecord>>>;
 
-    /// Lists executions, newest first.
+    /// Lists executions, newest first. Fails with [`StoreError::UnknownCursor`] when
+    /// `filter.before` is set and no execution has that id.
     fn list(&self, filter: ExecutionFilter) -> BoxFuture<'_, StoreResult<Vec<ExecutionSummary>>>;
 
     /// Returns the earliest due time of a queued execution, if any.

@@ -988,6 +988,9 @@ async fn list_executions(connection: &mut PgConnection, filter: &ExecutionFilter
     if filter.status.is_some() {
         terms.push(format!("status = ${}", terms.len() + 1));
     }
+    if filter.before.is_some() {
+        terms.push(format!("seq < (SELECT seq FROM executions WHERE id = ${})", terms.len() + 1));
+    }
     let conditions = if terms.is_empty() {
         String::new()
     } else {
@@ -1007,10 +1010,27 @@ async fn list_executions(connection: &mut PgConnection, filter: &ExecutionFilter
     if let Some(status) = filter.status {
         query = query.bind(status.as_str());
     }
+    if let Some(before) = &filter.before {
+        query = query.bind(before);
+    }
     let rows = query
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&mut *connection)
         .await?;
+
+    // An unknown cursor makes the `seq` bound NULL, which matches no row, so only an empty
+    // page needs the check.
+    if rows.is_empty()
+        && let Some(before) = &filter.before
+    {
+        let known: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM executions WHERE id = $1)")
+            .bind(before)
+            .fetch_one(&mut *connection)
+            .await?;
+        if !known {
+            return Err(StoreError::UnknownCursor(before.clone()).into());
+        }
+    }
     rows.iter().map(summary_from_row).collect()
 }
 

@@ -368,6 +368,10 @@ pub struct ExecutionFilter {
     /// Only executions that this execution started: flows it invoked, or requests its
     /// preprocess flow routed.
     pub parent: Option<String>,
+    /// Only executions stored before the execution with this id, which follow it in the
+    /// newest-first order, so a page's last id lists the next page. An id that no execution
+    /// has fails the listing with [`StoreError::UnknownCursor`](super::StoreError::UnknownCursor).
+    pub before: Option<String>,
     /// At most this many (newest first).
     pub limit: usize,
 }

@@ -876,10 +876,28 @@ fn list_executions(connection: &Connection, filter: &ExecutionFilter) -> StoreRe
     if let Some(parent) = &filter.parent {
         parameters.push((":parent", parent));
     }
+    if let Some(before) = &filter.before {
+        parameters.push((":before", before));
+    }
 
     let mut statement = connection.prepare_cached(&list_sql(filter)).map_err(database)?;
     let rows = statement.query_map(parameters.as_slice(), summary_from_row).map_err(database)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(database)
+    let executions = rows.collect::<Result<Vec<_>, _>>().map_err(database)?;
+
+    // An unknown cursor makes the `seq` bound NULL, which matches no row, so only an empty
+    // page needs the check.
+    if executions.is_empty()
+        && let Some(before) = &filter.before
+    {
+        let known: bool = connection
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM executions WHERE id = ?1)")
+            .and_then(|mut statement| statement.query_row([before], |row| row.get(0)))
+            .map_err(database)?;
+        if !known {
+            return Err(StoreError::UnknownCursor(before.clone()));
+        }
+    }
+    Ok(executions)
 }
 
 /// Builds the query of `list_executions` with a term for each filter that is set, so SQLite
@@ -895,6 +913,9 @@ fn list_sql(filter: &ExecutionFilter) -> String {
     }
     if filter.parent.is_some() {
         terms.push("parent_id = :parent");
+    }
+    if filter.before.is_some() {
+        terms.push("seq < (SELECT seq FROM executions WHERE id = :before)");
     }
     if let Some(status) = filter.status {
         terms.push(match status {
@@ -1205,6 +1226,7 @@ mod tests {
             .replace(":flow", "'orders'")
             .replace(":instance", "'acme'")
             .replace(":parent", "'p1'")
+            .replace(":before", "'e1'")
             .replace(":limit", "10");
         query_plan(&sql)
     }
@@ -1215,6 +1237,7 @@ mod tests {
             instance: flow.map(|_| "acme".to_owned()),
             status,
             parent: None,
+            before: None,
             limit: 10,
         })
     }
@@ -1228,6 +1251,62 @@ mod tests {
         });
 
         assert_eq!(plan, ["SEARCH executions USING INDEX executions_parent (parent_id=?)"]);
+    }
+
+    #[test]
+    fn cursor_listing_searches_primary_key() {
+        let plan = plan_of(&ExecutionFilter {
+            before: Some("e1".to_owned()),
+            limit: 10,
+            ..ExecutionFilter::default()
+        });
+
+        assert_eq!(
+            plan,
+            [
+                "SEARCH executions USING INTEGER PRIMARY KEY (rowid<?)",
+                "SCALAR SUBQUERY 1",
+                "SEARCH executions USING COVERING INDEX sqlite_autoindex_executions_1 (id=?)",
+            ]
+        );
+    }
+
+    #[test]
+    fn children_cursor_listing_uses_parent_index() {
+        let plan = plan_of(&ExecutionFilter {
+            parent: Some("p1".to_owned()),
+            before: Some("e1".to_owned()),
+            limit: 10,
+            ..ExecutionFilter::default()
+        });
+
+        assert_eq!(
+            plan,
+            [
+                "SEARCH executions USING INDEX executions_parent (parent_id=? AND seq<?)",
+                "SCALAR SUBQUERY 1",
+                "SEARCH executions USING COVERING INDEX sqlite_autoindex_executions_1 (id=?)",
+            ]
+        );
+    }
+
+    #[test]
+    fn failed_cursor_listing_uses_its_index() {
+        let plan = plan_of(&ExecutionFilter {
+            status: Some(ExecutionStatus::Failed),
+            before: Some("e1".to_owned()),
+            limit: 10,
+            ..ExecutionFilter::default()
+        });
+
+        assert_eq!(
+            plan,
+            [
+                "SEARCH executions USING INDEX executions_failed_or_cancelled (seq<?)",
+                "SCALAR SUBQUERY 1",
+                "SEARCH executions USING COVERING INDEX sqlite_autoindex_executions_1 (id=?)",
+            ]
+        );
     }
 
     #[test]
