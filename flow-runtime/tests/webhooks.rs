@@ -849,6 +849,64 @@ async fn empty_list_filters_filter_nothing() {
     assert_eq!(json_of(response).await["executions"][0]["id"], id);
 }
 
+/// Posts `count` webhooks to the `orders` flow and returns their execution ids, oldest first.
+async fn post_orders(server: &common::TestServer, count: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..count {
+        let response = server.client.post(server.url("/webhooks/acme/orders")).send().await.expect("sends");
+        ids.push(json_of(response).await["executionId"].as_str().expect("id").to_owned());
+    }
+    ids
+}
+
+async fn list_executions(server: &common::TestServer, query: &str) -> serde_json::Value {
+    json_of(server.client.get(server.url(&format!("/executions{query}"))).send().await.expect("sends")).await
+}
+
+#[tokio::test]
+async fn next_cursor_is_last_listed_id() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+    let ids = post_orders(&server, 3).await;
+
+    let page = list_executions(&server, "?limit=2").await;
+
+    assert_eq!(page["nextCursor"], json!(ids[1]));
+}
+
+#[tokio::test]
+async fn cursor_lists_the_next_page() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+    let ids = post_orders(&server, 3).await;
+
+    let page = list_executions(&server, &format!("?limit=2&cursor={}", ids[1])).await;
+
+    assert_eq!(page["executions"].as_array().expect("array").len(), 1);
+    assert_eq!(page["executions"][0]["id"], json!(ids[0]));
+}
+
+#[tokio::test]
+async fn full_last_page_has_null_cursor() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+    post_orders(&server, 2).await;
+
+    let page = list_executions(&server, "?limit=2").await;
+
+    assert_eq!(page["executions"].as_array().expect("array").len(), 2);
+    assert_eq!(page["nextCursor"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn unknown_cursor_answers_400() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+    post_orders(&server, 1).await;
+
+    let response = server.client.get(server.url("/executions?cursor=nope")).send().await.expect("sends");
+
+    assert_eq!(response.status(), 400);
+    let error = error_of(response).await;
+    assert!(error.starts_with("cursor \"nope\" is not an execution id; pass the nextCursor"), "{error}");
+}
+
 #[tokio::test]
 async fn unsupported_content_encoding_is_named() {
     let server = start(vec![flow(synchronous("orders"), echo)], Options::default()).await;

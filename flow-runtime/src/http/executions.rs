@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{AppState, error_response, given, list_limit, parsed_query, path_value};
-use crate::store::{ExecutionFilter, ExecutionStatus, execution_with_lineage};
+use crate::store::{ExecutionFilter, ExecutionStatus, StoreError, execution_with_lineage};
 
 /// Most executions one list request returns.
 const MAX_LIST_LIMIT: usize = 1000;
@@ -25,10 +25,15 @@ pub(super) struct ListQuery {
     instance: Option<String>,
     status: Option<String>,
     parent: Option<String>,
+    cursor: Option<String>,
     limit: Option<String>,
 }
 
 /// `GET /executions`: newest first, filtered by flow, instance, status and parent execution.
+///
+/// The response body is `{"executions": [...], "nextCursor": ID}`. `nextCursor` is the id of
+/// the last listed execution when more executions match after it, else `null`, and passing
+/// it as `cursor` lists the next page.
 pub(super) async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -37,7 +42,9 @@ pub(super) async fn list(
     if let Some(rejection) = reject_unauthorized(&state, &headers) {
         return rejection;
     }
-    let usage = format!("use ?flow=KEY&instance=ID&status=STATUS&parent=EXECUTION_ID&limit=N with N from 1 to {MAX_LIST_LIMIT}");
+    let usage = format!(
+        "use ?flow=KEY&instance=ID&status=STATUS&parent=EXECUTION_ID&cursor=EXECUTION_ID&limit=N with N from 1 to {MAX_LIST_LIMIT}"
+    );
     let query = match parsed_query(query, &usage) {
         Ok(query) => query,
         Err(rejection) => return rejection,
@@ -50,18 +57,31 @@ pub(super) async fn list(
         Ok(limit) => limit,
         Err(rejection) => return rejection,
     };
+    // One row beyond `limit` shows whether another page exists, so the last page never
+    // comes with a cursor that lists nothing.
     let filter = ExecutionFilter {
         flow: given(query.flow),
         instance: given(query.instance),
         status,
         parent: given(query.parent),
-        before: None,
-        limit,
+        before: given(query.cursor),
+        limit: limit + 1,
     };
-    match state.runtime.store().list(filter).await {
-        Ok(executions) => axum::Json(json!({ "executions": executions })).into_response(),
-        Err(error) => error_response(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
-    }
+    let mut executions = match state.runtime.store().list(filter).await {
+        Ok(executions) => executions,
+        Err(error @ StoreError::UnknownCursor(_)) => {
+            return error_response(StatusCode::BAD_REQUEST, format!("{error}; pass the nextCursor of the previous page"));
+        }
+        Err(error) => return error_response(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
+    };
+
+    let next_cursor = if executions.len() > limit {
+        executions.truncate(limit);
+        executions.last().map(|execution| execution.id.clone())
+    } else {
+        None
+    };
+    axum::Json(json!({ "executions": executions, "nextCursor": next_cursor })).into_response()
 }
 
 /// `GET /executions/{id}`: status, result, error, logs, attempts and the `lineage` of

@@ -5,7 +5,8 @@
 //!   (flow-specific), `ANY /webhooks/{instance}[/{*path}]` (instance-specific) or
 //!   `ANY /webhooks[/{*path}]` (shared)
 //! - `ANY /mcp/{instance}`: the instance's MCP server, whose tools are its agent flows
-//! - `GET /executions?flow=&instance=&status=&parent=&limit=` and `GET /executions/{id}`
+//! - `GET /executions?flow=&instance=&status=&parent=&cursor=&limit=` and `GET /executions/{id}`. A
+//!   listing's `nextCursor`, passed as `cursor`, lists the next page.
 //! - `GET /instances`, `POST /instances/{instance}/deploy`, `POST /instances/{instance}/delete`
 //! - `GET /schedules` and `GET /ticks?flow=&instance=&limit=`
 //! - `GET /health`
