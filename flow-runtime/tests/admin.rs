@@ -260,3 +260,14 @@ async fn tick_list_limit_follows_the_execution_list_rules() {
     assert_eq!(zero.status(), StatusCode::BAD_REQUEST);
     assert_eq!(over.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn unknown_tick_parameter_answers_400() {
+    let server = start(vec![flow(config("orders"), echo)], options()).await;
+
+    let response = server.client.get(server.url("/ticks?flwo=orders")).bearer_auth(TOKEN).send().await.expect("sends");
+
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error = error_of(response).await;
+    assert!(error.contains("unknown field `flwo`"), "{error}");
+}

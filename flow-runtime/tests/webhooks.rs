@@ -908,6 +908,17 @@ async fn unknown_cursor_answers_400() {
 }
 
 #[tokio::test]
+async fn unknown_list_parameter_answers_400() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+
+    let response = server.client.get(server.url("/executions?stauts=failed")).send().await.expect("sends");
+
+    assert_eq!(response.status(), 400);
+    let error = error_of(response).await;
+    assert!(error.contains("unknown field `stauts`"), "{error}");
+}
+
+#[tokio::test]
 async fn unsupported_content_encoding_is_named() {
     let server = start(vec![flow(synchronous("orders"), echo)], Options::default()).await;
 

@@ -139,7 +139,10 @@ pub(super) async fn list_schedules(State(state): State<AppState>, headers: Heade
     axum::Json(json!({ "schedules": schedules })).into_response()
 }
 
+/// The filters of `GET /ticks`. An unknown parameter is rejected, so that a misspelled filter
+/// does not list everything.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct TickQuery {
     flow: Option<String>,
     instance: Option<String>,

@@ -18,8 +18,10 @@ const MAX_LIST_LIMIT: usize = 1000;
 /// Executions a list request without a `limit` returns.
 const DEFAULT_LIST_LIMIT: usize = 100;
 
-/// The filters of `GET /executions`. An empty value, as in `?flow=&status=`, filters nothing.
+/// The filters of `GET /executions`. An empty value, as in `?flow=&status=`, filters nothing,
+/// and an unknown parameter is rejected, so that a misspelled filter does not list everything.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct ListQuery {
     flow: Option<String>,
     instance: Option<String>,
