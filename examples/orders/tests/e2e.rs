@@ -224,6 +224,26 @@ async fn reservation_runs_as_a_child_execution() {
     assert_eq!(child["logs"][0]["message"], json!("reserved 1 lines of order A-7 in Rotterdam DC"));
 }
 
+#[tokio::test]
+async fn executions_list_names_the_next_cursor() {
+    let server = start().await;
+    for id in ["A-21", "A-22"] {
+        let body = order(id, json!([{ "sku": "S", "quantity": 1, "unitPriceCents": 5 }]));
+        post_order(&server, &body, Some(KEY)).await;
+    }
+
+    let first = run_cli(&server, &["executions", "list", "--flow", "reserve-stock", "--limit", "1", "--json"]);
+    let page: Value = serde_json::from_slice(&first.stdout).expect("JSON");
+    let newest = page[0]["id"].as_str().expect("id").to_owned();
+    let hint = String::from_utf8_lossy(&first.stderr).into_owned();
+    assert_eq!(hint.trim_end(), format!("more executions: pass --cursor {newest}"));
+
+    let second = run_cli(&server, &["executions", "list", "--flow", "reserve-stock", "--cursor", &newest, "--json"]);
+    let page: Value = serde_json::from_slice(&second.stdout).expect("JSON");
+    assert_eq!(page.as_array().expect("array").len(), 1);
+    assert!(second.stderr.is_empty(), "{}", String::from_utf8_lossy(&second.stderr));
+}
+
 /// Runs a command of the binary with the config in `folder`, where no server runs.
 fn run_cli_in(folder: &Path, args: &[&str]) -> Output {
     let config = write_config(folder);

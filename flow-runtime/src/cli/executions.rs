@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::{CliError, load_settings, open_store};
 use crate::config::{Overrides, StoreLocation};
-use crate::store::{ExecutionFilter, ExecutionStatus, execution_with_lineage};
+use crate::store::{ExecutionFilter, ExecutionStatus, ExecutionSummary, StoreError, execution_with_lineage};
 
 #[derive(Debug, clap::Subcommand)]
 pub(super) enum ExecutionsCommand {
@@ -22,6 +22,10 @@ pub(super) enum ExecutionsCommand {
         /// Only executions that this execution started (flows it invoked, requests it routed).
         #[arg(long)]
         parent: Option<String>,
+        /// Only executions stored before the execution with this id. Pass the ID from the
+        /// `more executions: pass --cursor ID` line of the previous page to list the next page.
+        #[arg(long, value_name = "ID")]
+        cursor: Option<String>,
         /// At most this many, at least 1.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
         limit: u32,
@@ -53,35 +57,37 @@ pub(super) async fn run(config: Option<PathBuf>, overrides: Overrides, command: 
             status,
             instance,
             parent,
+            cursor,
             limit,
             json,
         } => {
-            let executions = store
-                .list(ExecutionFilter {
-                    flow,
-                    instance,
-                    status,
-                    parent,
-                    before: None,
-                    limit: usize::try_from(limit).unwrap_or(usize::MAX),
-                })
-                .await
-                .map_err(|error| CliError::failed(error.to_string()))?;
-            if json {
-                print_line!("{}", serde_json::to_string_pretty(&executions).unwrap_or_default());
-                return Ok(());
-            }
-            print_line!("{:<38} {:<24} {:<12} {:<10} {:>8}  {}", "ID", "FLOW", "INSTANCE", "STATUS", "ATTEMPTS", "CREATED");
-            for execution in executions {
-                print_line!(
-                    "{:<38} {:<24} {:<12} {:<10} {:>8}  {}",
-                    execution.id,
-                    execution.flow,
-                    execution.instance,
-                    execution.status,
-                    execution.attempts,
-                    execution.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                );
+            // One row beyond `limit` shows whether another page exists.
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            let filter = ExecutionFilter {
+                flow,
+                instance,
+                status,
+                parent,
+                before: cursor,
+                limit: limit.saturating_add(1),
+            };
+            let mut executions = store.list(filter).await.map_err(|error| match error {
+                StoreError::UnknownCursor(_) => {
+                    CliError::config(format!("{error}; pass the --cursor ID that the previous page printed on stderr"))
+                }
+                other => CliError::failed(other.to_string()),
+            })?;
+            let next_cursor = if executions.len() > limit {
+                executions.truncate(limit);
+                executions.last().map(|execution| execution.id.clone())
+            } else {
+                None
+            };
+
+            // Standard output keeps the format that scripts parse, and the cursor goes to stderr.
+            print_executions(&executions, json);
+            if let Some(id) = next_cursor {
+                eprintln!("more executions: pass --cursor {id}");
             }
             Ok(())
         }
@@ -95,5 +101,25 @@ pub(super) async fn run(config: Option<PathBuf>, overrides: Overrides, command: 
                 None => Err(CliError::config(format!("execution \"{id}\" not found in {}", settings.store))),
             }
         }
+    }
+}
+
+/// Prints executions to stdout as a JSON array or as a table.
+fn print_executions(executions: &[ExecutionSummary], json: bool) {
+    if json {
+        print_line!("{}", serde_json::to_string_pretty(executions).unwrap_or_default());
+        return;
+    }
+    print_line!("{:<38} {:<24} {:<12} {:<10} {:>8}  {}", "ID", "FLOW", "INSTANCE", "STATUS", "ATTEMPTS", "CREATED");
+    for execution in executions {
+        print_line!(
+            "{:<38} {:<24} {:<12} {:<10} {:>8}  {}",
+            execution.id,
+            execution.flow,
+            execution.instance,
+            execution.status,
+            execution.attempts,
+            execution.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        );
     }
 }
