@@ -936,6 +936,30 @@ async fn unsupported_content_encoding_is_named() {
 }
 
 #[tokio::test]
+async fn raw_deflate_body_error_names_zlib() {
+    use std::io::Write as _;
+    let server = start(vec![flow(synchronous("orders"), echo)], Options::default()).await;
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(b"{\"a\":1}").expect("compresses");
+    let raw = encoder.finish().expect("compresses");
+
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/orders"))
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "deflate")
+        .body(raw)
+        .send()
+        .await
+        .expect("sends");
+
+    assert_eq!(response.status(), 400);
+    let error = error_of(response).await;
+    assert!(error.contains("Content-Encoding \"deflate\""), "{error}");
+    assert!(error.contains("deflate means zlib-wrapped data"), "{error}");
+}
+
+#[tokio::test]
 async fn trailing_slash_reaches_the_flow() {
     let server = start(vec![flow(synchronous("orders"), echo)], Options::default()).await;
 

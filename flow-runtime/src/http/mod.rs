@@ -162,12 +162,24 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// `Content-Encoding` or `Content-Type`) the JSON `{"error": ...}` shape every other error has.
 ///
 /// It also hands the decompression layer one lowercase `Content-Encoding` line, as
-/// [`normalize_content_encoding`] describes.
+/// [`normalize_content_encoding`] describes, and names that coding when the body could not be
+/// decoded.
 async fn describe_bare_errors(mut request: Request, next: Next) -> Response {
     let content_encoding = header_text(request.headers(), header::CONTENT_ENCODING);
     normalize_content_encoding(request.headers_mut());
     let content_type = header_text(request.headers(), header::CONTENT_TYPE);
     let response = next.run(request).await;
+
+    // The decompression layer removed `Content-Encoding`, so only this layer can name it.
+    if let (Some(UnreadableBody(reason)), Some(coding)) = (response.extensions().get::<UnreadableBody>(), &content_encoding) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "could not decode the request body sent with Content-Encoding \"{coding}\": {reason}; send the body \
+                 compressed in that coding (deflate means zlib-wrapped data, RFC 1950), or uncompressed"
+            ),
+        );
+    }
 
     let status = response.status();
     let bare = (status.is_client_error() || status.is_server_error()) && !response.headers().contains_key(header::CONTENT_TYPE);
@@ -201,6 +213,11 @@ async fn describe_bare_errors(mut request: Request, next: Next) -> Response {
     }
     described
 }
+
+/// The reason a request body could not be read, which a 400 response carries so that
+/// [`describe_bare_errors`] can name the body's `Content-Encoding`.
+#[derive(Debug, Clone)]
+pub(crate) struct UnreadableBody(pub(crate) String);
 
 /// Lowercases the `Content-Encoding` codings, drops `identity`, which changes nothing, and joins
 /// repeated lines into one list, as RFC 9110 reads them. Without this, the decompression layer

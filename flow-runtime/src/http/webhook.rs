@@ -271,10 +271,11 @@ pub(crate) async fn read_body(body: Body, headers: &HeaderMap, settings: &HttpSe
             let is_limit = std::error::Error::source(&error)
                 .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
             if is_limit {
-                Err(too_large())
-            } else {
-                Err(error_response(StatusCode::BAD_REQUEST, format!("could not read the request body: {error}")))
+                return Err(too_large());
             }
+            let mut rejection = error_response(StatusCode::BAD_REQUEST, format!("could not read the request body: {error}"));
+            rejection.extensions_mut().insert(super::UnreadableBody(error.to_string()));
+            Err(rejection)
         }
     }
 }
