@@ -262,6 +262,18 @@ async fn tick_list_limit_follows_the_execution_list_rules() {
 }
 
 #[tokio::test]
+async fn misspelled_force_deletes_nothing() {
+    let server = start(vec![flow(config("orders"), echo)], options()).await;
+
+    let response = post_as_admin(&server, "/instances/acme/delete?forse=true").await;
+
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error = error_of(response).await;
+    assert!(error.contains("unknown field `forse`"), "{error}");
+    assert!(server.runtime.is_serving("acme"), "the instance was deleted");
+}
+
+#[tokio::test]
 async fn unknown_tick_parameter_answers_400() {
     let server = start(vec![flow(config("orders"), echo)], options()).await;
 

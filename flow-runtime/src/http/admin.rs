@@ -59,7 +59,10 @@ pub(super) async fn deploy(
     lifecycle_response(&instance, "deployed", state.runtime.deploy(&instance).await)
 }
 
+/// The query of `POST /instances/{instance}/delete`. An unknown parameter is rejected, so that
+/// a misspelled `force` does not run a delete without it.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct DeleteQuery {
     #[serde(default)]
     force: bool,
@@ -81,8 +84,9 @@ pub(super) async fn delete(
         Ok(instance) => instance,
         Err(rejection) => return rejection,
     };
-    let Ok(Query(query)) = query else {
-        return error_response(StatusCode::BAD_REQUEST, "invalid query; use ?force=true or ?force=false");
+    let query = match parsed_query(query, "use ?force=true or ?force=false") {
+        Ok(query) => query,
+        Err(rejection) => return rejection,
     };
     lifecycle_response(&instance, "deleted", state.runtime.delete(&instance, query.force).await)
 }
