@@ -359,3 +359,26 @@ fn configuration_error_creates_no_store_file() {
     assert_eq!(output.status.code(), Some(2));
     assert!(!store.exists(), "the failed run created {}", store.display());
 }
+
+#[test]
+fn command_line_mistake_creates_no_store_file() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let config = write_config(folder.path());
+    let mistakes: [&[&str]; 7] = [
+        &["deploy", "nope"],
+        &["delete", "nope", "--force"],
+        &["invoke", "nope-flow", "--data", "{}"],
+        &["invoke", "process-order", "--instance", "nope", "--data", "{}"],
+        &["invoke", "process-order", "--instance", "acme", "--data", "{bad"],
+        &["invoke", "process-order", "--instance", "acme", "--data", "@/nonexistent/order.json"],
+        &["invoke", "process-order", "--instance", "acme", "--data", "{}", "--header", "bad"],
+    ];
+
+    for args in mistakes {
+        let store = folder.path().join("fresh.db");
+        let output = orders().args(args).arg("--config").arg(&config).arg("--store").arg(&store).output().expect("runs");
+
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(!store.exists(), "{args:?} created {}", store.display());
+    }
+}

@@ -1,5 +1,6 @@
 //! `invoke`: runs one flow in this process and prints its result.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use flow_core::{FlowOutput, RawBody, TriggerPayload};
@@ -42,6 +43,24 @@ pub(super) async fn invoke(
 ) -> Result<(), CliError> {
     let settings = load_settings(config, &overrides)?;
     let prepared = PreparedRuntime::new(registry, &settings)?;
+
+    // The command line is checked before the store opens, so a mistake in it leaves no new
+    // store file.
+    if prepared.registry().get(&args.stable_key).is_none() {
+        let keys: Vec<&str> = prepared.registry().flows().iter().map(|flow| flow.stable_key()).collect();
+        return Err(CliError::config(format!(
+            "flow \"{}\" not found; stable keys: {}",
+            args.stable_key,
+            keys.join(", ")
+        )));
+    }
+    let instance_id = chosen_instance(&prepared, args.instance.as_deref())?;
+    let headers = parsed_headers(&args.headers)?;
+    let given_body = match &args.data {
+        Some(data) => Some(parsed_body(read_data(Some(data), settings.body_limit)?, &headers, data).await?),
+        None => None,
+    };
+
     let store = open_store(&settings).await?;
     // A server keeps state in memory, so it would overwrite the state that this run saves.
     let _lock = store.lock_for_serving().map_err(|error| {
@@ -52,36 +71,10 @@ pub(super) async fn invoke(
         ))
     })?;
     let (runtime, _) = prepared.on(store.shared());
-
-    let Some(flow) = runtime.registry().get(&args.stable_key) else {
-        let keys: Vec<&str> = runtime.registry().flows().iter().map(|flow| flow.stable_key()).collect();
-        return Err(CliError::config(format!(
-            "flow \"{}\" not found; stable keys: {}",
-            args.stable_key,
-            keys.join(", ")
-        )));
-    };
-    let instance_id = match &args.instance {
-        Some(id) => id.clone(),
-        None => {
-            let ids: Vec<&str> = runtime.instances().map(|instance| instance.id.as_str()).collect();
-            match ids.as_slice() {
-                [only] => (*only).to_owned(),
-                _ => {
-                    return Err(CliError::config(format!(
-                        "the configuration has {} instances; choose one with --instance ({})",
-                        ids.len(),
-                        ids.join(", ")
-                    )));
-                }
-            }
-        }
-    };
-    let Some(instance) = runtime.instance(&instance_id).cloned() else {
-        let ids: Vec<&str> = runtime.instances().map(|instance| instance.id.as_str()).collect();
-        return Err(CliError::config(format!(
-            "instance \"{instance_id}\" not found in the configuration; instances: {}",
-            ids.join(", ")
+    let (Some(flow), Some(instance)) = (runtime.registry().get(&args.stable_key), runtime.instance(&instance_id).cloned()) else {
+        return Err(CliError::failed(format!(
+            "flow \"{}\" or instance \"{instance_id}\" is missing from the runtime built from the configuration",
+            args.stable_key
         )));
     };
 
@@ -101,65 +94,34 @@ pub(super) async fn invoke(
     }
 
     // A scheduled flow run by hand without --data gets the body a tick at this second gets.
-    let scheduled = runtime.schedule_of(flow.stable_key(), &instance.id);
-    let body = match (&args.data, scheduled) {
-        (None, Some(cron)) => {
-            let now = chrono::Utc::now();
-            let tick = crate::engine::ScheduledTick {
-                scheduled_at: now - chrono::Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos())),
-                time_zone: cron.zone().name().to_owned(),
-                missed_ticks: 0,
-            };
-            serde_json::to_vec(&tick).unwrap_or_default()
+    let body = match given_body {
+        Some(body) => body,
+        None => {
+            let tick = runtime.schedule_of(flow.stable_key(), &instance.id).map(|cron| {
+                let now = chrono::Utc::now();
+                let tick = crate::engine::ScheduledTick {
+                    scheduled_at: now - chrono::Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos())),
+                    time_zone: cron.zone().name().to_owned(),
+                    missed_ticks: 0,
+                };
+                serde_json::to_vec(&tick).unwrap_or_default()
+            });
+            parsed_body(tick.unwrap_or_default(), &headers, "").await?
         }
-        _ => read_data(args.data.as_deref(), settings.body_limit)?,
     };
-    let mut headers = std::collections::BTreeMap::new();
-    for header in &args.headers {
-        let parsed = header.split_once(':').and_then(|(name, value)| {
-            let name = http::HeaderName::from_bytes(name.trim().as_bytes()).ok()?;
-            let value = http::HeaderValue::from_str(value.trim()).ok()?;
-            Some((name, value))
-        });
-        let Some((name, value)) = parsed else {
-            return Err(CliError::config(format!(
-                "--header \"{header}\" is not a valid 'Name: value' header; e.g. --header 'X-GitHub-Event: push'"
-            )));
-        };
-        let value = value.to_str().unwrap_or_default().to_owned();
-        // Repeated headers are joined with ", ", as the HTTP layer joins them.
-        headers
-            .entry(name.as_str().to_owned())
-            .and_modify(|joined: &mut String| {
-                joined.push_str(", ");
-                joined.push_str(&value);
-            })
-            .or_insert(value);
-    }
-    let content_type = headers
-        .get("content-type")
-        .cloned()
-        .or_else(|| (!body.is_empty()).then(|| "application/json".to_owned()));
-    let bytes = bytes::Bytes::from(body);
-    let data = parse_body(content_type.as_deref(), &bytes)
-        .await
-        .map_err(|error| {
-            let source = match args.data.as_deref().and_then(|data| data.strip_prefix('@')) {
-                Some(path) => format!("--data file {path}"),
-                None => "--data".to_owned(),
-            };
-            CliError::config(format!("{source}: {error}"))
-        })?;
 
     let execution_id = uuid::Uuid::now_v7().to_string();
     let mut payload = TriggerPayload {
         headers,
         query_parameters: query_parameters(args.query.as_deref()),
         raw_body: RawBody {
-            data: bytes.to_vec(),
-            content_type: content_type.clone(),
+            data: body.bytes.to_vec(),
+            content_type: body.content_type.clone(),
         },
-        body: flow_core::Body { data, content_type },
+        body: flow_core::Body {
+            data: body.data,
+            content_type: body.content_type,
+        },
         ..TriggerPayload::default()
     };
     runtime.describe_payload(&mut payload, flow, &instance, &execution_id);
@@ -203,6 +165,81 @@ pub(super) async fn invoke(
 /// Reads `--data`: JSON text as given, or the bytes of the file after `@`.
 /// Reads `--data`: the text itself, or the file after `@`. A body over `limit` bytes is
 /// rejected, as the server rejects such a request with 413.
+/// Returns the instance to run in: `--instance`, or the only configured one.
+fn chosen_instance(prepared: &PreparedRuntime, chosen: Option<&str>) -> Result<String, CliError> {
+    let mut ids: Vec<&str> = prepared.instances().iter().map(|instance| instance.id.as_str()).collect();
+    ids.sort_unstable();
+    match (chosen, ids.as_slice()) {
+        (Some(id), _) if ids.contains(&id) => Ok(id.to_owned()),
+        (Some(id), _) => Err(CliError::config(format!(
+            "instance \"{id}\" not found in the configuration; instances: {}",
+            ids.join(", ")
+        ))),
+        (None, [only]) => Ok((*only).to_owned()),
+        (None, _) => Err(CliError::config(format!(
+            "the configuration has {} instances; choose one with --instance ({})",
+            ids.len(),
+            ids.join(", ")
+        ))),
+    }
+}
+
+/// Reads each `--header 'Name: value'` into lowercase names. Repeated headers are joined with
+/// ", ", as the HTTP layer joins them.
+fn parsed_headers(lines: &[String]) -> Result<BTreeMap<String, String>, CliError> {
+    let mut headers = BTreeMap::new();
+    for header in lines {
+        let parsed = header.split_once(':').and_then(|(name, value)| {
+            let name = http::HeaderName::from_bytes(name.trim().as_bytes()).ok()?;
+            let value = http::HeaderValue::from_str(value.trim()).ok()?;
+            Some((name, value))
+        });
+        let Some((name, value)) = parsed else {
+            return Err(CliError::config(format!(
+                "--header \"{header}\" is not a valid 'Name: value' header; e.g. --header 'X-GitHub-Event: push'"
+            )));
+        };
+        let value = value.to_str().unwrap_or_default().to_owned();
+        headers
+            .entry(name.as_str().to_owned())
+            .and_modify(|joined: &mut String| {
+                joined.push_str(", ");
+                joined.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    Ok(headers)
+}
+
+/// A request body with its content type and the data parsed from it.
+struct ParsedBody {
+    bytes: bytes::Bytes,
+    content_type: Option<String>,
+    data: flow_core::BodyData,
+}
+
+/// Parses `body` by the `content-type` header, or as JSON when that is absent and the body is
+/// not empty. `data` is the `--data` argument the body came from, named in a parse error.
+async fn parsed_body(body: Vec<u8>, headers: &BTreeMap<String, String>, data: &str) -> Result<ParsedBody, CliError> {
+    let content_type = headers
+        .get("content-type")
+        .cloned()
+        .or_else(|| (!body.is_empty()).then(|| "application/json".to_owned()));
+    let bytes = bytes::Bytes::from(body);
+    let parsed = parse_body(content_type.as_deref(), &bytes).await.map_err(|error| {
+        let source = match data.strip_prefix('@') {
+            Some(path) => format!("--data file {path}"),
+            None => "--data".to_owned(),
+        };
+        CliError::config(format!("{source}: {error}"))
+    })?;
+    Ok(ParsedBody {
+        bytes,
+        content_type,
+        data: parsed,
+    })
+}
+
 fn read_data(data: Option<&str>, limit: usize) -> Result<Vec<u8>, CliError> {
     let too_large = |what: &str| {
         CliError::config(format!(

@@ -33,6 +33,10 @@ pub(super) async fn run(
         )));
     }
     let prepared = PreparedRuntime::new(registry, &settings)?;
+    // An unknown instance is named before the store opens, so it leaves no new store file.
+    if !prepared.instances().iter().any(|configured| configured.id == instance) {
+        return Err(CliError::config(LifecycleError::UnknownInstance(instance.to_owned()).to_string()));
+    }
     let store = open_store(&settings).await?;
     let (runtime, _) = prepared.on(store.shared());
 

@@ -285,6 +285,16 @@ impl PreparedRuntime {
         })
     }
 
+    /// Returns the integration's flows.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Returns the configured instances, in the configuration's order.
+    pub(crate) fn instances(&self) -> &[Instance] {
+        &self.instances
+    }
+
     /// Builds the engine over `store`. Returns it with the organization keys of each flow.
     pub(crate) fn on(self, store: Arc<dyn Store>) -> (Runtime, HashMap<String, Vec<String>>) {
         let runtime = Runtime::new(

@@ -440,8 +440,6 @@ pub(super) async fn list_matches_every_filter_combination(store: Arc<dyn Store>)
     }
 }
 
-/// Reads back a payload nested too deep to drop safely: as a value it would overflow the stack
-/// when dropped and abort the process.
 /// Lists the ids of `flow`'s executions stored before `cursor`, newest first.
 async fn ids_before(store: &Arc<dyn Store>, cursor: Option<&str>, flow: Option<&str>, limit: usize) -> Vec<String> {
     let filter = ExecutionFilter {
@@ -504,6 +502,32 @@ pub(super) async fn unknown_cursor_fails_the_listing(store: Arc<dyn Store>) {
     assert!(matches!(error, StoreError::UnknownCursor(ref id) if id == "nope"), "{error:?}");
 }
 
+pub(super) async fn nul_byte_cursor_is_unknown(store: Arc<dyn Store>) {
+    store.insert(new_execution("e1")).await.expect("inserts");
+
+    let filter = ExecutionFilter {
+        before: Some("e1\0".to_owned()),
+        ..ExecutionFilter::default()
+    };
+    let error = store.list(filter).await.expect_err("rejects the cursor");
+
+    assert!(matches!(error, StoreError::UnknownCursor(ref id) if id == "e1\0"), "{error:?}");
+}
+
+pub(super) async fn nul_byte_values_match_no_execution(store: Arc<dyn Store>) {
+    store.insert(new_execution("e1")).await.expect("inserts");
+
+    let filter = ExecutionFilter {
+        flow: Some("orders\0".to_owned()),
+        ..ExecutionFilter::default()
+    };
+
+    assert!(store.get("e1\0").await.expect("reads").is_none());
+    assert!(store.list(filter).await.expect("lists").is_empty());
+}
+
+/// Reads back a payload nested too deep to drop safely: as a value it would overflow the stack
+/// when dropped and abort the process.
 pub(super) async fn too_deeply_nested_payload_is_corrupt(store: Arc<dyn Store>) {
     let depth = 100_000;
     let mut execution = new_execution("e1");
@@ -822,6 +846,8 @@ macro_rules! store_conformance_tests {
             cursor_keeps_the_listing_filter,
             cursor_at_oldest_execution_lists_nothing,
             unknown_cursor_fails_the_listing,
+            nul_byte_cursor_is_unknown,
+            nul_byte_values_match_no_execution,
             too_deeply_nested_payload_is_corrupt,
             state_writes_merge_by_key,
             sequential_queue_runs_one_at_a_time_in_order,

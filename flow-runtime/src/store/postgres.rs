@@ -418,6 +418,10 @@ impl Store for PostgresStore {
     }
 
     fn get(&self, id: &str) -> BoxFuture<'_, StoreResult<Option<ExecutionRecord>>> {
+        // PostgreSQL text cannot hold a NUL, so no stored id has one, and the query would fail.
+        if id.contains('\0') {
+            return Box::pin(async { Ok(None) });
+        }
         let id = id.to_owned();
         Box::pin(self.transact("get", move |connection| {
             let id = id.clone();
@@ -426,6 +430,16 @@ impl Store for PostgresStore {
     }
 
     fn list(&self, filter: ExecutionFilter) -> BoxFuture<'_, StoreResult<Vec<ExecutionSummary>>> {
+        // PostgreSQL text cannot hold a NUL, so a value with one matches nothing, and the query
+        // would fail.
+        let has_nul = |value: &Option<String>| value.as_deref().is_some_and(|text| text.contains('\0'));
+        if has_nul(&filter.before) {
+            let cursor = filter.before.unwrap_or_default();
+            return Box::pin(async { Err(StoreError::UnknownCursor(cursor)) });
+        }
+        if has_nul(&filter.flow) || has_nul(&filter.instance) || has_nul(&filter.parent) {
+            return Box::pin(async { Ok(Vec::new()) });
+        }
         Box::pin(self.transact("list", move |connection| {
             let filter = filter.clone();
             Box::pin(async move { list_executions(connection, &filter).await })
