@@ -514,14 +514,20 @@ pub fn build_instances(
     registry: &Registry,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<Instance>, ConfigError> {
-    let declared = if settings.instances.is_empty() {
-        vec![InstanceSettings {
+    if settings.instances.is_empty() {
+        let entry = InstanceSettings {
             id: "default".to_owned(),
             ..InstanceSettings::default()
-        }]
-    } else {
-        settings.instances.clone()
-    };
+        };
+        // Without a config file this instance has no `config = { ... }` to add a value to.
+        return build_instance(entry, settings, registry, &env).map(|instance| vec![instance]).map_err(|error| {
+            ConfigError(format!(
+                "{error}. No instance is configured, so the runtime serves the instance \"default\"; pass --config \
+                 FILE with an [[instances]] entry that sets the integration's config variables"
+            ))
+        });
+    }
+    let declared = settings.instances.clone();
 
     let mut instances: Vec<Instance> = Vec::with_capacity(declared.len());
     for entry in declared {
@@ -976,6 +982,17 @@ mod tests {
         let error = build_instances(&settings, &registry, |_| None).expect_err("missing");
         assert!(error.0.contains("\"acme\""), "{}", error.0);
         assert!(error.0.contains("\"API Base URL\""), "{}", error.0);
+    }
+
+    #[test]
+    fn missing_variable_without_instances_asks_for_config() {
+        let settings = settings("", &[]).expect("valid");
+        let registry = registry(vec![ConfigVar::new("API Base URL").required()]);
+
+        let error = build_instances(&settings, &registry, |_| None).expect_err("missing");
+
+        let hint = "pass --config FILE with an [[instances]] entry that sets the integration's config variables";
+        assert!(error.0.ends_with(hint), "{}", error.0);
     }
 
     #[test]

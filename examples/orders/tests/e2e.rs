@@ -244,6 +244,20 @@ async fn executions_list_names_the_next_cursor() {
     assert!(second.stderr.is_empty(), "{}", String::from_utf8_lossy(&second.stderr));
 }
 
+#[tokio::test]
+async fn empty_list_options_filter_nothing() {
+    let server = start().await;
+    let body = order("A-23", json!([{ "sku": "S", "quantity": 1, "unitPriceCents": 5 }]));
+    post_order(&server, &body, Some(KEY)).await;
+
+    let all = run_cli(&server, &["executions", "list", "--json"]);
+    let options = ["--flow", "", "--instance", "", "--parent", "", "--cursor", ""];
+    let empty = run_cli(&server, &[&["executions", "list", "--json"][..], &options[..]].concat());
+
+    assert!(empty.status.success(), "{}", String::from_utf8_lossy(&empty.stderr));
+    assert_eq!(String::from_utf8_lossy(&empty.stdout), String::from_utf8_lossy(&all.stdout));
+}
+
 /// Runs a command of the binary with the config in `folder`, where no server runs.
 fn run_cli_in(folder: &Path, args: &[&str]) -> Output {
     let config = write_config(folder);

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use super::{CliError, load_settings, open_store};
 use crate::config::{Overrides, StoreLocation};
+use crate::http::given;
 use crate::store::{ExecutionFilter, ExecutionStatus, ExecutionSummary, StoreError, execution_with_lineage};
 
 #[derive(Debug, clap::Subcommand)]
@@ -63,12 +64,13 @@ pub(super) async fn run(config: Option<PathBuf>, overrides: Overrides, command: 
         } => {
             // One row beyond `limit` shows whether another page exists.
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            // An empty value filters nothing, as in `GET /executions?flow=`.
             let filter = ExecutionFilter {
-                flow,
-                instance,
+                flow: given(flow),
+                instance: given(instance),
                 status,
-                parent,
-                before: cursor,
+                parent: given(parent),
+                before: given(cursor),
                 limit: limit.saturating_add(1),
             };
             let mut executions = store.list(filter).await.map_err(|error| match error {

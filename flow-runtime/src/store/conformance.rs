@@ -493,25 +493,16 @@ pub(super) async fn cursor_at_oldest_execution_lists_nothing(store: Arc<dyn Stor
 pub(super) async fn unknown_cursor_fails_the_listing(store: Arc<dyn Store>) {
     store.insert(new_execution("e1")).await.expect("inserts");
 
-    let filter = ExecutionFilter {
-        before: Some("nope".to_owned()),
-        ..ExecutionFilter::default()
-    };
-    let error = store.list(filter).await.expect_err("rejects the cursor");
+    // PostgreSQL text cannot hold a NUL, so that cursor must not reach the query either.
+    for cursor in ["nope", "e1\0"] {
+        let filter = ExecutionFilter {
+            before: Some(cursor.to_owned()),
+            ..ExecutionFilter::default()
+        };
+        let error = store.list(filter).await.expect_err("rejects the cursor");
 
-    assert!(matches!(error, StoreError::UnknownCursor(ref id) if id == "nope"), "{error:?}");
-}
-
-pub(super) async fn nul_byte_cursor_is_unknown(store: Arc<dyn Store>) {
-    store.insert(new_execution("e1")).await.expect("inserts");
-
-    let filter = ExecutionFilter {
-        before: Some("e1\0".to_owned()),
-        ..ExecutionFilter::default()
-    };
-    let error = store.list(filter).await.expect_err("rejects the cursor");
-
-    assert!(matches!(error, StoreError::UnknownCursor(ref id) if id == "e1\0"), "{error:?}");
+        assert!(matches!(error, StoreError::UnknownCursor(ref id) if id == cursor), "{error:?}");
+    }
 }
 
 pub(super) async fn nul_byte_values_match_no_execution(store: Arc<dyn Store>) {
@@ -846,7 +837,6 @@ macro_rules! store_conformance_tests {
             cursor_keeps_the_listing_filter,
             cursor_at_oldest_execution_lists_nothing,
             unknown_cursor_fails_the_listing,
-            nul_byte_cursor_is_unknown,
             nul_byte_values_match_no_execution,
             too_deeply_nested_payload_is_corrupt,
             state_writes_merge_by_key,
