@@ -286,7 +286,11 @@ pub(crate) fn parsed_query<T>(
 ) -> Result<T, Response> {
     match query {
         Ok(axum::extract::Query(query)) => Ok(query),
-        Err(rejection) => Err(error_response(StatusCode::BAD_REQUEST, format!("{}; {usage}", rejection.body_text()))),
+        Err(rejection) => {
+            // The source is serde's reason, without axum's "Failed to deserialize query string".
+            let reason = std::error::Error::source(&rejection).map_or_else(|| rejection.body_text(), ToString::to_string);
+            Err(error_response(StatusCode::BAD_REQUEST, format!("invalid query string: {reason}; {usage}")))
+        }
     }
 }
 
