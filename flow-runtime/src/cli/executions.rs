@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use super::{CliError, load_settings, open_store};
 use crate::config::{Overrides, StoreLocation};
 use crate::http::given;
-use crate::store::{ExecutionFilter, ExecutionStatus, ExecutionSummary, StoreError, execution_with_lineage};
+use crate::store::{ExecutionFilter, ExecutionStatus, ExecutionSummary, StoreError, execution_with_lineage, list_page};
 
 #[derive(Debug, clap::Subcommand)]
 pub(super) enum ExecutionsCommand {
@@ -62,8 +62,6 @@ pub(super) async fn run(config: Option<PathBuf>, overrides: Overrides, command: 
             limit,
             json,
         } => {
-            // One row beyond `limit` shows whether another page exists.
-            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
             // An empty value filters nothing, as in `GET /executions?flow=`.
             let filter = ExecutionFilter {
                 flow: given(flow),
@@ -71,20 +69,14 @@ pub(super) async fn run(config: Option<PathBuf>, overrides: Overrides, command: 
                 status,
                 parent: given(parent),
                 before: given(cursor),
-                limit: limit.saturating_add(1),
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
             };
-            let mut executions = store.list(filter).await.map_err(|error| match error {
+            let (executions, next_cursor) = list_page(store.as_ref(), filter).await.map_err(|error| match error {
                 StoreError::UnknownCursor(_) => {
                     CliError::config(format!("{error}; pass the --cursor ID that the previous page printed on stderr"))
                 }
                 other => CliError::failed(other.to_string()),
             })?;
-            let next_cursor = if executions.len() > limit {
-                executions.truncate(limit);
-                executions.last().map(|execution| execution.id.clone())
-            } else {
-                None
-            };
 
             // Standard output keeps the format that scripts parse, and the cursor goes to stderr.
             print_executions(&executions, json);

@@ -57,7 +57,7 @@ pub(super) async fn invoke(
     let instance_id = chosen_instance(&prepared, args.instance.as_deref())?;
     let headers = parsed_headers(&args.headers)?;
     let given_body = match &args.data {
-        Some(data) => Some(parsed_body(read_data(Some(data), settings.body_limit)?, &headers, data).await?),
+        Some(data) => Some(parsed_body(read_data(data, settings.body_limit)?, &headers, data).await?),
         None => None,
     };
 
@@ -162,9 +162,6 @@ pub(super) async fn invoke(
     }
 }
 
-/// Reads `--data`: JSON text as given, or the bytes of the file after `@`.
-/// Reads `--data`: the text itself, or the file after `@`. A body over `limit` bytes is
-/// rejected, as the server rejects such a request with 413.
 /// Returns the instance to run in: `--instance`, or the only configured one.
 fn chosen_instance(prepared: &PreparedRuntime, chosen: Option<&str>) -> Result<String, CliError> {
     let mut ids: Vec<&str> = prepared.instances().iter().map(|instance| instance.id.as_str()).collect();
@@ -240,14 +237,13 @@ async fn parsed_body(body: Vec<u8>, headers: &BTreeMap<String, String>, data: &s
     })
 }
 
-fn read_data(data: Option<&str>, limit: usize) -> Result<Vec<u8>, CliError> {
+/// Reads `--data`: the text itself, or the file after `@`. A body over `limit` bytes is
+/// rejected, as the server rejects such a request with 413.
+fn read_data(text: &str, limit: usize) -> Result<Vec<u8>, CliError> {
     let too_large = |what: &str| {
         CliError::config(format!(
             "{what} is larger than the body limit of {limit} bytes; send a smaller body or raise server.body_limit"
         ))
-    };
-    let Some(text) = data else {
-        return Ok(Vec::new());
     };
     let Some(path) = text.strip_prefix('@') else {
         return if text.len() > limit { Err(too_large("--data")) } else { Ok(text.as_bytes().to_vec()) };
@@ -280,14 +276,14 @@ mod tests {
     fn data_file_at_the_limit_is_read() {
         let (_folder, data) = file_of(b"[1,2]");
 
-        assert_eq!(read_data(Some(&data), 5).expect("within the limit"), b"[1,2]");
+        assert_eq!(read_data(&data, 5).expect("within the limit"), b"[1,2]");
     }
 
     #[test]
     fn data_file_over_the_limit_is_rejected() {
         let (_folder, data) = file_of(b"[1,2,3]");
 
-        let error = read_data(Some(&data), 5).expect_err("over the limit");
+        let error = read_data(&data, 5).expect_err("over the limit");
 
         assert!(error.message.contains("larger than the body limit of 5 bytes"), "{}", error.message);
         assert!(error.message.contains("body.json"), "{}", error.message);
@@ -297,12 +293,12 @@ mod tests {
     fn data_file_is_read_under_the_largest_limit() {
         let (_folder, data) = file_of(b"[1,2]");
 
-        assert_eq!(read_data(Some(&data), usize::MAX).expect("within the limit"), b"[1,2]");
+        assert_eq!(read_data(&data, usize::MAX).expect("within the limit"), b"[1,2]");
     }
 
     #[test]
     fn inline_data_over_the_limit_is_rejected() {
-        let error = read_data(Some("[1,2,3]"), 5).expect_err("over the limit");
+        let error = read_data("[1,2,3]", 5).expect_err("over the limit");
 
         assert!(error.message.starts_with("--data is larger"), "{}", error.message);
     }

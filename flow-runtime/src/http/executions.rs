@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{AppState, error_response, given, list_limit, parsed_query, path_value};
-use crate::store::{ExecutionFilter, ExecutionStatus, StoreError, execution_with_lineage};
+use crate::store::{ExecutionFilter, ExecutionStatus, StoreError, execution_with_lineage, list_page};
 
 /// Most executions one list request returns.
 const MAX_LIST_LIMIT: usize = 1000;
@@ -59,29 +59,20 @@ pub(super) async fn list(
         Ok(limit) => limit,
         Err(rejection) => return rejection,
     };
-    // One row beyond `limit` shows whether another page exists, so the last page never
-    // comes with a cursor that lists nothing.
     let filter = ExecutionFilter {
         flow: given(query.flow),
         instance: given(query.instance),
         status,
         parent: given(query.parent),
         before: given(query.cursor),
-        limit: limit + 1,
+        limit,
     };
-    let mut executions = match state.runtime.store().list(filter).await {
-        Ok(executions) => executions,
+    let (executions, next_cursor) = match list_page(state.runtime.store().as_ref(), filter).await {
+        Ok(page) => page,
         Err(error @ StoreError::UnknownCursor(_)) => {
             return error_response(StatusCode::BAD_REQUEST, format!("{error}; pass the nextCursor of the previous page"));
         }
         Err(error) => return error_response(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
-    };
-
-    let next_cursor = if executions.len() > limit {
-        executions.truncate(limit);
-        executions.last().map(|execution| execution.id.clone())
-    } else {
-        None
     };
     axum::Json(json!({ "executions": executions, "nextCursor": next_cursor })).into_response()
 }

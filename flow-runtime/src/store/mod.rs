@@ -174,3 +174,27 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 }
+
+/// Lists one page of executions, at most `filter.limit` of them (at least 1), and returns it
+/// with the id to pass as the next page's `before`, or `None` on the last page. One execution
+/// beyond the limit is read to tell, so no last page points to an empty one.
+///
+/// # Errors
+///
+/// Returns the store's error, such as [`StoreError::UnknownCursor`].
+pub async fn list_page(store: &dyn Store, filter: ExecutionFilter) -> StoreResult<(Vec<ExecutionSummary>, Option<String>)> {
+    let limit = filter.limit;
+    let mut executions = store
+        .list(ExecutionFilter {
+            limit: limit.saturating_add(1),
+            ..filter
+        })
+        .await?;
+    if executions.len() <= limit {
+        return Ok((executions, None));
+    }
+
+    executions.truncate(limit);
+    let next_cursor = executions.last().map(|execution| execution.id.clone());
+    Ok((executions, next_cursor))
+}
