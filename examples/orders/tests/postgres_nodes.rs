@@ -2,7 +2,8 @@
 //!
 //! Payments go to a parallel queue and ledger entries to a sequential one. Every
 //! acknowledged execution must run exactly once, and the ledger entries must run one at a
-//! time in the order they were accepted, whichever server accepted or ran them.
+//! time in the order they were accepted, whichever server accepted or ran them. The command
+//! line's reads of such a store keep stderr free of the store's log lines.
 //!
 //! The test runs in a fresh schema of the database named by `FLOW_TEST_POSTGRES_URL`, and
 //! prints that it is skipped when the variable is unset.
@@ -56,6 +57,28 @@ impl Drop for Schema {
             Err(_) => eprintln!("could not drop test schema {}: the cleanup thread panicked", self.name),
         }
     }
+}
+
+/// Creates an empty schema, and returns it, a connection whose search path is that schema,
+/// and the store URL that selects it.
+async fn fresh_schema(url: &str) -> (Schema, PgConnection, String) {
+    let name = format!("orders_e2e_{}_{}", std::process::id(), free_port());
+    let mut connection = PgConnection::connect(url).await.expect("connects to the test database");
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+        .execute(&mut connection)
+        .await
+        .expect("creates the test schema");
+    let schema = Schema {
+        url: url.to_owned(),
+        name: name.clone(),
+    };
+    sqlx::raw_sql(AssertSqlSafe(format!("SET search_path = {name}")))
+        .execute(&mut connection)
+        .await
+        .expect("selects the test schema");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let store_url = format!("{url}{separator}options[search_path]={name}");
+    (schema, connection, store_url)
 }
 
 fn write_config(folder: &Path, name: &str, store_url: &str) -> PathBuf {
@@ -151,8 +174,12 @@ struct Stored {
     finished_at: i64,
 }
 
+/// An execution's id, flow, status and result, with its attempt count, first start and last
+/// finish.
+type ExecutionRow = (String, String, String, Option<String>, i64, Option<i64>, Option<i64>);
+
 async fn read_executions(connection: &mut PgConnection) -> HashMap<String, Stored> {
-    let rows: Vec<(String, String, String, Option<String>, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+    let rows: Vec<ExecutionRow> = sqlx::query_as(
         "SELECT e.id, e.flow, e.status, e.result, COUNT(a.number), MIN(a.started_at), MAX(a.finished_at) \
          FROM executions e LEFT JOIN attempts a ON a.execution_id = e.id \
          GROUP BY e.id, e.flow, e.status, e.result",
@@ -184,24 +211,9 @@ async fn two_servers_on_one_schema_run_each_execution_once() {
         );
         return;
     };
-    let name = format!("orders_e2e_{}_{}", std::process::id(), free_port());
-    let mut connection = PgConnection::connect(&url).await.expect("connects to the test database");
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {name}")))
-        .execute(&mut connection)
-        .await
-        .expect("creates the test schema");
-    let _schema = Schema {
-        url: url.clone(),
-        name: name.clone(),
-    };
-    sqlx::raw_sql(AssertSqlSafe(format!("SET search_path = {name}")))
-        .execute(&mut connection)
-        .await
-        .expect("selects the test schema");
+    let (_schema, mut connection, store_url) = fresh_schema(&url).await;
 
     let folder = tempfile::tempdir().expect("temp dir");
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let store_url = format!("{url}{separator}options[search_path]={name}");
     let configs = [
         write_config(folder.path(), "first", &store_url),
         write_config(folder.path(), "second", &store_url),
@@ -249,4 +261,52 @@ async fn two_servers_on_one_schema_run_each_execution_once() {
             pair[1]
         );
     }
+}
+
+#[tokio::test]
+async fn executions_list_on_postgres_writes_nothing_to_stderr() {
+    let Ok(url) = std::env::var(URL_VARIABLE) else {
+        eprintln!(
+            "skipped executions_list_on_postgres_writes_nothing_to_stderr: {URL_VARIABLE} is unset; set it to a \
+             PostgreSQL URL such as postgres://postgres@127.0.0.1:5432/test to run it"
+        );
+        return;
+    };
+    // A fresh schema makes the command connect and apply every migration, which log at `info`.
+    let (_schema, _connection, store_url) = fresh_schema(&url).await;
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orders"))
+        .args(["executions", "list", "--store", &store_url])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("runs the binary");
+
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "", "stderr is kept for the paging hint and errors");
+}
+
+#[tokio::test]
+async fn start_on_a_migrated_schema_logs_no_postgres_notice() {
+    let Ok(url) = std::env::var(URL_VARIABLE) else {
+        eprintln!(
+            "skipped start_on_a_migrated_schema_logs_no_postgres_notice: {URL_VARIABLE} is unset; set it to a \
+             PostgreSQL URL such as postgres://postgres@127.0.0.1:5432/test to run it"
+        );
+        return;
+    };
+    let (_schema, _connection, store_url) = fresh_schema(&url).await;
+    let list_at_info = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_orders"))
+            .args(["executions", "list", "--store", &store_url])
+            .env("RUST_LOG", "info")
+            .output()
+            .expect("runs the binary")
+    };
+    assert!(list_at_info().status.success(), "the first run migrates the schema");
+
+    let second = list_at_info();
+
+    let log = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{log}");
+    assert!(!log.contains("notice"), "{log}");
 }

@@ -96,11 +96,24 @@ enum Command {
     },
 }
 
+impl Command {
+    /// Returns the log level for when `RUST_LOG` is unset. Commands that only read print their
+    /// output on stdout and their hints on stderr, where store messages at `info`, such as a
+    /// PostgreSQL connection, would crowd out the hint. Commands that run flows log at `info`,
+    /// the level of the flows' own log lines.
+    fn default_log_level(&self) -> &'static str {
+        match self {
+            Self::Flows { .. } | Self::Manifest | Self::Executions { .. } | Self::Schedule(_) => "warn",
+            Self::Serve { .. } | Self::Invoke(_) | Self::Deploy { .. } | Self::Delete { .. } => "info",
+        }
+    }
+}
+
 /// Parses the command line and runs the command; the body of the `main` that
 /// [`main!`](crate::main) generates.
 pub fn run(integration: Integration) -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.command.default_log_level());
 
     let registry = match Registry::from_inventory(integration) {
         Ok(registry) => registry,
@@ -181,9 +194,10 @@ fn fail(code: u8, message: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn init_tracing() {
+/// Logs to stderr at `RUST_LOG`'s levels, or at `default_level` when it is unset or invalid.
+fn init_tracing(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let colors = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

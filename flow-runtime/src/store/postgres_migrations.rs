@@ -137,6 +137,12 @@ pub(super) async fn migrate(pool: &PgPool) -> StoreResult<()> {
             .execute(&mut *transaction)
             .await
             .map_err(database)?;
+        // Every start after the first would otherwise get the notice that the table exists,
+        // which sqlx logs at `info`.
+        sqlx::raw_sql("SET LOCAL client_min_messages = warning")
+            .execute(&mut *transaction)
+            .await
+            .map_err(database)?;
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS flow_schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
         )
