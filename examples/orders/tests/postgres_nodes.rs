@@ -59,6 +59,29 @@ impl Drop for Schema {
     }
 }
 
+/// Returns the test database's URL, or prints that `test` is skipped when it is unset.
+fn postgres_url(test: &str) -> Option<String> {
+    let url = std::env::var(URL_VARIABLE).ok();
+    if url.is_none() {
+        eprintln!(
+            "skipped {test}: {URL_VARIABLE} is unset; set it to a PostgreSQL URL such as \
+             postgres://postgres@127.0.0.1:5432/test to run it"
+        );
+    }
+    url
+}
+
+/// Runs `orders executions list` on `store_url`, with `RUST_LOG` set to `log_level`, or unset.
+fn list_executions(store_url: &str, log_level: Option<&str>) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orders"));
+    command.args(["executions", "list", "--store", store_url]);
+    match log_level {
+        Some(level) => command.env("RUST_LOG", level),
+        None => command.env_remove("RUST_LOG"),
+    };
+    command.output().expect("runs the binary")
+}
+
 /// Creates an empty schema, and returns it, a connection whose search path is that schema,
 /// and the store URL that selects it.
 async fn fresh_schema(url: &str) -> (Schema, PgConnection, String) {
@@ -204,11 +227,7 @@ async fn read_executions(connection: &mut PgConnection) -> HashMap<String, Store
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_one_schema_run_each_execution_once() {
-    let Ok(url) = std::env::var(URL_VARIABLE) else {
-        eprintln!(
-            "skipped two_servers_on_one_schema_run_each_execution_once: {URL_VARIABLE} is unset; set it to a \
-             PostgreSQL URL such as postgres://postgres@127.0.0.1:5432/test to run it"
-        );
+    let Some(url) = postgres_url("two_servers_on_one_schema_run_each_execution_once") else {
         return;
     };
     let (_schema, mut connection, store_url) = fresh_schema(&url).await;
@@ -265,21 +284,13 @@ async fn two_servers_on_one_schema_run_each_execution_once() {
 
 #[tokio::test]
 async fn executions_list_on_postgres_writes_nothing_to_stderr() {
-    let Ok(url) = std::env::var(URL_VARIABLE) else {
-        eprintln!(
-            "skipped executions_list_on_postgres_writes_nothing_to_stderr: {URL_VARIABLE} is unset; set it to a \
-             PostgreSQL URL such as postgres://postgres@127.0.0.1:5432/test to run it"
-        );
+    let Some(url) = postgres_url("executions_list_on_postgres_writes_nothing_to_stderr") else {
         return;
     };
     // A fresh schema makes the command connect and apply every migration, which log at `info`.
     let (_schema, _connection, store_url) = fresh_schema(&url).await;
 
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orders"))
-        .args(["executions", "list", "--store", &store_url])
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("runs the binary");
+    let output = list_executions(&store_url, None);
 
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(String::from_utf8_lossy(&output.stderr), "", "stderr is kept for the paging hint and errors");
@@ -287,24 +298,13 @@ async fn executions_list_on_postgres_writes_nothing_to_stderr() {
 
 #[tokio::test]
 async fn start_on_a_migrated_schema_logs_no_postgres_notice() {
-    let Ok(url) = std::env::var(URL_VARIABLE) else {
-        eprintln!(
-            "skipped start_on_a_migrated_schema_logs_no_postgres_notice: {URL_VARIABLE} is unset; set it to a \
-             PostgreSQL URL such as postgres://postgres@127.0.0.1:5432/test to run it"
-        );
+    let Some(url) = postgres_url("start_on_a_migrated_schema_logs_no_postgres_notice") else {
         return;
     };
     let (_schema, _connection, store_url) = fresh_schema(&url).await;
-    let list_at_info = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_orders"))
-            .args(["executions", "list", "--store", &store_url])
-            .env("RUST_LOG", "info")
-            .output()
-            .expect("runs the binary")
-    };
-    assert!(list_at_info().status.success(), "the first run migrates the schema");
+    assert!(list_executions(&store_url, Some("info")).status.success(), "the first run migrates the schema");
 
-    let second = list_at_info();
+    let second = list_executions(&store_url, Some("info"));
 
     let log = String::from_utf8_lossy(&second.stderr);
     assert!(second.status.success(), "{log}");
