@@ -274,6 +274,20 @@ async fn misspelled_force_deletes_nothing() {
 }
 
 #[tokio::test]
+async fn deploy_with_a_query_parameter_deploys_nothing() {
+    let server = start(vec![flow(config("orders"), echo)], options()).await;
+
+    let response = post_as_admin(&server, "/instances/acme/deploy?dry_run=true").await;
+
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error = error_of(response).await;
+    assert!(error.contains("unknown field `dry_run`"), "{error}");
+    let instances = server.client.get(server.url("/instances")).bearer_auth(TOKEN).send().await.expect("sends");
+    let body = json_of(instances).await;
+    assert!(body["instances"][0]["deployment"].is_null(), "the instance was deployed: {body}");
+}
+
+#[tokio::test]
 async fn unknown_tick_parameter_answers_400() {
     let server = start(vec![flow(config("orders"), echo)], options()).await;
 

@@ -275,6 +275,36 @@ fn invoke_command_prints_the_result() {
 }
 
 #[test]
+fn invoke_stores_no_api_key_header() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let data = order("CLI-2", json!([{ "sku": "S", "quantity": 1, "unitPriceCents": 10 }])).to_string();
+    let invoked = run_cli_in(
+        folder.path(),
+        &[
+            "invoke",
+            "process-order",
+            "--instance",
+            "acme",
+            "--header",
+            &format!("Api-Key: {KEY}"),
+            "--header",
+            "X-Source: cli",
+            "--data",
+            &data,
+        ],
+    );
+    assert!(invoked.status.success(), "{}", String::from_utf8_lossy(&invoked.stderr));
+
+    let listed = run_cli_in(folder.path(), &["executions", "list", "--flow", "process-order", "--json"]);
+    let executions: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    let id = executions[0]["id"].as_str().expect("id");
+    let shown = run_cli_in(folder.path(), &["executions", "show", id]);
+    let execution: Value = serde_json::from_slice(&shown.stdout).expect("JSON");
+
+    assert_eq!(execution["payload"]["headers"], json!({ "x-source": "cli" }));
+}
+
+#[test]
 fn deploy_refuses_webhook_urls_with_port_zero() {
     let folder = tempfile::tempdir().expect("temp dir");
     let config = folder.path().join("port-zero.toml");

@@ -9,6 +9,7 @@ use super::{CliError, PreparedRuntime, load_settings, open_store};
 use crate::config::Overrides;
 use crate::engine::{Completion, Source};
 use crate::http::request::{parse_body, query_parameters};
+use crate::http::security::API_KEY_HEADER;
 use crate::registry::Registry;
 use crate::store::DeploymentStatus;
 
@@ -182,7 +183,9 @@ fn chosen_instance(prepared: &PreparedRuntime, chosen: Option<&str>) -> Result<S
 }
 
 /// Reads each `--header 'Name: value'` into lowercase names. Repeated headers are joined with
-/// ", ", as the HTTP layer joins them.
+/// ", ", as the HTTP layer joins them. An `Api-Key` header is dropped, as the webhook handler
+/// drops it, so that no key reaches the flow or the store. `invoke` runs as the operator, who
+/// has the configuration, so it checks no key.
 fn parsed_headers(lines: &[String]) -> Result<BTreeMap<String, String>, CliError> {
     let mut headers = BTreeMap::new();
     for header in lines {
@@ -196,6 +199,9 @@ fn parsed_headers(lines: &[String]) -> Result<BTreeMap<String, String>, CliError
                 "--header \"{header}\" is not a valid 'Name: value' header; e.g. --header 'X-GitHub-Event: push'"
             )));
         };
+        if name.as_str() == API_KEY_HEADER {
+            continue;
+        }
         let value = value.to_str().unwrap_or_default().to_owned();
         headers
             .entry(name.as_str().to_owned())

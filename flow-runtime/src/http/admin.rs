@@ -42,12 +42,19 @@ pub(super) async fn list_instances(State(state): State<AppState>, headers: Heade
     axum::Json(json!({ "instances": instances })).into_response()
 }
 
+/// The query of `POST /instances/{instance}/deploy`, which takes no parameter. Any parameter
+/// is rejected, as on delete, so that a deploy never runs with an option it ignored.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DeployQuery {}
+
 /// `POST /instances/{instance}/deploy`: runs the deploy hooks; 200 with the hooks that ran, or
 /// 422 naming the failed flow and hook.
 pub(super) async fn deploy(
     State(state): State<AppState>,
     headers: HeaderMap,
     instance: Result<Path<String>, PathRejection>,
+    query: Result<Query<DeployQuery>, QueryRejection>,
 ) -> Response {
     if let Some(rejection) = reject_unauthorized(&state, &headers) {
         return rejection;
@@ -56,6 +63,9 @@ pub(super) async fn deploy(
         Ok(instance) => instance,
         Err(rejection) => return rejection,
     };
+    if let Err(rejection) = parsed_query(query, "deploy takes no query parameters") {
+        return rejection;
+    }
     lifecycle_response(&instance, "deployed", state.runtime.deploy(&instance).await)
 }
 
