@@ -590,7 +590,17 @@ fn build_instance(
                 if known.is_empty() { "none".to_owned() } else { known.join(", ") }
             )));
         }
-        config.insert(name.clone(), config_value(&id, &name, value, env)?);
+        let value = config_value(&id, &name, value, env)?;
+        let secret = registry.integration().find_config_var(&name).is_some_and(|var| var.secret);
+        if secret && !value.is_string() {
+            // A table here is most likely a misspelled `env`, which would make the table's
+            // JSON text the secret, such as a signing key that no sender uses.
+            return Err(ConfigError(format!(
+                "config variable \"{name}\" of instance \"{id}\" is secret, so its value must be a string or \
+                 {{ env = \"VARIABLE\" }}; check the spelling of `env`"
+            )));
+        }
+        config.insert(name.clone(), value);
     }
     for var in &registry.integration().config_vars {
         if !config.contains_key(&var.name) {
@@ -1068,6 +1078,28 @@ mod tests {
         let settings = settings(text, &[]).expect("valid");
         let registry = registry(vec![ConfigVar::new("Token")]);
         assert!(build_instances(&settings, &registry, |_| Some("v".into())).is_err());
+    }
+
+    #[test]
+    fn secret_variable_with_misspelled_env_is_rejected() {
+        let text = "[[instances]]\nid = \"acme\"\nconfig = { \"Token\" = { evn = \"T\" } }\n";
+        let settings = settings(text, &[]).expect("valid");
+        let registry = registry(vec![ConfigVar::new("Token").secret()]);
+
+        let error = build_instances(&settings, &registry, |_| Some("v".into())).expect_err("rejected");
+
+        assert!(error.to_string().contains("\"Token\" of instance \"acme\" is secret"), "{error}");
+    }
+
+    #[test]
+    fn table_is_kept_as_an_object_for_a_non_secret_variable() {
+        let text = "[[instances]]\nid = \"acme\"\nconfig = { \"Limits\" = { daily = 10 } }\n";
+        let settings = settings(text, &[]).expect("valid");
+        let registry = registry(vec![ConfigVar::new("Limits")]);
+
+        let instances = build_instances(&settings, &registry, |_| None).expect("built");
+
+        assert_eq!(instances[0].config["Limits"], serde_json::json!({ "daily": 10 }));
     }
 
     #[test]
