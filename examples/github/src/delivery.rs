@@ -22,7 +22,8 @@ pub(crate) const PING_EVENT: &str = "ping";
 /// pings.
 ///
 /// The signature is checked first, so an unsigned request learns nothing about the event
-/// check. A `ping` gets `{"pong": true, "executionId": ...}` at once, and its execution still
+/// check. The server parses the body before any trigger runs, so a body that is not valid JSON
+/// or form data gets the parser's 400, signed or not. A `ping` gets `{"pong": true, "executionId": ...}` at once, and its execution still
 /// runs and records the webhook.
 ///
 /// # Errors
