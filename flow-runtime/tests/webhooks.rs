@@ -476,6 +476,8 @@ async fn repeated_content_encoding_lines_are_one_list() {
     let response = post_gzipped(&server, &["gzip", "gzip"]).await;
 
     assert_eq!(response.status(), 415, "two codings on a body gzipped once");
+    let error = error_of(response).await;
+    assert!(error.starts_with("unsupported Content-Encoding \"gzip, gzip\"; send the body uncompressed, or compressed once"), "{error}");
 }
 
 fn keyed_instance() -> Vec<InstanceSettings> {

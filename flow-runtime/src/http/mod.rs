@@ -165,8 +165,8 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// [`normalize_content_encoding`] describes, and names that coding when the body could not be
 /// decoded.
 async fn describe_bare_errors(mut request: Request, next: Next) -> Response {
-    let content_encoding = header_text(request.headers(), header::CONTENT_ENCODING);
     normalize_content_encoding(request.headers_mut());
+    let content_encoding = header_text(request.headers(), header::CONTENT_ENCODING);
     let content_type = header_text(request.headers(), header::CONTENT_TYPE);
     let response = next.run(request).await;
 
@@ -189,7 +189,8 @@ async fn describe_bare_errors(mut request: Request, next: Next) -> Response {
     let message = match status {
         // The decompression layer's 415 names the codings it decodes in `Accept-Encoding`.
         StatusCode::UNSUPPORTED_MEDIA_TYPE if response.headers().contains_key(header::ACCEPT_ENCODING) => format!(
-            "unsupported Content-Encoding \"{}\"; send the body as identity, gzip or deflate",
+            "unsupported Content-Encoding \"{}\"; send the body uncompressed, or compressed once with gzip or \
+             deflate",
             content_encoding.unwrap_or_default()
         ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => match content_type {
