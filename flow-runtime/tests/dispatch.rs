@@ -446,6 +446,51 @@ async fn idle_process_takes_queued_overflow() {
     assert_eq!(status, flow_runtime::store::ExecutionStatus::Succeeded, "the queued execution waited for a periodic check");
 }
 
+/// A sequential flow that returns `{"ran": true}` at once.
+fn quick_sequential(key: &str) -> flow_runtime::Flow {
+    let mut config = config(key);
+    config.queue = Some(QueueConfig {
+        mode: QueueMode::Sequential,
+        ..QueueConfig::default()
+    });
+    flow(config, |_, _| Box::pin(async move { Ok(json!({ "ran": true }).into()) }))
+}
+
+#[tokio::test]
+async fn waiter_gets_the_result_of_a_run_on_another_process() {
+    let Some(schema) = PgSchema::create("waiter_gets_the_result_of_a_run_on_another_process").await else {
+        return;
+    };
+    // `caller` is never started, so it runs nothing, and `runner` claims what it queues.
+    let registry = Registry::new(Integration::new("test", "Test", "0"), vec![quick_sequential("ledger")]).expect("valid flows");
+    let file = FileConfig {
+        instances: vec![InstanceSettings {
+            id: "acme".into(),
+            ..InstanceSettings::default()
+        }],
+        ..FileConfig::default()
+    };
+    let resolved = RuntimeSettings::resolve(file, &Overrides::default(), |_| None).expect("settings");
+    let instances = build_instances(&resolved, &registry, |_| None).expect("instances");
+    let caller = Runtime::new(registry, instances, schema.open().await, Arc::new(SystemClock), EngineSettings::default());
+    let runner_store = CountingStore::around(schema.open().await, Duration::ZERO);
+    let runner = start_engine_with(runner_store, vec![quick_sequential("ledger")]).await;
+
+    let submitted = caller
+        .submit("ledger", "acme", TriggerPayload::from_json(json!({ "n": 1 })), Source::Cli, true)
+        .await
+        .expect("stored");
+    let completion = tokio::time::timeout(Duration::from_secs(10), submitted.completion.expect("waits")).await;
+
+    runner.shutdown(Duration::from_secs(5)).await;
+    schema.drop().await;
+    let completion = completion.expect("the caller learned the outcome").expect("finishes");
+    assert!(
+        matches!(&completion, Completion::Succeeded(output) if output.data() == Some(&json!({ "ran": true }))),
+        "{completion:?}"
+    );
+}
+
 #[tokio::test]
 async fn queue_resumes_after_failed_record() {
     let folder = tempfile::tempdir().expect("temp dir");

@@ -683,7 +683,12 @@ impl Inner {
                         let inner = Arc::clone(self);
                         runtime.spawn(run::run_attempt(inner, claimed, Some(payload), Some(permit)));
                     }
-                    None => self.queue_changed(),
+                    None => {
+                        self.queue_changed();
+                        if completion.is_some() && self.store.is_shared() {
+                            runtime.spawn(watch_stored_completion(Arc::clone(self), execution_id.clone()));
+                        }
+                    }
                 }
                 Ok(Submitted {
                     execution_id,
@@ -826,5 +831,33 @@ impl Inner {
             .entry(scope.clone())
             .or_insert_with(|| Arc::clone(&values));
         Ok(values)
+    }
+}
+
+/// How often a caller's process reads a shared store for the outcome of an execution that
+/// another process may run.
+const STORED_COMPLETION_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Completes the waiters of a queued execution on a shared store once the store shows its
+/// first outcome. Another process may claim and run the execution, and only the process that
+/// runs it wakes its own waiters. Ends when no caller waits any more.
+async fn watch_stored_completion(inner: Arc<Inner>, execution_id: String) {
+    loop {
+        tokio::time::sleep(STORED_COMPLETION_INTERVAL).await;
+        if !inner.waiters.is_waiting(&execution_id) {
+            inner.waiters.forget(&execution_id);
+            return;
+        }
+        let record = match inner.store.get(&execution_id).await {
+            Ok(record) => record,
+            Err(error) => {
+                tracing::warn!(execution_id = %execution_id, %error, "could not read a waited-for execution; reading it again");
+                continue;
+            }
+        };
+        if let Some(completion) = record.as_ref().and_then(waiters::stored_completion) {
+            inner.waiters.complete(&execution_id, &completion);
+            return;
+        }
     }
 }

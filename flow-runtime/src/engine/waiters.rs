@@ -6,6 +6,8 @@ use std::sync::{Mutex, PoisonError};
 use flow_core::FlowOutput;
 use tokio::sync::oneshot;
 
+use crate::store::{ExecutionRecord, ExecutionStatus};
+
 /// The first outcome of an execution, as a waiting caller sees it.
 #[derive(Debug, Clone)]
 pub enum Completion {
@@ -44,6 +46,15 @@ impl Waiters {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner).remove(execution_id);
     }
 
+    /// Returns whether a caller still waits for `execution_id`: one is registered and has not
+    /// dropped its receiver.
+    pub(crate) fn is_waiting(&self, execution_id: &str) -> bool {
+        let waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        waiting
+            .get(execution_id)
+            .is_some_and(|senders| senders.iter().any(|sender| !sender.is_closed()))
+    }
+
     /// Wakes every caller of `execution_id`.
     pub(crate) fn complete(&self, execution_id: &str, completion: &Completion) {
         let senders = self.waiting.lock().unwrap_or_else(PoisonError::into_inner).remove(execution_id);
@@ -51,4 +62,28 @@ impl Waiters {
             let _ = sender.send(completion.clone());
         }
     }
+}
+
+/// Returns the first outcome of a stored execution, as a waiting caller sees it, or `None`
+/// while its first attempt has not finished.
+///
+/// A failed first attempt is listed in the attempt history, and a retry follows it unless the
+/// execution failed or was cancelled for good. A succeeded execution without a failed first
+/// attempt succeeded at its first attempt, and its result is the flow's output.
+pub(crate) fn stored_completion(record: &ExecutionRecord) -> Option<Completion> {
+    let first_failed = record
+        .attempt_history
+        .iter()
+        .find(|attempt| attempt.number == 1 && attempt.status == "failed");
+    if let Some(attempt) = first_failed {
+        let retrying = !matches!(record.summary.status, ExecutionStatus::Failed | ExecutionStatus::Cancelled);
+        let error = attempt.error.clone().or_else(|| record.error.clone()).unwrap_or_default();
+        return Some(Completion::Failed { error, retrying });
+    }
+    if record.summary.status != ExecutionStatus::Succeeded {
+        return None;
+    }
+    let result = record.result.clone().unwrap_or(serde_json::Value::Null);
+    let output = serde_json::from_value::<FlowOutput>(result.clone()).unwrap_or(FlowOutput::Data(result));
+    Some(Completion::Succeeded(output))
 }
