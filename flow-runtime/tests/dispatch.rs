@@ -240,6 +240,14 @@ async fn start_engine_with(store: Arc<CountingStore>, flows: Vec<flow_runtime::F
 
 /// Starts an engine over `store` with `flows` in the instance `acme` and `settings`.
 async fn start_engine_on(store: Arc<CountingStore>, flows: Vec<flow_runtime::Flow>, settings: EngineSettings) -> Runtime {
+    let runtime = new_engine(store, flows, settings);
+    runtime.start().await.expect("starts");
+    runtime
+}
+
+/// Builds an engine over `store` with `flows` in the instance `acme` and `settings`, without
+/// starting it, so it runs no execution.
+fn new_engine(store: Arc<dyn Store>, flows: Vec<flow_runtime::Flow>, settings: EngineSettings) -> Runtime {
     let registry = Registry::new(Integration::new("test", "Test", "0"), flows).expect("valid flows");
     let file = FileConfig {
         instances: vec![InstanceSettings {
@@ -250,9 +258,7 @@ async fn start_engine_on(store: Arc<CountingStore>, flows: Vec<flow_runtime::Flo
     };
     let resolved = RuntimeSettings::resolve(file, &Overrides::default(), |_| None).expect("settings");
     let instances = build_instances(&resolved, &registry, |_| None).expect("instances");
-    let runtime = Runtime::new(registry, instances, store, Arc::new(SystemClock), settings);
-    runtime.start().await.expect("starts");
-    runtime
+    Runtime::new(registry, instances, store, Arc::new(SystemClock), settings)
 }
 
 /// Submits an execution of `orders` and waits for its first attempt.
@@ -462,17 +468,7 @@ async fn waiter_gets_the_result_of_a_run_on_another_process() {
         return;
     };
     // `caller` is never started, so it runs nothing, and `runner` claims what it queues.
-    let registry = Registry::new(Integration::new("test", "Test", "0"), vec![quick_sequential("ledger")]).expect("valid flows");
-    let file = FileConfig {
-        instances: vec![InstanceSettings {
-            id: "acme".into(),
-            ..InstanceSettings::default()
-        }],
-        ..FileConfig::default()
-    };
-    let resolved = RuntimeSettings::resolve(file, &Overrides::default(), |_| None).expect("settings");
-    let instances = build_instances(&resolved, &registry, |_| None).expect("instances");
-    let caller = Runtime::new(registry, instances, schema.open().await, Arc::new(SystemClock), EngineSettings::default());
+    let caller = new_engine(schema.open().await, vec![quick_sequential("ledger")], EngineSettings::default());
     let runner_store = CountingStore::around(schema.open().await, Duration::ZERO);
     let runner = start_engine_with(runner_store, vec![quick_sequential("ledger")]).await;
 
