@@ -87,3 +87,94 @@ pub(crate) fn stored_completion(record: &ExecutionRecord) -> Option<Completion> 
     let output = serde_json::from_value::<FlowOutput>(result.clone()).unwrap_or(FlowOutput::Data(result));
     Some(Completion::Succeeded(output))
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::store::{AttemptSummary, ExecutionSummary};
+
+    /// Returns a stored execution with `status`, and one attempt for each status and error in
+    /// `attempts`.
+    fn record(status: ExecutionStatus, attempts: &[(&str, Option<&str>)], result: Option<Value>) -> ExecutionRecord {
+        let now = Utc::now();
+        ExecutionRecord {
+            summary: ExecutionSummary {
+                id: "e1".to_owned(),
+                flow: "orders".to_owned(),
+                instance: "acme".to_owned(),
+                status,
+                attempts: u32::try_from(attempts.len()).expect("few attempts"),
+                created_at: now,
+                updated_at: now,
+                due_at: None,
+                source: "webhook".to_owned(),
+            },
+            payload: Value::Null,
+            result,
+            error: None,
+            related_id: None,
+            parent_id: None,
+            attempt_history: (1..)
+                .zip(attempts)
+                .map(|(number, (status, error))| AttemptSummary {
+                    number,
+                    status: (*status).to_owned(),
+                    started_at: now,
+                    finished_at: now,
+                    error: error.map(str::to_owned),
+                })
+                .collect(),
+            steps: Vec::new(),
+            logs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn failed_first_attempt_with_a_retry_queued_is_retrying() {
+        let stored = record(ExecutionStatus::Queued, &[("failed", Some("ERP down"))], None);
+
+        let completion = stored_completion(&stored);
+
+        assert!(matches!(completion, Some(Completion::Failed { ref error, retrying: true }) if error == "ERP down"), "{completion:?}");
+    }
+
+    #[test]
+    fn failed_execution_is_not_retrying() {
+        let stored = record(ExecutionStatus::Failed, &[("failed", Some("bad order"))], None);
+
+        let completion = stored_completion(&stored);
+
+        assert!(matches!(completion, Some(Completion::Failed { retrying: false, .. })), "{completion:?}");
+    }
+
+    #[test]
+    fn succeeded_retry_reports_the_failed_first_attempt() {
+        let stored = record(ExecutionStatus::Succeeded, &[("failed", Some("ERP down")), ("succeeded", None)], Some(json!({ "data": 1 })));
+
+        let completion = stored_completion(&stored);
+
+        assert!(matches!(completion, Some(Completion::Failed { retrying: true, .. })), "{completion:?}");
+    }
+
+    #[test]
+    fn succeeded_first_attempt_returns_the_stored_output() {
+        let stored = record(ExecutionStatus::Succeeded, &[("succeeded", None)], Some(json!({ "data": { "ok": true } })));
+
+        let completion = stored_completion(&stored);
+
+        assert!(
+            matches!(&completion, Some(Completion::Succeeded(output)) if output.data() == Some(&json!({ "ok": true }))),
+            "{completion:?}"
+        );
+    }
+
+    #[test]
+    fn running_execution_has_no_outcome_yet() {
+        let stored = record(ExecutionStatus::Running, &[], None);
+
+        assert!(stored_completion(&stored).is_none());
+    }
+}
