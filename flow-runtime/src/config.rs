@@ -1081,7 +1081,7 @@ mod tests {
     }
 
     #[test]
-    fn secret_variable_with_misspelled_env_is_rejected() {
+    fn misspelled_secret_env_is_rejected() {
         let text = "[[instances]]\nid = \"acme\"\nconfig = { \"Token\" = { evn = \"T\" } }\n";
         let settings = settings(text, &[]).expect("valid");
         let registry = registry(vec![ConfigVar::new("Token").secret()]);
@@ -1092,7 +1092,7 @@ mod tests {
     }
 
     #[test]
-    fn table_is_kept_as_an_object_for_a_non_secret_variable() {
+    fn plain_variable_keeps_table_as_object() {
         let text = "[[instances]]\nid = \"acme\"\nconfig = { \"Limits\" = { daily = 10 } }\n";
         let settings = settings(text, &[]).expect("valid");
         let registry = registry(vec![ConfigVar::new("Limits")]);

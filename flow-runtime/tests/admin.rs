@@ -274,7 +274,7 @@ async fn misspelled_force_deletes_nothing() {
 }
 
 #[tokio::test]
-async fn deploy_with_a_query_parameter_deploys_nothing() {
+async fn deploy_query_parameter_deploys_nothing() {
     let server = start(vec![flow(config("orders"), echo)], options()).await;
 
     let response = post_as_admin(&server, "/instances/acme/deploy?dry_run=true").await;

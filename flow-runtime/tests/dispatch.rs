@@ -308,14 +308,19 @@ async fn submissions_during_claim_run_at_once() {
     assert_eq!(store.claimed.load(Ordering::SeqCst), 0, "executions waited for a claim instead of running at once");
 }
 
-/// Builds a sequential flow whose run lasts half a second.
-fn slow_sequential(key: &str) -> flow_runtime::Flow {
+/// Returns the configuration of a flow `key` with a sequential queue.
+fn sequential_config(key: &str) -> flow_runtime::core::FlowConfig {
     let mut config = config(key);
     config.queue = Some(QueueConfig {
         mode: QueueMode::Sequential,
         ..QueueConfig::default()
     });
-    flow(config, |_, _| {
+    config
+}
+
+/// Builds a sequential flow whose run lasts half a second.
+fn slow_sequential(key: &str) -> flow_runtime::Flow {
+    flow(sequential_config(key), |_, _| {
         Box::pin(async move {
             tokio::time::sleep(Duration::from_millis(500)).await;
             Ok(Value::Null.into())
@@ -452,19 +457,14 @@ async fn idle_process_takes_queued_overflow() {
     assert_eq!(status, flow_runtime::store::ExecutionStatus::Succeeded, "the queued execution waited for a periodic check");
 }
 
-/// A sequential flow that returns `{"ran": true}` at once.
+/// Builds a sequential flow that returns `{"ran": true}` at once.
 fn quick_sequential(key: &str) -> flow_runtime::Flow {
-    let mut config = config(key);
-    config.queue = Some(QueueConfig {
-        mode: QueueMode::Sequential,
-        ..QueueConfig::default()
-    });
-    flow(config, |_, _| Box::pin(async move { Ok(json!({ "ran": true }).into()) }))
+    flow(sequential_config(key), |_, _| Box::pin(async move { Ok(json!({ "ran": true }).into()) }))
 }
 
 #[tokio::test]
-async fn waiter_gets_the_result_of_a_run_on_another_process() {
-    let Some(schema) = PgSchema::create("waiter_gets_the_result_of_a_run_on_another_process").await else {
+async fn waiter_gets_remote_run_result() {
+    let Some(schema) = PgSchema::create("waiter_gets_remote_run_result").await else {
         return;
     };
     // `caller` is never started, so it runs nothing, and `runner` claims what it queues.

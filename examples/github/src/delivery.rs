@@ -23,8 +23,9 @@ pub(crate) const PING_EVENT: &str = "ping";
 ///
 /// The signature is checked first, so an unsigned request learns nothing about the event
 /// check. The server parses the body before any trigger runs, so a body that is not valid JSON
-/// or form data gets the parser's 400, signed or not. A `ping` gets `{"pong": true, "executionId": ...}` at once, and its execution still
-/// runs and records the webhook.
+/// or form data gets the parser's 400, signed or not. A `ping` gets
+/// `{"pong": true, "executionId": ...}` at once, and its execution still runs and records the
+/// webhook.
 ///
 /// # Errors
 ///

@@ -298,8 +298,8 @@ fn invoke_stores_no_api_key_header() {
     let listed = run_cli_in(folder.path(), &["executions", "list", "--flow", "process-order", "--json"]);
     let executions: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
     let id = executions[0]["id"].as_str().expect("id");
-    let shown = run_cli_in(folder.path(), &["executions", "show", id]);
-    let execution: Value = serde_json::from_slice(&shown.stdout).expect("JSON");
+    let show_output = run_cli_in(folder.path(), &["executions", "show", id]);
+    let execution: Value = serde_json::from_slice(&show_output.stdout).expect("JSON");
 
     assert_eq!(execution["payload"]["headers"], json!({ "x-source": "cli" }));
 }

@@ -283,8 +283,8 @@ async fn two_servers_on_one_schema_run_each_execution_once() {
 }
 
 #[tokio::test]
-async fn executions_list_on_postgres_writes_nothing_to_stderr() {
-    let Some(url) = postgres_url("executions_list_on_postgres_writes_nothing_to_stderr") else {
+async fn postgres_listing_keeps_stderr_empty() {
+    let Some(url) = postgres_url("postgres_listing_keeps_stderr_empty") else {
         return;
     };
     // A fresh schema makes the command connect and apply every migration, which log at `info`.
@@ -297,8 +297,8 @@ async fn executions_list_on_postgres_writes_nothing_to_stderr() {
 }
 
 #[tokio::test]
-async fn start_on_a_migrated_schema_logs_no_postgres_notice() {
-    let Some(url) = postgres_url("start_on_a_migrated_schema_logs_no_postgres_notice") else {
+async fn restart_logs_no_postgres_notice() {
+    let Some(url) = postgres_url("restart_logs_no_postgres_notice") else {
         return;
     };
     let (_schema, _connection, store_url) = fresh_schema(&url).await;

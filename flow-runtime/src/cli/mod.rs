@@ -97,10 +97,9 @@ enum Command {
 }
 
 impl Command {
-    /// Returns the log level for when `RUST_LOG` is unset. Commands that only read print their
-    /// output on stdout and their hints on stderr, where store messages at `info`, such as a
-    /// PostgreSQL connection, would crowd out the hint. Commands that run flows log at `info`,
-    /// the level of the flows' own log lines.
+    /// Returns the log level for when `RUST_LOG` is unset. Read-only commands log at `warn`,
+    /// so their stderr keeps only hints and errors. Commands that run flows log at `info`, the
+    /// level of the flows' own log lines.
     fn default_log_level(&self) -> &'static str {
         match self {
             Self::Flows { .. } | Self::Manifest | Self::Executions { .. } | Self::Schedule(_) => "warn",

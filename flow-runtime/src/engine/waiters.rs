@@ -46,8 +46,7 @@ impl Waiters {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner).remove(execution_id);
     }
 
-    /// Returns whether a caller still waits for `execution_id`: one is registered and has not
-    /// dropped its receiver.
+    /// Returns whether a caller registered for `execution_id` has not dropped its receiver yet.
     pub(crate) fn is_waiting(&self, execution_id: &str) -> bool {
         let waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         waiting
@@ -133,7 +132,7 @@ mod tests {
     }
 
     #[test]
-    fn failed_first_attempt_with_a_retry_queued_is_retrying() {
+    fn failed_first_attempt_is_retrying() {
         let stored = record(ExecutionStatus::Queued, &[("failed", Some("ERP down"))], None);
 
         let completion = stored_completion(&stored);
@@ -151,7 +150,7 @@ mod tests {
     }
 
     #[test]
-    fn succeeded_retry_reports_the_failed_first_attempt() {
+    fn succeeded_retry_reports_first_failure() {
         let stored = record(ExecutionStatus::Succeeded, &[("failed", Some("ERP down")), ("succeeded", None)], Some(json!({ "data": 1 })));
 
         let completion = stored_completion(&stored);
@@ -160,7 +159,7 @@ mod tests {
     }
 
     #[test]
-    fn succeeded_first_attempt_returns_the_stored_output() {
+    fn first_success_returns_stored_output() {
         let stored = record(ExecutionStatus::Succeeded, &[("succeeded", None)], Some(json!({ "data": { "ok": true } })));
 
         let completion = stored_completion(&stored);
