@@ -201,6 +201,46 @@ async fn schedules_endpoint_counts_fired_ticks() {
     assert!(schedules["schedules"][0]["nextTick"].is_string(), "{schedules}");
 }
 
+fn slow_hook(_ctx: &Context) -> BoxFuture<'_, Result<(), FlowError>> {
+    Box::pin(async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(())
+    })
+}
+
+#[tokio::test]
+async fn deploy_finishes_after_client_hangs_up() {
+    let handlers = Handlers {
+        on_instance_deploy: Some(slow_hook),
+        ..Handlers::default()
+    };
+    let server = start(vec![with_hooks("contacts", handlers)], options()).await;
+    let impatient = server.client.post(server.url("/instances/acme/deploy")).bearer_auth(TOKEN).timeout(Duration::from_millis(50));
+    impatient.send().await.expect_err("the client gave up");
+
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    let deployments = server.runtime.deployments().await.expect("reads");
+    assert_eq!(deployments.first().map(|record| record.status.as_str()), Some("deployed"));
+}
+
+#[tokio::test]
+async fn deploy_during_a_deploy_is_conflict() {
+    let handlers = Handlers {
+        on_instance_deploy: Some(slow_hook),
+        ..Handlers::default()
+    };
+    let server = start(vec![with_hooks("contacts", handlers)], options()).await;
+
+    let (_, second) = tokio::join!(post_as_admin(&server, "/instances/acme/deploy"), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        post_as_admin(&server, "/instances/acme/deploy").await
+    });
+
+    assert_eq!(second.status(), StatusCode::CONFLICT);
+    assert!(error_of(second).await.contains("a deploy or delete of instance \"acme\" is running"));
+}
+
 #[tokio::test]
 async fn second_deploy_is_conflict() {
     let handlers = Handlers {

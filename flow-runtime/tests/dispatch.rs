@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::{config, echo, flow};
+use common::{PgSchema, config, echo, flow};
 use flow_runtime::clock::SystemClock;
 use flow_runtime::config::{
     FileConfig, InstanceSettings, Overrides, RuntimeSettings, build_instances,
@@ -223,6 +223,20 @@ impl Store for CountingStore {
         self.inner.deployments()
     }
 
+    fn lock_lifecycle(
+        &self,
+        instance: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<bool>> {
+        self.inner.lock_lifecycle(instance, owner, now, until)
+    }
+
+    fn unlock_lifecycle(&self, instance: &str, owner: &str) -> BoxFuture<'_, StoreResult<()>> {
+        self.inner.unlock_lifecycle(instance, owner)
+    }
+
     fn is_shared(&self) -> bool {
         self.inner.is_shared()
     }
@@ -248,12 +262,20 @@ async fn start_engine_on(store: Arc<CountingStore>, flows: Vec<flow_runtime::Flo
 /// Builds an engine over `store` with `flows` in the instance `acme` and `settings`, without
 /// starting it, so it runs no execution.
 fn new_engine(store: Arc<dyn Store>, flows: Vec<flow_runtime::Flow>, settings: EngineSettings) -> Runtime {
+    new_engine_of(store, flows, settings, &["acme"])
+}
+
+/// Builds an engine like [`new_engine`] whose config has the instances `ids`.
+fn new_engine_of(store: Arc<dyn Store>, flows: Vec<flow_runtime::Flow>, settings: EngineSettings, ids: &[&str]) -> Runtime {
     let registry = Registry::new(Integration::new("test", "Test", "0"), flows).expect("valid flows");
     let file = FileConfig {
-        instances: vec![InstanceSettings {
-            id: "acme".into(),
-            ..InstanceSettings::default()
-        }],
+        instances: ids
+            .iter()
+            .map(|id| InstanceSettings {
+                id: (*id).into(),
+                ..InstanceSettings::default()
+            })
+            .collect(),
         ..FileConfig::default()
     };
     let resolved = RuntimeSettings::resolve(file, &Overrides::default(), |_| None).expect("settings");
@@ -361,52 +383,6 @@ fn first_run_slow(key: &str) -> flow_runtime::Flow {
     })
 }
 
-/// A PostgreSQL schema of its own for one test, on the server that `FLOW_TEST_POSTGRES_URL`
-/// names.
-struct PgSchema {
-    admin: sqlx::PgConnection,
-    name: String,
-    store_url: String,
-}
-
-impl PgSchema {
-    /// Creates the schema, or prints a notice and returns `None` when the variable is unset.
-    async fn create(test: &str) -> Option<Self> {
-        use sqlx::Connection as _;
-
-        let Ok(url) = std::env::var("FLOW_TEST_POSTGRES_URL") else {
-            eprintln!("skipped {test}: FLOW_TEST_POSTGRES_URL is unset");
-            return None;
-        };
-        let name = format!("test_{}", uuid::Uuid::now_v7().simple());
-        let mut admin = sqlx::PgConnection::connect(&url).await.expect("connects");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("creates the schema");
-        let separator = if url.contains('?') { '&' } else { '?' };
-        let store_url = format!("{url}{separator}options[search_path]={name}&application_name={name}");
-        Some(Self { admin, name, store_url })
-    }
-
-    /// Opens a store on the schema.
-    async fn open(&self) -> Arc<dyn Store> {
-        Arc::new(flow_runtime::store::PostgresStore::connect(&self.store_url).await.expect("opens"))
-    }
-
-    /// Ends the stores' connections and drops the schema.
-    async fn drop(mut self) {
-        let name = &self.name;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{name}'; \
-             DROP SCHEMA {name} CASCADE"
-        )))
-        .execute(&mut self.admin)
-        .await
-        .expect("drops the schema");
-    }
-}
-
 #[tokio::test]
 async fn idle_process_takes_queued_overflow() {
     let Some(schema) = PgSchema::create("idle_process_takes_queued_overflow").await else {
@@ -485,6 +461,35 @@ async fn waiter_gets_remote_run_result() {
         matches!(&completion, Completion::Succeeded(output) if output.data() == Some(&json!({ "ran": true }))),
         "{completion:?}"
     );
+}
+
+#[tokio::test]
+async fn shared_store_leaves_unknown_instance_queued() {
+    let Some(schema) = PgSchema::create("shared_store_leaves_unknown_instance_queued").await else {
+        return;
+    };
+    // Only the config of `newer` has the instance `gamma`, and only `older` is started.
+    let newer = new_engine_of(schema.open().await, vec![quick_sequential("ledger")], EngineSettings::default(), &["acme", "gamma"]);
+    let older_store = CountingStore::around(schema.open().await, Duration::ZERO);
+    let older = start_engine_with(Arc::clone(&older_store), vec![quick_sequential("ledger")]).await;
+
+    let submitted = newer
+        .submit("ledger", "gamma", TriggerPayload::from_json(json!({ "n": 1 })), Source::Cli, false)
+        .await
+        .expect("stored");
+    // The claim started after the next one is sure to have begun after the insert and ended.
+    let claims = older_store.claims.load(Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while older_store.claims.load(Ordering::SeqCst) < claims + 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let claimed_since = older_store.claims.load(Ordering::SeqCst) - claims;
+    let status = older.store().get(&submitted.execution_id).await.expect("reads").expect("exists").summary.status;
+
+    older.shutdown(Duration::from_secs(5)).await;
+    schema.drop().await;
+    assert!(claimed_since >= 2, "the older process claimed {claimed_since} times");
+    assert_eq!(status, flow_runtime::store::ExecutionStatus::Queued);
 }
 
 #[tokio::test]

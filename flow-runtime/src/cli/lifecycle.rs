@@ -63,7 +63,8 @@ pub(super) async fn run(
             error @ (LifecycleError::UnknownInstance(_)
             | LifecycleError::AlreadyDeployed(_)
             | LifecycleError::AlreadyDeleted(_)
-            | LifecycleError::NeverDeployed(_)),
+            | LifecycleError::NeverDeployed(_)
+            | LifecycleError::InProgress(_)),
         ) => {
             Err(CliError::config(error.to_string()))
         }

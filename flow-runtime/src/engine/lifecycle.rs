@@ -17,6 +17,13 @@
 //! The store keeps each instance's deployment, so `serve` runs the deploy hooks once per
 //! deployment: it deploys configured instances with no deployment or a failed one, and leaves
 //! deleted instances deleted until an explicit deploy.
+//!
+//! A lock in the store lets one deploy or delete of an instance run at a time, across the
+//! requests, CLI commands and processes that share the store. A deploy or delete that finds
+//! the lock held fails with [`LifecycleError::InProgress`]. `serve` instead waits for the
+//! lock and then reads the deployment again, so processes that start together on a shared
+//! store run the hooks once. The lock ends by itself after the longest time its hooks may
+//! take, so a process that stopped during a deploy does not hold it for ever.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -34,6 +41,14 @@ use crate::store::{DeploymentRecord, DeploymentStatus, StateWrite, StoreError};
 
 /// Maximum run time of one lifecycle hook; a hook still running then fails.
 const HOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Time a lifecycle lock is held beyond the longest run of its hooks, for the store's reads
+/// and writes around them.
+const LOCK_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Pause between attempts to take a lifecycle lock that another deploy or delete holds, while
+/// `serve` starts.
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A lifecycle hook, as reports and errors name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -97,6 +112,12 @@ pub enum LifecycleError {
     /// The instance is deleted already; deleting it again would run the delete hooks twice.
     #[error("instance \"{0}\" is already deleted; run `deploy {0}` to deploy it again")]
     AlreadyDeleted(String),
+    /// Another deploy or delete of the instance is running, in this process or another one.
+    #[error(
+        "a deploy or delete of instance \"{0}\" is running, from another request, the CLI or another process on \
+         this store; try again once it has ended"
+    )]
+    InProgress(String),
     /// The instance was never deployed, so there is nothing to delete.
     #[error(
         "instance \"{0}\" was never deployed from this store, so there is nothing to delete; check the instance \
@@ -236,6 +257,42 @@ impl Inner {
         outcome
     }
 
+    /// Takes the lifecycle lock of `instance`, or returns `None` when another deploy or delete
+    /// holds it.
+    async fn lock_lifecycle(&self, instance: &str) -> Result<Option<LifecycleLock>, StoreError> {
+        let owner = format!("{}/{}", self.worker_id, uuid::Uuid::now_v7());
+        // Each flow runs at most two hooks for a deploy or a delete.
+        let hooks = u32::try_from(2 * self.registry.flows().len()).unwrap_or(u32::MAX);
+        let longest = HOOK_TIMEOUT.saturating_mul(hooks).saturating_add(LOCK_MARGIN);
+        let now = self.clock.now();
+        let until = now + chrono::Duration::from_std(longest).unwrap_or(chrono::Duration::MAX);
+
+        if !self.store.lock_lifecycle(instance, &owner, now, until).await? {
+            return Ok(None);
+        }
+        Ok(Some(LifecycleLock {
+            store: Arc::clone(&self.store),
+            instance: instance.to_owned(),
+            owner,
+            released: false,
+        }))
+    }
+
+    /// Takes the lifecycle lock of `instance`, waiting while another deploy or delete holds it.
+    async fn lock_lifecycle_waiting(&self, instance: &str) -> Result<LifecycleLock, StoreError> {
+        let mut logged = false;
+        loop {
+            if let Some(lock) = self.lock_lifecycle(instance).await? {
+                return Ok(lock);
+            }
+            if !logged {
+                tracing::info!(instance, "waiting for another deploy or delete of the instance to end");
+                logged = true;
+            }
+            tokio::time::sleep(LOCK_RETRY).await;
+        }
+    }
+
     async fn save_status(&self, instance: &str, status: DeploymentStatus, error: Option<String>) -> Result<(), StoreError> {
         let now = self.clock.now();
         let previous = self.store.deployments().await?.into_iter().find(|record| record.instance == instance);
@@ -259,6 +316,42 @@ impl Inner {
     }
 }
 
+/// A held lifecycle lock. [`LifecycleLock::release`] frees it; a lock dropped unreleased,
+/// when its deploy or delete was cancelled, is freed by a task of its own.
+struct LifecycleLock {
+    store: Arc<dyn crate::store::Store>,
+    instance: String,
+    owner: String,
+    released: bool,
+}
+
+impl LifecycleLock {
+    /// Frees the lock. A failure is logged, and the lock then ends at its time.
+    async fn release(mut self) {
+        self.released = true;
+        if let Err(error) = self.store.unlock_lifecycle(&self.instance, &self.owner).await {
+            tracing::warn!(instance = %self.instance, %error, "could not release the lifecycle lock; it ends by itself later");
+        }
+    }
+}
+
+impl Drop for LifecycleLock {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (store, instance, owner) = (Arc::clone(&self.store), std::mem::take(&mut self.instance), std::mem::take(&mut self.owner));
+        handle.spawn(async move {
+            if let Err(error) = store.unlock_lifecycle(&instance, &owner).await {
+                tracing::warn!(%instance, %error, "could not release the lifecycle lock; it ends by itself later");
+            }
+        });
+    }
+}
+
 impl Runtime {
     /// Runs the deploy hooks of every flow for an instance and records it as deployed; see the
     /// module documentation. Returns the hooks that ran.
@@ -266,17 +359,29 @@ impl Runtime {
     /// # Errors
     ///
     /// Returns [`LifecycleError::HookFailed`] naming the flow, hook and error, after recording
-    /// the instance as `failed`; or an unknown instance or store error.
+    /// the instance as `failed`; [`LifecycleError::InProgress`] while another deploy or
+    /// delete of the instance runs; or an unknown instance or store error.
     pub async fn deploy(&self, instance_id: &str) -> Result<Vec<HookRun>, LifecycleError> {
         let inner = &self.inner;
         let instance = inner
             .instances
             .get(instance_id)
             .ok_or_else(|| LifecycleError::UnknownInstance(instance_id.to_owned()))?;
+        let lock = inner
+            .lock_lifecycle(instance_id)
+            .await?
+            .ok_or_else(|| LifecycleError::InProgress(instance_id.to_owned()))?;
 
+        let result = self.deploy_locked(instance_id, instance).await;
+        lock.release().await;
+        result
+    }
+
+    /// Deploys an instance, under its lifecycle lock, unless it is deployed already.
+    async fn deploy_locked(&self, instance_id: &str, instance: &Arc<Instance>) -> Result<Vec<HookRun>, LifecycleError> {
         // Another process (a server, or the CLI beside it) may have changed the deployment.
-        inner.refresh_deployments().await?;
-        if inner.deployment_status(instance_id) == Some(DeploymentStatus::Deployed) {
+        self.inner.refresh_deployments().await?;
+        if self.inner.deployment_status(instance_id) == Some(DeploymentStatus::Deployed) {
             return Err(LifecycleError::AlreadyDeployed(instance_id.to_owned()));
         }
         self.deploy_checked(instance_id, instance).await
@@ -311,14 +416,27 @@ impl Runtime {
     ///
     /// Returns [`LifecycleError::HookFailed`] listing every failed hook, leaving the
     /// deployment as it was unless `force` is set; [`LifecycleError::AlreadyDeleted`], or
-    /// [`LifecycleError::NeverDeployed`] without `force`; or an unknown instance or store error.
+    /// [`LifecycleError::NeverDeployed`] without `force`; [`LifecycleError::InProgress`] while
+    /// another deploy or delete of the instance runs; or an unknown instance or store error.
     pub async fn delete(&self, instance_id: &str, force: bool) -> Result<Vec<HookRun>, LifecycleError> {
         let inner = &self.inner;
         let instance = inner
             .instances
             .get(instance_id)
             .ok_or_else(|| LifecycleError::UnknownInstance(instance_id.to_owned()))?;
+        let lock = inner
+            .lock_lifecycle(instance_id)
+            .await?
+            .ok_or_else(|| LifecycleError::InProgress(instance_id.to_owned()))?;
 
+        let result = self.delete_locked(instance_id, instance, force).await;
+        lock.release().await;
+        result
+    }
+
+    /// Deletes an instance under its lifecycle lock; see [`Runtime::delete`].
+    async fn delete_locked(&self, instance_id: &str, instance: &Arc<Instance>, force: bool) -> Result<Vec<HookRun>, LifecycleError> {
+        let inner = &self.inner;
         // Another process (a server, or the CLI beside it) may have changed the deployment.
         inner.refresh_deployments().await?;
         match inner.deployment_status(instance_id) {
@@ -361,8 +479,7 @@ impl Runtime {
 
         // Instances deploy side by side, so one slow customer system delays the start by at
         // most its own hooks' timeouts.
-        // The statuses were read just above, so each deploy skips reading them again.
-        let deploys = pending.into_iter().map(|(id, instance)| self.deploy_checked(id, instance));
+        let deploys = pending.into_iter().map(|(id, instance)| self.deploy_pending_one(id, instance));
         let mut failures = Vec::new();
         for result in futures::future::join_all(deploys).await {
             match result {
@@ -372,6 +489,22 @@ impl Runtime {
             }
         }
         Ok(failures)
+    }
+
+    /// Deploys one instance that `serve` found pending, once no other deploy or delete of it
+    /// runs. Another process may have deployed or deleted it meanwhile, and then its hooks do
+    /// not run.
+    async fn deploy_pending_one(&self, instance_id: &str, instance: &Arc<Instance>) -> Result<Vec<HookRun>, LifecycleError> {
+        let lock = self.inner.lock_lifecycle_waiting(instance_id).await?;
+        let result = match self.inner.refresh_deployments().await {
+            Ok(()) => match self.inner.deployment_status(instance_id) {
+                Some(DeploymentStatus::Deployed | DeploymentStatus::Deleted) => Ok(Vec::new()),
+                Some(DeploymentStatus::Failed) | None => self.deploy_checked(instance_id, instance).await,
+            },
+            Err(error) => Err(error.into()),
+        };
+        lock.release().await;
+        result
     }
 
     /// Returns every instance's deployment record.

@@ -38,7 +38,7 @@ use crate::definition::Flow;
 use crate::instance::Instance;
 use crate::registry::Registry;
 use crate::polling::PollingState;
-use crate::store::{DeploymentRecord, InsertOutcome, Lease, NewExecution, QueuePolicies, StateScope, Store, StoreError};
+use crate::store::{DeploymentRecord, InsertOutcome, Lease, NewExecution, QueuePolicies, Served, StateScope, Store, StoreError};
 use waiters::Waiters;
 
 /// How long a claimed execution stays with its worker without a renewal. Workers renew every
@@ -199,6 +199,13 @@ impl Runtime {
             .collect();
         let schedules = scheduler::resolve_schedules(&registry, &instances);
         let (stopping, _) = tokio::sync::watch::channel(false);
+        // On a store that one process owns, an execution of a flow or instance that is gone
+        // is claimed and fails with a message naming it. On a shared store another process
+        // may know it, during a rolling change of the binary or the config.
+        let served = store.is_shared().then(|| Served {
+            flows: registry.flows().iter().map(|flow| flow.stable_key().to_owned()).collect(),
+            instances: instances.keys().cloned().collect(),
+        });
         let queues = Arc::new(QueuePolicies {
             modes: registry
                 .flows()
@@ -206,6 +213,7 @@ impl Runtime {
                 .filter(|flow| flow.config.queue_mode() != QueueMode::Parallel)
                 .map(|flow| (flow.stable_key().to_owned(), flow.config.queue_mode()))
                 .collect(),
+            served,
         });
         Self {
             inner: Arc::new_cyclic(|self_ref| Inner {

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::executions::reject_unauthorized;
 use super::{AppState, error_response, given, list_limit, parsed_query, path_value};
-use crate::engine::LifecycleError;
+use crate::engine::{HookRun, LifecycleError};
 use crate::store::TickFilter;
 
 /// Most ticks one list request returns.
@@ -66,7 +66,9 @@ pub(super) async fn deploy(
     if let Err(rejection) = parsed_query(query, "deploy takes no query parameters") {
         return rejection;
     }
-    lifecycle_response(&instance, "deployed", state.runtime.deploy(&instance).await)
+    let (runtime, id) = (state.runtime.clone(), instance.clone());
+    let outcome = detached(async move { runtime.deploy(&id).await }).await;
+    lifecycle_response(&instance, "deployed", outcome)
 }
 
 /// The query of `POST /instances/{instance}/delete`. An unknown parameter is rejected, so that
@@ -98,10 +100,22 @@ pub(super) async fn delete(
         Ok(query) => query,
         Err(rejection) => return rejection,
     };
-    lifecycle_response(&instance, "deleted", state.runtime.delete(&instance, query.force).await)
+    let (runtime, id) = (state.runtime.clone(), instance.clone());
+    let outcome = detached(async move { runtime.delete(&id, query.force).await }).await;
+    lifecycle_response(&instance, "deleted", outcome)
 }
 
-fn lifecycle_response(instance: &str, status: &str, result: Result<Vec<crate::engine::HookRun>, LifecycleError>) -> Response {
+/// Runs a deploy or delete on a task of its own, so a client that hangs up does not stop its
+/// hooks halfway, and returns its outcome.
+async fn detached(
+    operation: impl Future<Output = Result<Vec<HookRun>, LifecycleError>> + Send + 'static,
+) -> Result<Vec<HookRun>, LifecycleError> {
+    tokio::spawn(operation).await.unwrap_or_else(|error| {
+        Err(LifecycleError::Store(crate::store::StoreError::Database(format!("the deploy or delete stopped: {error}"))))
+    })
+}
+
+fn lifecycle_response(instance: &str, status: &str, result: Result<Vec<HookRun>, LifecycleError>) -> Response {
     match result {
         Ok(hooks) => axum::Json(json!({ "instance": instance, "status": status, "hooks": hooks })).into_response(),
         Err(LifecycleError::UnknownInstance(_)) => {
@@ -121,7 +135,8 @@ fn lifecycle_response(instance: &str, status: &str, result: Result<Vec<crate::en
         Err(
             error @ (LifecycleError::AlreadyDeployed(_)
             | LifecycleError::AlreadyDeleted(_)
-            | LifecycleError::NeverDeployed(_)),
+            | LifecycleError::NeverDeployed(_)
+            | LifecycleError::InProgress(_)),
         ) => error_response(StatusCode::CONFLICT, error.to_string()),
         Err(LifecycleError::Store(error)) => error_response(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
     }

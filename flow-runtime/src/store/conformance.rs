@@ -546,7 +546,55 @@ pub(super) async fn state_writes_merge_by_key(store: Arc<dyn Store>) {
 fn policies(flow: &str, mode: flow_core::QueueMode) -> Arc<QueuePolicies> {
     Arc::new(QueuePolicies {
         modes: [(flow.to_owned(), mode)].into_iter().collect(),
+        served: None,
     })
+}
+
+/// Returns `queues` with a claim limited to the flows `orders` and `invoices` of the instance
+/// `acme`.
+fn serving_acme(queues: Arc<QueuePolicies>) -> Arc<QueuePolicies> {
+    let mut queues = Arc::unwrap_or_clone(queues);
+    queues.served = Some(super::Served {
+        flows: ["orders".to_owned(), "invoices".to_owned()].into_iter().collect(),
+        instances: ["acme".to_owned()].into_iter().collect(),
+    });
+    Arc::new(queues)
+}
+
+/// Inserts `e1` of `orders` in `globex`, `e2` of `refunds` in `acme` and `e3` of `orders` in
+/// `acme`, in this order.
+async fn insert_work_of_three_kinds(store: &Arc<dyn Store>) {
+    for (id, flow, instance) in [("e1", "orders", "globex"), ("e2", "refunds", "acme"), ("e3", "orders", "acme")] {
+        let mut execution = new_execution(id);
+        (execution.flow, execution.instance) = (flow.into(), instance.into());
+        store.insert(execution).await.expect("inserts");
+    }
+}
+
+pub(super) async fn claim_takes_only_served_work(store: Arc<dyn Store>) {
+    insert_work_of_three_kinds(&store).await;
+
+    let claimed = store.claim("w1", 10, at(0), at(5), serving_acme(Arc::default())).await.expect("claims");
+
+    assert_eq!(claimed_ids(&claimed), vec!["e3"]);
+}
+
+pub(super) async fn keyed_claim_takes_only_served_instances(store: Arc<dyn Store>) {
+    insert_work_of_three_kinds(&store).await;
+    let throttled = serving_acme(policies("orders", flow_core::QueueMode::Throttled { concurrency_limit: 5 }));
+
+    let claimed = store.claim("w1", 10, at(0), at(5), throttled).await.expect("claims");
+
+    assert_eq!(claimed_ids(&claimed), vec!["e3"]);
+}
+
+pub(super) async fn sequential_claim_takes_only_served_instances(store: Arc<dyn Store>) {
+    insert_work_of_three_kinds(&store).await;
+    let sequential = serving_acme(policies("orders", flow_core::QueueMode::Sequential));
+
+    let claimed = store.claim("w1", 10, at(0), at(5), sequential).await.expect("claims");
+
+    assert_eq!(claimed_ids(&claimed), vec!["e3"]);
 }
 
 fn claimed_ids(claimed: &[super::ClaimedExecution]) -> Vec<&str> {
@@ -668,6 +716,7 @@ pub(super) async fn keyed_flows_start_oldest_first(store: Arc<dyn Store>) {
         ]
         .into_iter()
         .collect(),
+        served: None,
     });
 
     let claimed = store.claim("w1", 3, at(0), at(5), queues).await.expect("claims");
@@ -801,6 +850,56 @@ pub(super) async fn deployment_is_replaced_by_the_latest(store: Arc<dyn Store>) 
     assert_eq!(deployments, vec![record(DeploymentStatus::Deleted, 5)]);
 }
 
+pub(super) async fn held_lifecycle_lock_is_not_taken(store: Arc<dyn Store>) {
+    assert!(store.lock_lifecycle("acme", "deploy-1", at(0), at(5)).await.expect("locks"));
+
+    let second = store.lock_lifecycle("acme", "deploy-2", at(1), at(6)).await.expect("locks");
+
+    assert!(!second, "a second deploy took the held lock");
+}
+
+pub(super) async fn owner_cannot_retake_held_lock(store: Arc<dyn Store>) {
+    assert!(store.lock_lifecycle("acme", "deploy-1", at(0), at(5)).await.expect("locks"));
+
+    let again = store.lock_lifecycle("acme", "deploy-1", at(1), at(6)).await.expect("locks");
+
+    assert!(!again, "the owner took its held lock again");
+}
+
+pub(super) async fn expired_lifecycle_lock_is_taken(store: Arc<dyn Store>) {
+    assert!(store.lock_lifecycle("acme", "deploy-1", at(0), at(5)).await.expect("locks"));
+
+    let taken = store.lock_lifecycle("acme", "deploy-2", at(5), at(10)).await.expect("locks");
+
+    assert!(taken, "the lock stayed held after its end");
+}
+
+pub(super) async fn released_lifecycle_lock_is_taken(store: Arc<dyn Store>) {
+    assert!(store.lock_lifecycle("acme", "deploy-1", at(0), at(5)).await.expect("locks"));
+    store.unlock_lifecycle("acme", "deploy-1").await.expect("unlocks");
+
+    let taken = store.lock_lifecycle("acme", "deploy-2", at(1), at(6)).await.expect("locks");
+
+    assert!(taken, "the released lock stayed held");
+}
+
+pub(super) async fn only_owner_releases_lifecycle_lock(store: Arc<dyn Store>) {
+    assert!(store.lock_lifecycle("acme", "deploy-1", at(0), at(5)).await.expect("locks"));
+    store.unlock_lifecycle("acme", "deploy-2").await.expect("unlocks");
+
+    let taken = store.lock_lifecycle("acme", "deploy-3", at(1), at(6)).await.expect("locks");
+
+    assert!(!taken, "another owner released the lock");
+}
+
+pub(super) async fn lifecycle_locks_are_per_instance(store: Arc<dyn Store>) {
+    assert!(store.lock_lifecycle("acme", "deploy-1", at(0), at(5)).await.expect("locks"));
+
+    let other = store.lock_lifecycle("globex", "deploy-2", at(1), at(6)).await.expect("locks");
+
+    assert!(other, "the lock of acme held back globex");
+}
+
 /// Instantiates every conformance test for a store. `$make` is an async block returning
 /// `Some((store, guard))` with a fresh `Arc<dyn Store>` and a value that cleans up when
 /// dropped, or `None` when the store is not available here, which skips the test (the block
@@ -849,6 +948,9 @@ macro_rules! store_conformance_tests {
             older_parallel_work_starts_first,
             keyed_flows_start_oldest_first,
             keyed_work_due_first_is_offered,
+            claim_takes_only_served_work,
+            keyed_claim_takes_only_served_instances,
+            sequential_claim_takes_only_served_instances,
             schedule_cursor_keeps_its_first_start,
             tick_is_recorded_once,
             recorded_tick_moves_the_cursor,
@@ -858,6 +960,12 @@ macro_rules! store_conformance_tests {
             deployment_is_replaced_by_the_latest,
             restarted_schedule_skips_earlier_instants,
             restart_never_moves_a_cursor_back,
+            held_lifecycle_lock_is_not_taken,
+            owner_cannot_retake_held_lock,
+            expired_lifecycle_lock_is_taken,
+            released_lifecycle_lock_is_taken,
+            only_owner_releases_lifecycle_lock,
+            lifecycle_locks_are_per_instance,
         );
     };
     (@tests $runtime:tt $make:expr; $($name:ident),* $(,)?) => {

@@ -136,6 +136,16 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE executions ADD COLUMN attempt_started_at INTEGER;
     ALTER TABLE executions ADD COLUMN attempt_logs TEXT;
     ",
+    // 8: one deploy or delete of an instance at a time, across processes. A row is the lock
+    // of one instance, held by `owner` until `locked_until`, in milliseconds since the Unix
+    // epoch. The lock of a process that ended without releasing it is free from then on.
+    r"
+    CREATE TABLE lifecycle_locks (
+        instance TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        locked_until INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// Applies every migration the database has not seen yet, each in its own transaction.

@@ -33,7 +33,7 @@ use serde_json::Value;
 
 pub use records::{
     AttemptOutcome, AttemptRecord, AttemptSummary, ClaimedExecution, ExecutionFilter, ExecutionRecord, ExecutionStatus,
-    ExecutionSummary, InsertOutcome, Lease, NewExecution, QueuePolicies, StepRecord, StateScope, StateWrite,
+    ExecutionSummary, InsertOutcome, Lease, NewExecution, QueuePolicies, Served, StepRecord, StateScope, StateWrite,
 };
 pub use lineage::{Ancestor, ExecutionWithLineage, MAX_LINEAGE_DEPTH, execution_with_lineage};
 pub use schedules::{
@@ -159,6 +159,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// Returns every instance's deployment state, ordered by instance id.
     fn deployments(&self) -> BoxFuture<'_, StoreResult<Vec<DeploymentRecord>>>;
+
+    /// Takes the lock under which one deploy or delete of `instance` runs at a time, for
+    /// `owner` until `until`, and returns whether it was taken. It is not taken while a lock
+    /// of any owner, this one included, lasts until after `now`.
+    fn lock_lifecycle(
+        &self,
+        instance: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<bool>>;
+
+    /// Releases the lifecycle lock of `instance` when `owner` holds it.
+    fn unlock_lifecycle(&self, instance: &str, owner: &str) -> BoxFuture<'_, StoreResult<()>>;
 
     /// Returns whether other processes may write to the store while this one runs. The engine
     /// then reads state from the store for every run instead of from its in-process cache,

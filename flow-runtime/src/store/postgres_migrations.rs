@@ -121,6 +121,16 @@ const MIGRATIONS: &[&str] = &[
     r"
     CREATE INDEX executions_parent ON executions (parent_id, seq) WHERE parent_id IS NOT NULL;
     ",
+    // 6: one deploy or delete of an instance at a time, across processes. A row is the lock
+    // of one instance, held by `owner` until `locked_until`, in milliseconds since the Unix
+    // epoch. The lock of a process that ended without releasing it is free from then on.
+    r"
+    CREATE TABLE lifecycle_locks (
+        instance TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        locked_until BIGINT NOT NULL
+    );
+    ",
 ];
 
 /// Applies every migration the schema has not seen yet, each in its own transaction.

@@ -225,6 +225,37 @@ pub(super) async fn save_deployment(connection: &mut PgConnection, record: &Depl
     Ok(())
 }
 
+pub(super) async fn lock_lifecycle(
+    connection: &mut PgConnection,
+    instance: &str,
+    owner: &str,
+    times: (i64, i64),
+) -> Result<bool, QueryError> {
+    let (now, until) = times;
+    let changed = sqlx::query(
+        "INSERT INTO lifecycle_locks (instance, owner, locked_until) VALUES ($1, $2, $3) \
+         ON CONFLICT (instance) DO UPDATE SET owner = EXCLUDED.owner, locked_until = EXCLUDED.locked_until \
+         WHERE lifecycle_locks.locked_until <= $4",
+    )
+    .bind(instance)
+    .bind(owner)
+    .bind(until)
+    .bind(now)
+    .execute(&mut *connection)
+    .await?
+    .rows_affected();
+    Ok(changed == 1)
+}
+
+pub(super) async fn unlock_lifecycle(connection: &mut PgConnection, instance: &str, owner: &str) -> Result<(), QueryError> {
+    sqlx::query("DELETE FROM lifecycle_locks WHERE instance = $1 AND owner = $2")
+        .bind(instance)
+        .bind(owner)
+        .execute(&mut *connection)
+        .await?;
+    Ok(())
+}
+
 pub(super) async fn deployments(connection: &mut PgConnection) -> Result<Vec<DeploymentRecord>, QueryError> {
     let rows: Vec<(String, String, Option<String>, i64, Option<i64>)> = sqlx::query_as(
         "SELECT instance, status, error, updated_at, deployed_at FROM deployments ORDER BY instance COLLATE \"C\"",

@@ -120,6 +120,7 @@ fn succeeded(id: &str, attempt: u32, worker: &str) -> AttemptRecord {
 fn sequential() -> Arc<QueuePolicies> {
     Arc::new(QueuePolicies {
         modes: [("orders".to_owned(), flow_core::QueueMode::Sequential)].into_iter().collect(),
+        served: None,
     })
 }
 
@@ -460,6 +461,7 @@ async fn claim_beside_busy_queues(test: &str, setup: &[&'static str], queues: Ar
 fn throttled_to_one() -> Arc<QueuePolicies> {
     Arc::new(QueuePolicies {
         modes: [("orders".to_owned(), flow_core::QueueMode::Throttled { concurrency_limit: 1 })].into_iter().collect(),
+        served: None,
     })
 }
 
@@ -510,6 +512,7 @@ async fn throttled_limit_holds_across_nodes() {
     }
     let throttled = Arc::new(QueuePolicies {
         modes: [("orders".to_owned(), flow_core::QueueMode::Throttled { concurrency_limit: 2 })].into_iter().collect(),
+        served: None,
     });
     let running: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
     let max_running = Arc::new(AtomicUsize::new(0));

@@ -1,6 +1,6 @@
 //! The records the store reads and writes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -124,6 +124,11 @@ pub enum InsertOutcome {
 pub struct QueuePolicies {
     /// Modes of throttled and sequential flows.
     pub modes: BTreeMap<String, flow_core::QueueMode>,
+    /// The flows and instances whose executions a claim may take, or `None` for all of them.
+    /// A process on a shared store claims only work it can run. So during a rolling change
+    /// of the binary or the config, an execution of a flow or instance that only the newer
+    /// processes know waits for one of them.
+    pub served: Option<Served>,
 }
 
 impl QueuePolicies {
@@ -131,6 +136,20 @@ impl QueuePolicies {
     pub fn mode(&self, flow: &str) -> flow_core::QueueMode {
         self.modes.get(flow).copied().unwrap_or_default()
     }
+
+    /// Returns whether a claim may take executions of `instance`.
+    pub fn serves_instance(&self, instance: &str) -> bool {
+        self.served.as_ref().is_none_or(|served| served.instances.contains(instance))
+    }
+}
+
+/// The flows and instances one runtime process runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Served {
+    /// Stable keys of the flows in the process's binary.
+    pub flows: BTreeSet<String>,
+    /// Ids of the instances in the process's config.
+    pub instances: BTreeSet<String>,
 }
 
 /// An execution that a claim may start, with the due time and arrival number it is ordered by.

@@ -34,7 +34,8 @@ use super::records::{
 use super::schedules::{DeploymentRecord, NewTick, ScheduleSummary, TickFilter, TickRecord, TickRecorded};
 use super::sqlite_writer::{Commands, Pending};
 use super::sqlite_schedules::{
-    deployments, list_ticks, record_tick, restart_schedules, save_deployment, schedule_cursor, schedule_summaries, unfinished_execution,
+    deployments, list_ticks, lock_lifecycle, record_tick, restart_schedules, save_deployment, schedule_cursor, schedule_summaries,
+    unfinished_execution, unlock_lifecycle,
 };
 use super::{Store, StoreError, StoreResult};
 use crate::logger::LogEntry;
@@ -407,6 +408,23 @@ impl Store for SqliteStore {
         self.read(deployments)
     }
 
+    fn lock_lifecycle(
+        &self,
+        instance: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<bool>> {
+        let (instance, owner) = (instance.to_owned(), owner.to_owned());
+        let (now, until) = (now.timestamp_millis(), until.timestamp_millis());
+        self.send(move |tx| lock_lifecycle(tx, &instance, &owner, now, until))
+    }
+
+    fn unlock_lifecycle(&self, instance: &str, owner: &str) -> BoxFuture<'_, StoreResult<()>> {
+        let (instance, owner) = (instance.to_owned(), owner.to_owned());
+        self.send(move |tx| unlock_lifecycle(tx, &instance, &owner))
+    }
+
     fn stopped(&self) -> Option<String> {
         self.stopped.get().cloned()
     }
@@ -619,11 +637,11 @@ fn claim(
             rows.collect::<Result<_, _>>().map_err(database)?
         };
         let mut offered = 0;
-        for instance in instances {
+        for instance in instances.iter().filter(|instance| queues.serves_instance(instance)) {
             if offered >= limit {
                 break;
             }
-            let found = claimable_in_queue(tx, flow, &instance, *mode, now, limit - offered)?;
+            let found = claimable_in_queue(tx, flow, instance, *mode, now, limit - offered)?;
             offered += found.len();
             candidates.extend(found);
         }
@@ -643,17 +661,30 @@ fn claim(
     Ok(picked.into_iter().map(|candidate| candidate.execution).collect())
 }
 
-/// Returns up to `limit` due executions of parallel flows, oldest due first.
+/// Returns up to `limit` due executions of parallel flows, oldest due first. The served flows
+/// and instances, when the claim names them, are passed as JSON arrays, so a config with
+/// thousands of instances stays within SQLite's limit on parameters.
 fn parallel_candidates(tx: &Connection, queues: &QueuePolicies, now: i64, limit: usize) -> StoreResult<Vec<ClaimCandidate>> {
     let keyed: Vec<&str> = queues.modes.keys().map(String::as_str).collect();
     let placeholders = vec!["?"; keyed.len()].join(", ");
+    let served_filter = if queues.served.is_some() {
+        " AND flow IN (SELECT value FROM json_each(?)) AND instance IN (SELECT value FROM json_each(?))"
+    } else {
+        ""
+    };
     let sql = format!(
         "SELECT {CLAIM_COLUMNS} FROM executions INDEXED BY executions_due WHERE status = 'queued' AND due_at <= ? \
-         AND flow NOT IN ({placeholders}) ORDER BY due_at, seq LIMIT ?"
+         AND flow NOT IN ({placeholders}){served_filter} ORDER BY due_at, seq LIMIT ?"
     );
     let mut statement = tx.prepare_cached(&sql).map_err(database)?;
     let mut values: Vec<rusqlite::types::Value> = vec![now.into()];
     values.extend(keyed.iter().map(|flow| rusqlite::types::Value::Text((*flow).to_owned())));
+    if let Some(served) = &queues.served {
+        for names in [&served.flows, &served.instances] {
+            let array = serde_json::to_string(names).map_err(|error| StoreError::Database(error.to_string()))?;
+            values.push(rusqlite::types::Value::Text(array));
+        }
+    }
     values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
     let rows = statement
         .query_map(rusqlite::params_from_iter(values), candidate_from_row)

@@ -217,6 +217,25 @@ pub(super) fn save_deployment(tx: &Connection, record: &DeploymentRecord) -> Sto
     .map_err(database)
 }
 
+pub(super) fn lock_lifecycle(tx: &Connection, instance: &str, owner: &str, now: i64, until: i64) -> StoreResult<bool> {
+    let changed = tx
+        .prepare_cached(
+            "INSERT INTO lifecycle_locks (instance, owner, locked_until) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (instance) DO UPDATE SET owner = excluded.owner, locked_until = excluded.locked_until \
+             WHERE lifecycle_locks.locked_until <= ?4",
+        )
+        .and_then(|mut statement| statement.execute(params![instance, owner, until, now]))
+        .map_err(database)?;
+    Ok(changed == 1)
+}
+
+pub(super) fn unlock_lifecycle(tx: &Connection, instance: &str, owner: &str) -> StoreResult<()> {
+    tx.prepare_cached("DELETE FROM lifecycle_locks WHERE instance = ?1 AND owner = ?2")
+        .and_then(|mut statement| statement.execute(params![instance, owner]))
+        .map(|_| ())
+        .map_err(database)
+}
+
 pub(super) fn deployments(connection: &Connection) -> StoreResult<Vec<DeploymentRecord>> {
     let mut statement = connection
         .prepare_cached("SELECT instance, status, error, updated_at, deployed_at FROM deployments ORDER BY instance")

@@ -1,4 +1,5 @@
-//! A runtime serving hand-built flows on 127.0.0.1 with a temporary SQLite store.
+//! A runtime serving hand-built flows on 127.0.0.1 with a temporary SQLite store, and a
+//! PostgreSQL schema of its own for a test that shares a store between runtimes.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -198,5 +199,51 @@ impl std::io::Write for CapturedLog {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// A PostgreSQL schema of its own for one test, on the server that `FLOW_TEST_POSTGRES_URL`
+/// names.
+pub struct PgSchema {
+    admin: sqlx::PgConnection,
+    name: String,
+    store_url: String,
+}
+
+impl PgSchema {
+    /// Creates the schema, or prints a notice and returns `None` when the variable is unset.
+    pub async fn create(test: &str) -> Option<Self> {
+        use sqlx::Connection as _;
+
+        let Ok(url) = std::env::var("FLOW_TEST_POSTGRES_URL") else {
+            eprintln!("skipped {test}: FLOW_TEST_POSTGRES_URL is unset");
+            return None;
+        };
+        let name = format!("test_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = sqlx::PgConnection::connect(&url).await.expect("connects");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("creates the schema");
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let store_url = format!("{url}{separator}options[search_path]={name}&application_name={name}");
+        Some(Self { admin, name, store_url })
+    }
+
+    /// Opens a store on the schema.
+    pub async fn open(&self) -> Arc<dyn flow_runtime::store::Store> {
+        Arc::new(flow_runtime::store::PostgresStore::connect(&self.store_url).await.expect("opens"))
+    }
+
+    /// Ends the stores' connections and drops the schema.
+    pub async fn drop(mut self) {
+        let name = &self.name;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{name}'; \
+             DROP SCHEMA {name} CASCADE"
+        )))
+        .execute(&mut self.admin)
+        .await
+        .expect("drops the schema");
     }
 }
