@@ -239,6 +239,25 @@ async fn empty_json_body_is_accepted_as_null() {
 }
 
 #[tokio::test]
+async fn oversized_form_creates_nothing() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+    let body = vec!["f=1"; 10_001].join("&");
+
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/orders"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("sends");
+
+    assert_eq!(response.status(), 400);
+    assert!(json_of(response).await["error"].as_str().expect("text").contains("more than 10000 fields"));
+    assert_eq!(server.execution_count().await, 0);
+}
+
+#[tokio::test]
 async fn truncated_json_answers_400_and_creates_nothing() {
     let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
     let response = server
