@@ -151,6 +151,10 @@ impl Store for CountingStore {
         self.inner.get(id)
     }
 
+    fn summary(&self, id: &str) -> BoxFuture<'_, StoreResult<Option<ExecutionSummary>>> {
+        self.inner.summary(id)
+    }
+
     fn list(&self, filter: ExecutionFilter) -> BoxFuture<'_, StoreResult<Vec<ExecutionSummary>>> {
         self.inner.list(filter)
     }

@@ -849,12 +849,23 @@ const STORED_COMPLETION_INTERVAL: std::time::Duration = std::time::Duration::fro
 /// Completes the waiters of a queued execution on a shared store once the store shows its
 /// first outcome. Another process may claim and run the execution, and only the process that
 /// runs it wakes its own waiters. Ends when no caller waits any more.
+///
+/// Each check reads the execution's summary, and the whole execution only once the summary
+/// shows an ended first attempt, so a large payload is not read again every time.
 async fn watch_stored_completion(inner: Arc<Inner>, execution_id: String) {
     loop {
         tokio::time::sleep(STORED_COMPLETION_INTERVAL).await;
         if !inner.waiters.is_waiting(&execution_id) {
             inner.waiters.forget(&execution_id);
             return;
+        }
+        match inner.store.summary(&execution_id).await {
+            Ok(Some(summary)) if !waiters::first_attempt_ended(&summary) => continue,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(execution_id = %execution_id, %error, "could not read a waited-for execution; reading it again");
+                continue;
+            }
         }
         let record = match inner.store.get(&execution_id).await {
             Ok(record) => record,

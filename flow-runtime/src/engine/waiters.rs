@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 use flow_core::FlowOutput;
 use tokio::sync::oneshot;
 
-use crate::store::{ExecutionRecord, ExecutionStatus};
+use crate::store::{ExecutionRecord, ExecutionStatus, ExecutionSummary};
 
 /// The first outcome of an execution, as a waiting caller sees it.
 #[derive(Debug, Clone)]
@@ -63,6 +63,16 @@ impl Waiters {
     }
 }
 
+/// Returns whether a stored execution's first attempt has ended, as its summary shows: it
+/// has finished, or it is queued or running after at least one attempt.
+pub(crate) fn first_attempt_ended(summary: &ExecutionSummary) -> bool {
+    match summary.status {
+        ExecutionStatus::Queued => summary.attempts >= 1,
+        ExecutionStatus::Running => summary.attempts >= 2,
+        ExecutionStatus::Succeeded | ExecutionStatus::Failed | ExecutionStatus::Cancelled => true,
+    }
+}
+
 /// Returns the first outcome of a stored execution, as a waiting caller sees it, or `None`
 /// while its first attempt has not finished.
 ///
@@ -93,7 +103,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::store::{AttemptSummary, ExecutionSummary};
+    use crate::store::AttemptSummary;
 
     /// Returns a stored execution with `status`, and one attempt for each status and error in
     /// `attempts`.
@@ -175,5 +185,28 @@ mod tests {
         let stored = record(ExecutionStatus::Running, &[], None);
 
         assert!(stored_completion(&stored).is_none());
+    }
+
+    /// Returns the summary of a stored execution with `status` after `attempts` claims.
+    fn summary(status: ExecutionStatus, attempts: u32) -> ExecutionSummary {
+        let mut summary = record(status, &[], None).summary;
+        summary.attempts = attempts;
+        summary
+    }
+
+    #[test]
+    fn first_attempt_ended_by_status_and_attempts() {
+        let cases = [
+            (ExecutionStatus::Queued, 0, false),
+            (ExecutionStatus::Running, 1, false),
+            (ExecutionStatus::Queued, 1, true),
+            (ExecutionStatus::Running, 2, true),
+            (ExecutionStatus::Succeeded, 1, true),
+            (ExecutionStatus::Failed, 1, true),
+            (ExecutionStatus::Cancelled, 0, true),
+        ];
+        for (status, attempts, ended) in cases {
+            assert_eq!(first_attempt_ended(&summary(status, attempts)), ended, "{status:?} after {attempts} attempts");
+        }
     }
 }

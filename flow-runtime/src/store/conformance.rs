@@ -58,6 +58,24 @@ pub(super) async fn insert_then_get_returns_a_queued_execution(store: Arc<dyn St
     assert_eq!(record.payload["body"]["data"]["id"], json!("e1"));
 }
 
+pub(super) async fn summary_matches_the_listed_execution(store: Arc<dyn Store>) {
+    store.insert(new_execution("e1")).await.expect("inserts");
+    store.claim("w1", 1, at(0), at(5), Arc::default()).await.expect("claims");
+
+    let summary = store.summary("e1").await.expect("reads").expect("exists");
+
+    let listed = store.list(ExecutionFilter::default()).await.expect("lists");
+    assert_eq!(Some(&summary), listed.first());
+}
+
+pub(super) async fn summary_of_unknown_id_is_none(store: Arc<dyn Store>) {
+    store.insert(new_execution("e1")).await.expect("inserts");
+
+    let summary = store.summary("e2").await.expect("reads");
+
+    assert_eq!(summary, None);
+}
+
 pub(super) async fn claim_marks_running_and_counts_the_attempt(store: Arc<dyn Store>) {
     store.insert(new_execution("e1")).await.expect("inserts");
     let claimed = store.claim("w1", 10, at(0), at(5), Arc::default()).await.expect("claims");
@@ -912,6 +930,8 @@ macro_rules! store_conformance_tests {
     (runtime($($runtime:tt)*); $make:expr) => {
         $crate::store::conformance::store_conformance_tests!(@tests ($($runtime)*) $make;
             insert_then_get_returns_a_queued_execution,
+            summary_matches_the_listed_execution,
+            summary_of_unknown_id_is_none,
             claim_marks_running_and_counts_the_attempt,
             claim_takes_each_execution_once,
             claim_returns_executions_in_arrival_order,

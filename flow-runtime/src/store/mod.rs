@@ -113,6 +113,9 @@ pub trait Store: Send + Sync + 'static {
     /// Returns one execution with its attempts and logs.
     fn get(&self, id: &str) -> BoxFuture<'_, StoreResult<Option<ExecutionRecord>>>;
 
+    /// Returns the summary of one execution, without its payload, result, attempts and logs.
+    fn summary(&self, id: &str) -> BoxFuture<'_, StoreResult<Option<ExecutionSummary>>>;
+
     /// Lists executions, newest first. Fails with [`StoreError::UnknownCursor`] when
     /// `filter.before` is set and no execution has that id.
     fn list(&self, filter: ExecutionFilter) -> BoxFuture<'_, StoreResult<Vec<ExecutionSummary>>>;

@@ -429,6 +429,27 @@ impl Store for PostgresStore {
         }))
     }
 
+    fn summary(&self, id: &str) -> BoxFuture<'_, StoreResult<Option<ExecutionSummary>>> {
+        // PostgreSQL text cannot hold a NUL, so no stored id has one, and the query would fail.
+        if id.contains('\0') {
+            return Box::pin(async { Ok(None) });
+        }
+        let id = id.to_owned();
+        Box::pin(self.transact("summary", move |connection| {
+            let id = id.clone();
+            Box::pin(async move {
+                let row = sqlx::query(
+                    "SELECT id, flow, instance, status, attempt, created_at, updated_at, due_at, source FROM executions \
+                     WHERE id = $1",
+                )
+                .bind(&id)
+                .fetch_optional(&mut *connection)
+                .await?;
+                row.as_ref().map(summary_from_row).transpose()
+            })
+        }))
+    }
+
     fn list(&self, filter: ExecutionFilter) -> BoxFuture<'_, StoreResult<Vec<ExecutionSummary>>> {
         // PostgreSQL text cannot hold a NUL, so a value with one matches nothing, and the query
         // would fail.

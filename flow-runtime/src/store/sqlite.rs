@@ -360,6 +360,16 @@ impl Store for SqliteStore {
         self.read(move |connection| read_execution(connection, &id))
     }
 
+    fn summary(&self, id: &str) -> BoxFuture<'_, StoreResult<Option<ExecutionSummary>>> {
+        let id = id.to_owned();
+        self.read(move |connection| {
+            connection
+                .prepare_cached(&format!("SELECT {SUMMARY_COLUMNS} FROM executions WHERE id = ?1"))
+                .and_then(|mut statement| statement.query_row([&id], summary_from_row).optional())
+                .map_err(database)
+        })
+    }
+
     fn list(&self, filter: ExecutionFilter) -> BoxFuture<'_, StoreResult<Vec<ExecutionSummary>>> {
         self.read(move |connection| list_executions(connection, &filter))
     }
