@@ -566,6 +566,24 @@ async fn flow_receives_the_instance_api_keys() {
 }
 
 #[tokio::test]
+async fn latin1_text_body_is_stored_decoded() {
+    let server = start(vec![flow(config("orders"), echo)], Options::default()).await;
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/orders"))
+        .header("Content-Type", "text/plain; charset=iso-8859-1")
+        .body(b"caf\xE9".to_vec())
+        .send()
+        .await
+        .expect("sends");
+    let id = json_of(response).await["executionId"].as_str().expect("id").to_owned();
+
+    let stored = server.finished(&id).await;
+
+    assert_eq!(stored.payload["body"]["data"], json!("café"));
+}
+
+#[tokio::test]
 async fn api_key_is_not_stored_with_the_execution() {
     let server = keyed_server().await;
     server

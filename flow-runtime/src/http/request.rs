@@ -124,9 +124,10 @@ pub(crate) fn query_parameters(query: Option<&str>) -> BTreeMap<String, ParamVal
 ///   when it is not valid UTF-8. A file is an object with `filename`, `contentType` (the part's
 ///   `Content-Type` as sent, or `null`), `data` (standard base64) and `size` (in bytes). A
 ///   repeated field name becomes an array in order.
-/// - `text/*` becomes [`BodyData::Text`] when the body is valid UTF-8. No `charset` parameter
-///   is honored, so a body that is not valid UTF-8 becomes [`BodyData::Bytes`] with every byte of
-///   `bytes`.
+/// - `text/*` becomes [`BodyData::Text`], decoded in the encoding its `charset` parameter
+///   names (UTF-8 by default), as the WHATWG Encoding Standard reads the label: `iso-8859-1`
+///   is read as `windows-1252`, as browsers read it. A body that is not valid in that encoding
+///   becomes [`BodyData::Bytes`] with every byte of `bytes`.
 /// - Any other media type, and a missing `Content-Type`, becomes [`BodyData::Bytes`] with every
 ///   byte of `bytes`, a byte order mark included.
 ///
@@ -160,11 +161,25 @@ pub(crate) async fn parse_body(content_type: Option<&str>, bytes: &Bytes) -> Res
         MediaKind::Multipart => multipart_object(content_type.unwrap_or_default(), content)
             .await
             .map(|object| BodyData::Json(object.into())),
-        MediaKind::Text => Ok(match String::from_utf8(content.to_vec()) {
-            Ok(text) => BodyData::Text(text),
-            Err(_) => BodyData::Bytes(bytes.to_vec()),
-        }),
+        MediaKind::Text => Ok(text_body(content_type, &content, bytes)),
         MediaKind::Bytes => unreachable!("byte bodies return before the byte order mark is skipped"),
+    }
+}
+
+/// Decodes a `text/*` body, without its byte order mark, into [`BodyData::Text`]: in the
+/// encoding that its `charset` parameter names, or as UTF-8 when it names none or one that
+/// the Encoding Standard does not know. A body that is not valid in that encoding becomes
+/// [`BodyData::Bytes`] with every byte of `bytes`.
+fn text_body(content_type: Option<&str>, content: &[u8], bytes: &Bytes) -> BodyData {
+    let encoding = content_type
+        .and_then(|value| value.parse::<mime::Mime>().ok())
+        .and_then(|media| media.get_param(mime::CHARSET).map(|charset| charset.as_str().to_owned()))
+        .and_then(|label| encoding_rs::Encoding::for_label(label.as_bytes()))
+        .unwrap_or(encoding_rs::UTF_8);
+
+    match encoding.decode_without_bom_handling_and_without_replacement(content) {
+        Some(text) => BodyData::Text(text.into_owned()),
+        None => BodyData::Bytes(bytes.to_vec()),
     }
 }
 
@@ -573,8 +588,32 @@ mod tests {
 
     #[tokio::test]
     async fn text_with_invalid_utf8_becomes_bytes() {
-        let data = parse(Some("text/plain; charset=latin1"), b"caf\xE9").await.expect("bytes");
+        let data = parse(Some("text/plain"), b"caf\xE9").await.expect("bytes");
         assert_eq!(data, BodyData::Bytes(b"caf\xE9".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn latin1_text_is_decoded_by_its_charset() {
+        let data = parse(Some("text/plain; charset=ISO-8859-1"), b"caf\xE9").await.expect("text");
+        assert_eq!(data, BodyData::Text("café".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn quoted_shift_jis_charset_is_decoded() {
+        let data = parse(Some("text/plain; charset=\"Shift_JIS\""), b"\x93\xfa\x96\x7b").await.expect("text");
+        assert_eq!(data, BodyData::Text("日本".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn text_invalid_in_its_charset_becomes_bytes() {
+        let data = parse(Some("text/plain; charset=utf-8"), b"caf\xE9").await.expect("bytes");
+        assert_eq!(data, BodyData::Bytes(b"caf\xE9".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn unknown_charset_is_read_as_utf8() {
+        let data = parse(Some("text/plain; charset=x-made-up"), "café".as_bytes()).await.expect("text");
+        assert_eq!(data, BodyData::Text("café".to_owned()));
     }
 
     #[tokio::test]
