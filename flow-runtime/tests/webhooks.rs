@@ -10,6 +10,7 @@ use common::{Options, config, echo, flow, error_of, json_of, start, synchronous}
 use flow_runtime::config::InstanceSettings;
 use flow_runtime::core::{EndpointSecurity, FlowError, HttpResponse, QueueConfig, TriggerError, TriggerResult};
 use flow_runtime::store::ExecutionStatus;
+use futures::StreamExt as _;
 use serde_json::json;
 
 #[tokio::test]
@@ -466,6 +467,84 @@ async fn post_gzipped(server: &common::TestServer, codings: &[&str]) -> reqwest:
         .send()
         .await
         .expect("sends")
+}
+
+/// Posts `chunks` to the echo flow as one chunked body with `coding`, 50 ms apart.
+async fn post_encoded_chunks(server: &common::TestServer, coding: &str, chunks: Vec<Vec<u8>>) -> reqwest::Response {
+    let stream = futures::stream::iter(chunks).then(|chunk| async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok::<_, std::io::Error>(chunk)
+    });
+    server
+        .client
+        .post(server.url("/webhooks/acme/echo"))
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", coding)
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .expect("sends")
+}
+
+fn zlib(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("compresses");
+    encoder.finish().expect("compresses")
+}
+
+#[tokio::test]
+async fn every_gzip_member_is_decoded() {
+    let server = start(vec![flow(synchronous("echo"), echo)], Options::default()).await;
+    let members = [gzip(br#"{"a":"#), gzip(b"1}")].concat();
+
+    let response = post_encoded_chunks(&server, "gzip", vec![members]).await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(json_of(response).await["body"]["data"], json!({ "a": 1 }));
+}
+
+#[tokio::test]
+async fn bytes_after_gzip_are_rejected() {
+    let server = start(vec![flow(synchronous("echo"), echo)], Options::default()).await;
+    let body = [gzip(br#"{"a":1}"#), b"trailing".to_vec()].concat();
+
+    let response = post_encoded_chunks(&server, "gzip", vec![body]).await;
+
+    assert_eq!(response.status(), 400);
+    assert!(error_of(response).await.contains("Content-Encoding \"gzip\""));
+}
+
+#[tokio::test]
+async fn late_bytes_after_gzip_are_rejected() {
+    let server = start(vec![flow(synchronous("echo"), echo)], Options::default()).await;
+
+    let response = post_encoded_chunks(&server, "gzip", vec![gzip(br#"{"a":1}"#), b"trailing".to_vec()]).await;
+
+    assert_eq!(response.status(), 400);
+    assert!(error_of(response).await.contains("Content-Encoding \"gzip\""));
+}
+
+#[tokio::test]
+async fn bytes_after_deflate_are_rejected() {
+    let server = start(vec![flow(synchronous("echo"), echo)], Options::default()).await;
+
+    let response = post_encoded_chunks(&server, "deflate", vec![zlib(br#"{"a":1}"#), b"trailing".to_vec()]).await;
+
+    assert_eq!(response.status(), 400);
+    assert!(error_of(response).await.contains("8 or more bytes follow the compressed data"));
+}
+
+#[tokio::test]
+async fn chunked_deflate_body_is_decoded() {
+    let server = start(vec![flow(synchronous("echo"), echo)], Options::default()).await;
+    let compressed = zlib(br#"{"a":1}"#);
+    let (head, tail) = compressed.split_at(4);
+
+    let response = post_encoded_chunks(&server, "deflate", vec![head.to_vec(), tail.to_vec()]).await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(json_of(response).await["body"]["data"], json!({ "a": 1 }));
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@
 //! - `GET /health`
 
 mod admin;
+mod decode;
 mod executions;
 pub(crate) mod request;
 mod routed;
@@ -32,7 +33,6 @@ use axum::routing::{any, get, post};
 use flow_core::EndpointType;
 use serde_json::json;
 use tower::ServiceBuilder;
-use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::engine::Runtime;
@@ -119,8 +119,8 @@ pub fn router(runtime: Runtime, settings: HttpSettings, organization_keys: HashM
     // in a box of its own per layer, and every request would clone each of those boxes.
     let layered = ServiceBuilder::new()
         .layer(axum::middleware::from_fn(describe_bare_errors))
+        .layer(axum::middleware::from_fn(decode::decode_body))
         .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
-        .layer(RequestDecompressionLayer::new())
         .service(routes);
     Router::new().fallback_service(layered)
 }
@@ -161,7 +161,7 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Gives error answers that carry no body (a 405, or a 415 for an unsupported
 /// `Content-Encoding` or `Content-Type`) the JSON `{"error": ...}` shape every other error has.
 ///
-/// It also hands the decompression layer one lowercase `Content-Encoding` line, as
+/// It also hands [`decode::decode_body`] one lowercase `Content-Encoding` line, as
 /// [`normalize_content_encoding`] describes, and names that coding when the body could not be
 /// decoded.
 async fn describe_bare_errors(mut request: Request, next: Next) -> Response {
@@ -170,7 +170,7 @@ async fn describe_bare_errors(mut request: Request, next: Next) -> Response {
     let content_type = header_text(request.headers(), header::CONTENT_TYPE);
     let response = next.run(request).await;
 
-    // The decompression layer removed `Content-Encoding`, so only this layer can name it.
+    // Decoding removed `Content-Encoding`, so only this layer can name it.
     if let (Some(UnreadableBody(reason)), Some(coding)) = (response.extensions().get::<UnreadableBody>(), &content_encoding) {
         return error_response(
             StatusCode::BAD_REQUEST,
@@ -187,7 +187,7 @@ async fn describe_bare_errors(mut request: Request, next: Next) -> Response {
         return response;
     }
     let message = match status {
-        // The decompression layer's 415 names the codings it decodes in `Accept-Encoding`.
+        // Decoding's 415 names the codings it decodes in `Accept-Encoding`.
         StatusCode::UNSUPPORTED_MEDIA_TYPE if response.headers().contains_key(header::ACCEPT_ENCODING) => format!(
             "unsupported Content-Encoding \"{}\"; send the body uncompressed, or compressed once with gzip or \
              deflate",
@@ -221,9 +221,9 @@ async fn describe_bare_errors(mut request: Request, next: Next) -> Response {
 pub(crate) struct UnreadableBody(pub(crate) String);
 
 /// Lowercases the `Content-Encoding` codings, drops `identity`, which changes nothing, and joins
-/// repeated lines into one list, as RFC 9110 reads them. Without this, the decompression layer
-/// rejected `GZIP` and `gzip, identity` with 415 and decoded a body sent with two `gzip` lines
-/// once.
+/// repeated lines into one list, as RFC 9110 reads them. So `GZIP` and `gzip, identity` are
+/// decoded as gzip, and a body sent with two `gzip` lines is decoded twice or rejected, never
+/// decoded once.
 fn normalize_content_encoding(headers: &mut HeaderMap) {
     if !headers.contains_key(header::CONTENT_ENCODING) {
         return;
