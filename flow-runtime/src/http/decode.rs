@@ -12,7 +12,6 @@ use async_compression::tokio::bufread::{GzipDecoder, ZlibDecoder};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::TryStreamExt as _;
@@ -25,12 +24,12 @@ const SUPPORTED_CODINGS: &str = "gzip, deflate";
 /// Size of each decoded chunk handed to the route.
 const CHUNK: usize = 16 * 1024;
 
-/// Decodes a gzip or deflate request body before the route reads it, and returns a bare 415
-/// with `Accept-Encoding` for any other coding. The `Content-Encoding` header must be
-/// normalized first: lowercase, without `identity`, and on one line.
-pub(super) async fn decode_body(mut request: Request, next: Next) -> Response {
-    let Some(coding) = request.headers().get(header::CONTENT_ENCODING).cloned() else {
-        return next.run(request).await;
+/// Replaces a gzip or deflate request body with its decoded form, which the route reads, or
+/// returns a bare 415 with `Accept-Encoding` for any other coding. The `Content-Encoding`
+/// header must be normalized first: lowercase, without `identity`, and on one line.
+pub(super) fn decode_body(request: &mut Request) -> Result<(), Response> {
+    let Some(coding) = request.headers().get(header::CONTENT_ENCODING) else {
+        return Ok(());
     };
     let gzip = match coding.as_bytes() {
         b"gzip" | b"x-gzip" => true,
@@ -40,7 +39,7 @@ pub(super) async fn decode_body(mut request: Request, next: Next) -> Response {
             rejection
                 .headers_mut()
                 .insert(header::ACCEPT_ENCODING, HeaderValue::from_static(SUPPORTED_CODINGS));
-            return rejection;
+            return Err(rejection);
         }
     };
 
@@ -56,7 +55,7 @@ pub(super) async fn decode_body(mut request: Request, next: Next) -> Response {
     } else {
         decoded_body(Box::pin(ZlibDecoder::new(compressed)), |decoder| decoder.get_pin_mut())
     };
-    next.run(request).await
+    Ok(())
 }
 
 /// Returns a body that reads `decoder` to its end and then fails when the compressed input,

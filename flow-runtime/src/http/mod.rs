@@ -119,7 +119,6 @@ pub fn router(runtime: Runtime, settings: HttpSettings, organization_keys: HashM
     // in a box of its own per layer, and every request would clone each of those boxes.
     let layered = ServiceBuilder::new()
         .layer(axum::middleware::from_fn(describe_bare_errors))
-        .layer(axum::middleware::from_fn(decode::decode_body))
         .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
         .service(routes);
     Router::new().fallback_service(layered)
@@ -161,16 +160,19 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Gives error answers that carry no body (a 405, or a 415 for an unsupported
 /// `Content-Encoding` or `Content-Type`) the JSON `{"error": ...}` shape every other error has.
 ///
-/// It also hands [`decode::decode_body`] one lowercase `Content-Encoding` line, as
-/// [`normalize_content_encoding`] describes, and names that coding when the body could not be
-/// decoded.
+/// It also decodes a compressed body with [`decode::decode_body`], after joining its
+/// `Content-Encoding` into one lowercase line as [`normalize_content_encoding`] describes, and
+/// names that coding when the body could not be decoded.
 async fn describe_bare_errors(mut request: Request, next: Next) -> Response {
     normalize_content_encoding(request.headers_mut());
     let content_encoding = header_text(request.headers(), header::CONTENT_ENCODING);
     let content_type = header_text(request.headers(), header::CONTENT_TYPE);
-    let response = next.run(request).await;
+    let response = match decode::decode_body(&mut request) {
+        Ok(()) => next.run(request).await,
+        Err(rejection) => rejection,
+    };
 
-    // Decoding removed `Content-Encoding`, so only this layer can name it.
+    // Decoding removed `Content-Encoding` from the request, so the coding read before it is named.
     if let (Some(UnreadableBody(reason)), Some(coding)) = (response.extensions().get::<UnreadableBody>(), &content_encoding) {
         return error_response(
             StatusCode::BAD_REQUEST,
@@ -222,8 +224,7 @@ pub(crate) struct UnreadableBody(pub(crate) String);
 
 /// Lowercases the `Content-Encoding` codings, drops `identity`, which changes nothing, and joins
 /// repeated lines into one list, as RFC 9110 reads them. So `GZIP` and `gzip, identity` are
-/// decoded as gzip, and a body sent with two `gzip` lines is decoded twice or rejected, never
-/// decoded once.
+/// decoded as gzip, and a body sent with two `gzip` lines is rejected, never decoded once.
 fn normalize_content_encoding(headers: &mut HeaderMap) {
     if !headers.contains_key(header::CONTENT_ENCODING) {
         return;
