@@ -129,6 +129,53 @@ async fn starting_runtime_waits_for_a_running_deploy() {
     assert!(deployments[0].updated_at <= second_ready_at, "the second runtime was ready before the deploy ended");
 }
 
+/// Declares a deploy hook that fails after 300 ms and counts its runs in its own counter.
+macro_rules! counted_failing_hook {
+    ($name:ident, $runs:ident) => {
+        static $runs: AtomicUsize = AtomicUsize::new(0);
+
+        fn $name(_ctx: &Context) -> BoxFuture<'_, Result<(), FlowError>> {
+            Box::pin(async {
+                $runs.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Err(FlowError::new("the supplier did not answer"))
+            })
+        }
+    };
+}
+
+#[tokio::test]
+async fn waiting_runtime_leaves_a_failed_deploy_failed() {
+    counted_failing_hook!(hook, RUNS);
+    let folder = tempfile::tempdir().expect("temp dir");
+    let first = runtime_on(sqlite(&folder), hook);
+    let second = runtime_on(sqlite(&folder), hook);
+
+    let (a, b) = tokio::join!(first.deploy_pending(), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        second.deploy_pending().await
+    });
+
+    assert_eq!(a.expect("reads").len(), 1, "the first runtime's deploy failed");
+    assert!(b.expect("reads").is_empty(), "the second runtime ran no deploy of its own");
+    assert_eq!(RUNS.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_a_running_deploy() {
+    counted_slow_hook!(hook, RUNS);
+    let folder = tempfile::tempdir().expect("temp dir");
+    let runtime = runtime_on(sqlite(&folder), hook);
+    let deploying = runtime.clone();
+    tokio::spawn(async move { deploying.deploy("acme").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    runtime.shutdown(Duration::from_secs(5)).await;
+
+    let deployments = runtime.deployments().await.expect("reads");
+    assert_eq!(deployments.first().map(|record| record.status), Some(DeploymentStatus::Deployed));
+}
+
 #[tokio::test]
 async fn postgres_runtimes_starting_together_deploy_once() {
     counted_slow_hook!(hook, RUNS);

@@ -19,11 +19,11 @@
 //! deleted instances deleted until an explicit deploy.
 //!
 //! A lock in the store lets one deploy or delete of an instance run at a time, across the
-//! requests, CLI commands and processes that share the store. A deploy or delete that finds
-//! the lock held fails with [`LifecycleError::InProgress`]. `serve` instead waits for the
-//! lock and then reads the deployment again, so processes that start together on a shared
-//! store run the hooks once. The lock ends by itself after the longest time its hooks may
-//! take, so a process that stopped during a deploy does not hold it for ever.
+//! requests, CLI commands and processes that share the store (see [`super::lifecycle_lock`]).
+//! A deploy or delete that finds the lock held fails with [`LifecycleError::InProgress`].
+//! `serve` instead waits for the lock and then reads the deployment again, so processes that
+//! start together on a shared store run the hooks once. When the deploy it waited for failed,
+//! `serve` leaves the instance failed rather than run the hooks again.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -41,14 +41,6 @@ use crate::store::{DeploymentRecord, DeploymentStatus, StateWrite, StoreError};
 
 /// Maximum run time of one lifecycle hook; a hook still running then fails.
 const HOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Time a lifecycle lock is held beyond the longest run of its hooks, for the store's reads
-/// and writes around them.
-const LOCK_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Pause between attempts to take a lifecycle lock that another deploy or delete holds, while
-/// `serve` starts.
-const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A lifecycle hook, as reports and errors name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -257,42 +249,6 @@ impl Inner {
         outcome
     }
 
-    /// Takes the lifecycle lock of `instance`, or returns `None` when another deploy or delete
-    /// holds it.
-    async fn lock_lifecycle(&self, instance: &str) -> Result<Option<LifecycleLock>, StoreError> {
-        let owner = format!("{}/{}", self.worker_id, uuid::Uuid::now_v7());
-        // Each flow runs at most two hooks for a deploy or a delete.
-        let hooks = u32::try_from(2 * self.registry.flows().len()).unwrap_or(u32::MAX);
-        let longest = HOOK_TIMEOUT.saturating_mul(hooks).saturating_add(LOCK_MARGIN);
-        let now = self.clock.now();
-        let until = now + chrono::Duration::from_std(longest).unwrap_or(chrono::Duration::MAX);
-
-        if !self.store.lock_lifecycle(instance, &owner, now, until).await? {
-            return Ok(None);
-        }
-        Ok(Some(LifecycleLock {
-            store: Arc::clone(&self.store),
-            instance: instance.to_owned(),
-            owner,
-            released: false,
-        }))
-    }
-
-    /// Takes the lifecycle lock of `instance`, waiting while another deploy or delete holds it.
-    async fn lock_lifecycle_waiting(&self, instance: &str) -> Result<LifecycleLock, StoreError> {
-        let mut logged = false;
-        loop {
-            if let Some(lock) = self.lock_lifecycle(instance).await? {
-                return Ok(lock);
-            }
-            if !logged {
-                tracing::info!(instance, "waiting for another deploy or delete of the instance to end");
-                logged = true;
-            }
-            tokio::time::sleep(LOCK_RETRY).await;
-        }
-    }
-
     async fn save_status(&self, instance: &str, status: DeploymentStatus, error: Option<String>) -> Result<(), StoreError> {
         let now = self.clock.now();
         let previous = self.store.deployments().await?.into_iter().find(|record| record.instance == instance);
@@ -313,42 +269,6 @@ impl Inner {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(instance.to_owned(), record);
         Ok(())
-    }
-}
-
-/// A held lifecycle lock. [`LifecycleLock::release`] frees it; a lock dropped unreleased,
-/// when its deploy or delete was cancelled, is freed by a task of its own.
-struct LifecycleLock {
-    store: Arc<dyn crate::store::Store>,
-    instance: String,
-    owner: String,
-    released: bool,
-}
-
-impl LifecycleLock {
-    /// Frees the lock. A failure is logged, and the lock then ends at its time.
-    async fn release(mut self) {
-        self.released = true;
-        if let Err(error) = self.store.unlock_lifecycle(&self.instance, &self.owner).await {
-            tracing::warn!(instance = %self.instance, %error, "could not release the lifecycle lock; it ends by itself later");
-        }
-    }
-}
-
-impl Drop for LifecycleLock {
-    fn drop(&mut self) {
-        if self.released {
-            return;
-        }
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let (store, instance, owner) = (Arc::clone(&self.store), std::mem::take(&mut self.instance), std::mem::take(&mut self.owner));
-        handle.spawn(async move {
-            if let Err(error) = store.unlock_lifecycle(&instance, &owner).await {
-                tracing::warn!(%instance, %error, "could not release the lifecycle lock; it ends by itself later");
-            }
-        });
     }
 }
 
@@ -495,10 +415,18 @@ impl Runtime {
     /// runs. Another process may have deployed or deleted it meanwhile, and then its hooks do
     /// not run.
     async fn deploy_pending_one(&self, instance_id: &str, instance: &Arc<Instance>) -> Result<Vec<HookRun>, LifecycleError> {
-        let lock = self.inner.lock_lifecycle_waiting(instance_id).await?;
+        let (lock, waited) = self.inner.lock_lifecycle_waiting(instance_id).await?;
         let result = match self.inner.refresh_deployments().await {
             Ok(()) => match self.inner.deployment_status(instance_id) {
                 Some(DeploymentStatus::Deployed | DeploymentStatus::Deleted) => Ok(Vec::new()),
+                // Each process that started together would otherwise run the failing hooks again.
+                Some(DeploymentStatus::Failed) if waited => {
+                    tracing::warn!(
+                        instance = instance_id,
+                        "another process's deploy of the instance failed while this one waited; it serves nothing until `deploy` succeeds"
+                    );
+                    Ok(Vec::new())
+                }
                 Some(DeploymentStatus::Failed) | None => self.deploy_checked(instance_id, instance).await,
             },
             Err(error) => Err(error.into()),

@@ -9,6 +9,7 @@
 mod detach;
 mod dispatch;
 mod lifecycle;
+mod lifecycle_lock;
 mod route;
 mod run;
 mod scheduler;
@@ -168,6 +169,8 @@ pub(crate) struct Inner {
     pub(crate) schedules: Vec<scheduler::ScheduledFlow>,
     /// Deployment by instance, as last read from or written to the store.
     pub(crate) deployments: RwLock<HashMap<String, DeploymentRecord>>,
+    /// Read by each running deploy or delete, so that shutdown can wait for them.
+    pub(crate) lifecycle_running: Arc<tokio::sync::RwLock<()>>,
     self_ref: std::sync::Weak<Inner>,
 }
 
@@ -234,6 +237,7 @@ impl Runtime {
                 stopping,
                 schedules,
                 deployments: RwLock::default(),
+                lifecycle_running: Arc::default(),
             }),
         }
     }
@@ -481,13 +485,23 @@ impl Runtime {
         self.inner.wake.notify_waiters();
 
         let all = u32::try_from(self.inner.settings.workers).unwrap_or(u32::MAX);
-        let drained = tokio::time::timeout(grace, self.inner.permits.acquire_many(all)).await;
+        let executions = tokio::time::timeout(grace, self.inner.permits.acquire_many(all));
+        // A deploy or delete that goes on after its client hung up would otherwise stop halfway,
+        // with a webhook registered at another system and not recorded.
+        let lifecycle = tokio::time::timeout(grace, self.inner.lifecycle_running.write());
+        let (drained, lifecycle) = tokio::join!(executions, lifecycle);
         match drained {
             Ok(_) => tracing::info!("every running execution finished before shutdown"),
             Err(_) => {
                 let running = self.inner.settings.workers - self.inner.permits.available_permits();
                 tracing::warn!(running, grace_seconds = grace.as_secs(), "grace period over; executions still running are left queued");
             }
+        }
+        if lifecycle.is_err() {
+            tracing::warn!(
+                grace_seconds = grace.as_secs(),
+                "grace period over with a deploy or delete still running; its hooks stop where they are"
+            );
         }
         match self.inner.store.release_worker(&self.inner.worker_id).await {
             Ok(0) => {}

@@ -24,13 +24,12 @@ const SUPPORTED_CODINGS: &str = "gzip, deflate";
 /// Size of each decoded chunk handed to the route.
 const CHUNK: usize = 16 * 1024;
 
-/// Replaces a gzip or deflate request body with its decoded form, which the route reads, or
-/// returns a bare 415 with `Accept-Encoding` for any other coding. The `Content-Encoding`
-/// header must be normalized first: lowercase, without `identity`, and on one line.
-pub(super) fn decode_body(request: &mut Request) -> Result<(), Response> {
-    let Some(coding) = request.headers().get(header::CONTENT_ENCODING) else {
-        return Ok(());
-    };
+/// Replaces a gzip or deflate request body with its decoded form, which the route reads, and
+/// returns `None`, or returns a bare 415 with `Accept-Encoding` for any other coding. The
+/// `Content-Encoding` header must be normalized first: lowercase, without `identity`, and on
+/// one line.
+pub(super) fn decode_body(request: &mut Request) -> Option<Response> {
+    let coding = request.headers().get(header::CONTENT_ENCODING)?;
     let gzip = match coding.as_bytes() {
         b"gzip" | b"x-gzip" => true,
         b"deflate" => false,
@@ -39,7 +38,7 @@ pub(super) fn decode_body(request: &mut Request) -> Result<(), Response> {
             rejection
                 .headers_mut()
                 .insert(header::ACCEPT_ENCODING, HeaderValue::from_static(SUPPORTED_CODINGS));
-            return Err(rejection);
+            return Some(rejection);
         }
     };
 
@@ -55,7 +54,7 @@ pub(super) fn decode_body(request: &mut Request) -> Result<(), Response> {
     } else {
         decoded_body(Box::pin(ZlibDecoder::new(compressed)), |decoder| decoder.get_pin_mut())
     };
-    Ok(())
+    None
 }
 
 /// Returns a body that reads `decoder` to its end and then fails when the compressed input,

@@ -168,8 +168,8 @@ async fn describe_bare_errors(mut request: Request, next: Next) -> Response {
     let content_encoding = header_text(request.headers(), header::CONTENT_ENCODING);
     let content_type = header_text(request.headers(), header::CONTENT_TYPE);
     let response = match decode::decode_body(&mut request) {
-        Ok(()) => next.run(request).await,
-        Err(rejection) => rejection,
+        None => next.run(request).await,
+        Some(rejection) => rejection,
     };
 
     // Decoding removed `Content-Encoding` from the request, so the coding read before it is named.

@@ -876,12 +876,13 @@ pub(super) async fn held_lifecycle_lock_is_not_taken(store: Arc<dyn Store>) {
     assert!(!second, "a second deploy took the held lock");
 }
 
-pub(super) async fn owner_cannot_retake_held_lock(store: Arc<dyn Store>) {
+pub(super) async fn owner_renews_its_lifecycle_lock(store: Arc<dyn Store>) {
     assert!(store.lock_lifecycle("acme", "deploy-1", at(0), at(5)).await.expect("locks"));
+    assert!(store.lock_lifecycle("acme", "deploy-1", at(4), at(9)).await.expect("renews"));
 
-    let again = store.lock_lifecycle("acme", "deploy-1", at(1), at(6)).await.expect("locks");
+    let other = store.lock_lifecycle("acme", "deploy-2", at(6), at(11)).await.expect("locks");
 
-    assert!(!again, "the owner took its held lock again");
+    assert!(!other, "the lock ended at its first end, not at its renewed one");
 }
 
 pub(super) async fn expired_lifecycle_lock_is_taken(store: Arc<dyn Store>) {
@@ -981,7 +982,7 @@ macro_rules! store_conformance_tests {
             restarted_schedule_skips_earlier_instants,
             restart_never_moves_a_cursor_back,
             held_lifecycle_lock_is_not_taken,
-            owner_cannot_retake_held_lock,
+            owner_renews_its_lifecycle_lock,
             expired_lifecycle_lock_is_taken,
             released_lifecycle_lock_is_taken,
             only_owner_releases_lifecycle_lock,

@@ -164,8 +164,9 @@ pub trait Store: Send + Sync + 'static {
     fn deployments(&self) -> BoxFuture<'_, StoreResult<Vec<DeploymentRecord>>>;
 
     /// Takes the lock under which one deploy or delete of `instance` runs at a time, for
-    /// `owner` until `until`, and returns whether it was taken. It is not taken while a lock
-    /// of any owner, this one included, lasts until after `now`.
+    /// `owner` until `until`, and returns whether it was taken. It is not taken while another
+    /// owner's lock lasts until after `now`. The owner of the lock may take it again, which
+    /// renews it until `until`.
     fn lock_lifecycle(
         &self,
         instance: &str,

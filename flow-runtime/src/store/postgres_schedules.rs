@@ -235,7 +235,7 @@ pub(super) async fn lock_lifecycle(
     let changed = sqlx::query(
         "INSERT INTO lifecycle_locks (instance, owner, locked_until) VALUES ($1, $2, $3) \
          ON CONFLICT (instance) DO UPDATE SET owner = EXCLUDED.owner, locked_until = EXCLUDED.locked_until \
-         WHERE lifecycle_locks.locked_until <= $4",
+         WHERE lifecycle_locks.locked_until <= $4 OR lifecycle_locks.owner = EXCLUDED.owner",
     )
     .bind(instance)
     .bind(owner)

@@ -222,7 +222,7 @@ pub(super) fn lock_lifecycle(tx: &Connection, instance: &str, owner: &str, now: 
         .prepare_cached(
             "INSERT INTO lifecycle_locks (instance, owner, locked_until) VALUES (?1, ?2, ?3) \
              ON CONFLICT (instance) DO UPDATE SET owner = excluded.owner, locked_until = excluded.locked_until \
-             WHERE lifecycle_locks.locked_until <= ?4",
+             WHERE lifecycle_locks.locked_until <= ?4 OR lifecycle_locks.owner = excluded.owner",
         )
         .and_then(|mut statement| statement.execute(params![instance, owner, until, now]))
         .map_err(database)?;
