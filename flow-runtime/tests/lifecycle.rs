@@ -41,19 +41,34 @@ fn sqlite(folder: &tempfile::TempDir) -> Arc<dyn Store> {
     Arc::new(SqliteStore::open(folder.path().join("flows.db"), Durability::Normal).expect("store"))
 }
 
-/// Declares a deploy hook that takes 300 ms and counts its runs in its own counter.
+/// Declares a deploy hook that takes 300 ms, counts its runs in its own counter and then
+/// succeeds, or returns `$outcome` when one is given.
 macro_rules! counted_slow_hook {
     ($name:ident, $runs:ident) => {
+        counted_slow_hook!($name, $runs, Ok(()));
+    };
+    ($name:ident, $runs:ident, $outcome:expr) => {
         static $runs: AtomicUsize = AtomicUsize::new(0);
 
         fn $name(_ctx: &Context) -> BoxFuture<'_, Result<(), FlowError>> {
             Box::pin(async {
                 $runs.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                Ok(())
+                $outcome
             })
         }
     };
+}
+
+/// Builds two runtimes over one SQLite file in `folder`, as two processes would be.
+fn two_runtimes(folder: &tempfile::TempDir, hook: HookFn) -> (Runtime, Runtime) {
+    (runtime_on(sqlite(folder), hook), runtime_on(sqlite(folder), hook))
+}
+
+/// Runs `operation` 100 ms from now, once a deploy started at once is running.
+async fn a_moment_later<T>(operation: impl Future<Output = T>) -> T {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    operation.await
 }
 
 #[tokio::test]
@@ -62,10 +77,7 @@ async fn deploy_during_a_deploy_is_in_progress() {
     let folder = tempfile::tempdir().expect("temp dir");
     let runtime = runtime_on(sqlite(&folder), hook);
 
-    let (first, second) = tokio::join!(runtime.deploy("acme"), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        runtime.deploy("acme").await
-    });
+    let (first, second) = tokio::join!(runtime.deploy("acme"), a_moment_later(runtime.deploy("acme")));
 
     assert!(first.is_ok(), "{first:?}");
     assert!(matches!(second, Err(LifecycleError::InProgress(ref instance)) if instance == "acme"), "{second:?}");
@@ -78,10 +90,7 @@ async fn delete_during_a_deploy_is_in_progress() {
     let folder = tempfile::tempdir().expect("temp dir");
     let runtime = runtime_on(sqlite(&folder), hook);
 
-    let (_, delete) = tokio::join!(runtime.deploy("acme"), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        runtime.delete("acme", true).await
-    });
+    let (_, delete) = tokio::join!(runtime.deploy("acme"), a_moment_later(runtime.delete("acme", true)));
 
     assert!(matches!(delete, Err(LifecycleError::InProgress(_))), "{delete:?}");
 }
@@ -102,8 +111,7 @@ async fn deploy_after_deploy_is_already_deployed() {
 async fn sqlite_runtimes_starting_together_deploy_once() {
     counted_slow_hook!(hook, RUNS);
     let folder = tempfile::tempdir().expect("temp dir");
-    let first = runtime_on(sqlite(&folder), hook);
-    let second = runtime_on(sqlite(&folder), hook);
+    let (first, second) = two_runtimes(&folder, hook);
 
     let (a, b) = tokio::join!(first.deploy_pending(), second.deploy_pending());
 
@@ -115,46 +123,25 @@ async fn sqlite_runtimes_starting_together_deploy_once() {
 async fn starting_runtime_waits_for_a_running_deploy() {
     counted_slow_hook!(hook, RUNS);
     let folder = tempfile::tempdir().expect("temp dir");
-    let first = runtime_on(sqlite(&folder), hook);
-    let second = runtime_on(sqlite(&folder), hook);
+    let (first, second) = two_runtimes(&folder, hook);
 
-    let (_, second_ready_at) = tokio::join!(first.deploy_pending(), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let (_, second_ready_at) = tokio::join!(first.deploy_pending(), a_moment_later(async {
         second.deploy_pending().await.expect("reads");
         chrono::Utc::now()
-    });
+    }));
 
     let deployments = second.deployments().await.expect("reads");
     assert_eq!(deployments[0].status, DeploymentStatus::Deployed);
     assert!(deployments[0].updated_at <= second_ready_at, "the second runtime was ready before the deploy ended");
 }
 
-/// Declares a deploy hook that fails after 300 ms and counts its runs in its own counter.
-macro_rules! counted_failing_hook {
-    ($name:ident, $runs:ident) => {
-        static $runs: AtomicUsize = AtomicUsize::new(0);
-
-        fn $name(_ctx: &Context) -> BoxFuture<'_, Result<(), FlowError>> {
-            Box::pin(async {
-                $runs.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                Err(FlowError::new("the supplier did not answer"))
-            })
-        }
-    };
-}
-
 #[tokio::test]
 async fn waiting_runtime_leaves_a_failed_deploy_failed() {
-    counted_failing_hook!(hook, RUNS);
+    counted_slow_hook!(hook, RUNS, Err(FlowError::new("the supplier did not answer")));
     let folder = tempfile::tempdir().expect("temp dir");
-    let first = runtime_on(sqlite(&folder), hook);
-    let second = runtime_on(sqlite(&folder), hook);
+    let (first, second) = two_runtimes(&folder, hook);
 
-    let (a, b) = tokio::join!(first.deploy_pending(), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        second.deploy_pending().await
-    });
+    let (a, b) = tokio::join!(first.deploy_pending(), a_moment_later(second.deploy_pending()));
 
     assert_eq!(a.expect("reads").len(), 1, "the first runtime's deploy failed");
     assert!(b.expect("reads").is_empty(), "the second runtime ran no deploy of its own");
