@@ -273,6 +273,23 @@ async fn forced_delete_deletes_despite_failed_hook() {
 }
 
 #[tokio::test]
+async fn second_authorization_header_is_unauthorized() {
+    let server = start(vec![flow(config("contacts"), echo)], options()).await;
+
+    let response = server
+        .client
+        .get(server.url("/instances"))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .header("Authorization", "Bearer other")
+        .send()
+        .await
+        .expect("sends");
+
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(error_of(response).await.contains("more than one Authorization header"));
+}
+
+#[tokio::test]
 async fn bearer_scheme_is_read_without_regard_to_case() {
     let server = start(vec![flow(config("orders"), echo)], options()).await;
 

@@ -104,8 +104,16 @@ pub(super) fn reject_unauthorized(state: &AppState, headers: &HeaderMap) -> Opti
     let Some(token) = &state.settings.admin_token else {
         return None;
     };
-    let sent = headers
-        .get(axum::http::header::AUTHORIZATION)
+    // A second header could carry a token that a proxy or log reads instead of the first.
+    let mut authorizations = headers.get_all(axum::http::header::AUTHORIZATION).iter();
+    let first = authorizations.next();
+    if authorizations.next().is_some() {
+        return Some(error_response(
+            StatusCode::UNAUTHORIZED,
+            "the request has more than one Authorization header; send one, `Authorization: Bearer <admin token>`",
+        ));
+    }
+    let sent = first
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split_once(' '))
         // The authentication scheme is case-insensitive, and one or more spaces may follow it
