@@ -296,6 +296,8 @@ async fn preprocess_flow_is_not_a_routing_target() {
     let response = post(&server, "/webhooks/acme", &[("x-event", "router")], json!({})).await;
 
     assert_eq!(response.status(), 404);
+    let error = json_of(response).await["error"].as_str().expect("a message").to_owned();
+    assert!(error.contains("names the preprocess flow \"router\""), "{error}");
 }
 
 #[tokio::test]

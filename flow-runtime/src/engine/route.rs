@@ -226,16 +226,21 @@ impl Runtime {
     fn routed_flow(&self, routing: &Routing, values: &RoutingValues<'_>) -> Result<String, RouteError> {
         let field = routing.flow_name_field();
         let name = required(field, values, "the flow's name or stable key")?;
-        let flow = self
-            .registry()
-            .find(&name)
-            .filter(|flow| Some(flow.stable_key()) != routing.preprocess_flow.as_deref())
-            .ok_or_else(|| {
-                RouteError::new(
-                    404,
-                    format!("flow \"{name}\" not found; the routing field `{field}` must name a flow by name or stable key"),
-                )
-            })?;
+        let flow = self.registry().find(&name).ok_or_else(|| {
+            RouteError::new(
+                404,
+                format!("flow \"{name}\" not found; the routing field `{field}` must name a flow by name or stable key"),
+            )
+        })?;
+        if Some(flow.stable_key()) == routing.preprocess_flow.as_deref() {
+            return Err(RouteError::new(
+                404,
+                format!(
+                    "the routing field `{field}` names the preprocess flow \"{name}\", which only routes requests; it must \
+                     name another flow"
+                ),
+            ));
+        }
         Ok(flow.stable_key().to_owned())
     }
 
