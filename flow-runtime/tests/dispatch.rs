@@ -497,6 +497,34 @@ async fn shared_store_leaves_unknown_instance_queued() {
 }
 
 #[tokio::test]
+async fn sqlite_execution_of_removed_instance_fails() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let store = CountingStore::open(&folder, Duration::ZERO);
+    store
+        .insert(NewExecution {
+            id: "e-gamma".to_owned(),
+            flow: "orders".to_owned(),
+            instance: "gamma".to_owned(),
+            payload: json!({ "body": { "data": null } }).to_string(),
+            created_at: Utc::now(),
+            dedupe_key: None,
+            unique_request_id: None,
+            parent_id: None,
+            source: "webhook".to_owned(),
+            claimed_by: None,
+        })
+        .await
+        .expect("stored");
+
+    let runtime = start_engine(Arc::clone(&store)).await;
+    let statuses = statuses_when_all(store.as_ref(), "failed", Duration::from_secs(5)).await;
+    let error = runtime.store().get("e-gamma").await.expect("reads").expect("exists").error;
+
+    assert_eq!(statuses, ["failed"]);
+    assert!(error.as_deref().is_some_and(|error| error.contains("instance \"gamma\" is not configured any more")), "{error:?}");
+}
+
+#[tokio::test]
 async fn queue_resumes_after_failed_record() {
     let folder = tempfile::tempdir().expect("temp dir");
     let store = CountingStore::open(&folder, Duration::ZERO);

@@ -77,10 +77,13 @@ fn prepare<'a>(
     payload: Option<Box<TriggerPayload>>,
 ) -> Result<(&'a Flow, &'a Arc<Instance>, Box<TriggerPayload>), String> {
     let flow = inner.registry.get(&claimed.flow).ok_or_else(|| {
-        format!("flow \"{}\" is not in this binary any more; deploy a binary that has it, or cancel the execution", claimed.flow)
+        format!("flow \"{}\" is not in this binary any more, so the execution cannot run; run a binary that has the flow to run new ones", claimed.flow)
     })?;
     let instance = inner.instances.get(&claimed.instance).ok_or_else(|| {
-        format!("instance \"{}\" is not configured any more; add it to the config file, or cancel the execution", claimed.instance)
+        format!(
+            "instance \"{}\" is not configured any more, so the execution cannot run; add the instance to the config file to run new ones",
+            claimed.instance
+        )
     })?;
     // A submitted payload contains the instance's keys already, and a stored one has none.
     let payload = match payload {
