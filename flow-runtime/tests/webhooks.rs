@@ -494,6 +494,23 @@ fn zlib(bytes: &[u8]) -> Vec<u8> {
 }
 
 #[tokio::test]
+async fn empty_gzip_request_has_an_empty_body() {
+    let server = start(vec![flow(synchronous("echo"), echo)], Options::default()).await;
+
+    let response = server
+        .client
+        .post(server.url("/webhooks/acme/echo"))
+        .header("Content-Encoding", "gzip")
+        .header("Content-Length", "0")
+        .send()
+        .await
+        .expect("sends");
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(json_of(response).await["body"]["data"], json!(null));
+}
+
+#[tokio::test]
 async fn every_gzip_member_is_decoded() {
     let server = start(vec![flow(synchronous("echo"), echo)], Options::default()).await;
     let members = [gzip(br#"{"a":"#), gzip(b"1}")].concat();

@@ -3,13 +3,14 @@
 //! A gzip body may hold several members one after another, as RFC 1952 allows and `gunzip`
 //! reads them, and every member is decoded. Bytes after the last member, or after a deflate
 //! body's zlib stream, fail the body wherever the transport split it, so that a body is never
-//! cut short without an error. The decoded body is read under the route's size limit, so a
-//! small compressed body cannot expand without bound.
+//! cut short without an error. A request with no body at all passes as it is. The decoded
+//! body is read under the route's size limit, so a small compressed body cannot expand
+//! without bound.
 
 use std::pin::Pin;
 
 use async_compression::tokio::bufread::{GzipDecoder, ZlibDecoder};
-use axum::body::Body;
+use axum::body::{Body, HttpBody as _};
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -44,7 +45,11 @@ pub(super) fn decode_body(request: &mut Request) -> Option<Response> {
 
     let headers = request.headers_mut();
     headers.remove(header::CONTENT_ENCODING);
-    headers.remove(header::CONTENT_LENGTH);
+    // A request without a body, such as a GET, has nothing to decode.
+    if request.body().size_hint().exact() == Some(0) {
+        return None;
+    }
+    request.headers_mut().remove(header::CONTENT_LENGTH);
     let body = std::mem::take(request.body_mut());
     let compressed = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
     *request.body_mut() = if gzip {

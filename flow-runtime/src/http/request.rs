@@ -124,10 +124,11 @@ pub(crate) fn query_parameters(query: Option<&str>) -> BTreeMap<String, ParamVal
 ///   when it is not valid UTF-8. A file is an object with `filename`, `contentType` (the part's
 ///   `Content-Type` as sent, or `null`), `data` (standard base64) and `size` (in bytes). A
 ///   repeated field name becomes an array in order.
-/// - `text/*` becomes [`BodyData::Text`], decoded in the encoding its `charset` parameter
-///   names (UTF-8 by default), as the WHATWG Encoding Standard reads the label: `iso-8859-1`
-///   is read as `windows-1252`, as browsers read it. A body that is not valid in that encoding
-///   becomes [`BodyData::Bytes`] with every byte of `bytes`.
+/// - `text/*` becomes [`BodyData::Text`], decoded in the encoding of its byte order mark, or
+///   else in the one its `charset` parameter names (UTF-8 by default), as the WHATWG Encoding
+///   Standard reads the label: `iso-8859-1` is read as `windows-1252`, as browsers read it. A
+///   body that is not valid in that encoding becomes [`BodyData::Bytes`] with every byte of
+///   `bytes`.
 /// - Any other media type, and a missing `Content-Type`, becomes [`BodyData::Bytes`] with every
 ///   byte of `bytes`, a byte order mark included.
 ///
@@ -161,23 +162,26 @@ pub(crate) async fn parse_body(content_type: Option<&str>, bytes: &Bytes) -> Res
         MediaKind::Multipart => multipart_object(content_type.unwrap_or_default(), content)
             .await
             .map(|object| BodyData::Json(object.into())),
-        MediaKind::Text => Ok(text_body(content_type, &content, bytes)),
+        MediaKind::Text => Ok(text_body(content_type, bytes)),
         MediaKind::Bytes => unreachable!("byte bodies return before the byte order mark is skipped"),
     }
 }
 
-/// Decodes a `text/*` body, without its byte order mark, into [`BodyData::Text`]: in the
-/// encoding that its `charset` parameter names, or as UTF-8 when it names none or one that
-/// the Encoding Standard does not know. A body that is not valid in that encoding becomes
+/// Decodes a `text/*` body into [`BodyData::Text`] as the Encoding Standard's `decode` does:
+/// a UTF-8 or UTF-16 byte order mark picks the encoding and is dropped. Without one, the
+/// encoding is the one its `charset` parameter names, or UTF-8 when it names none or one that
+/// the standard does not know. A body that is not valid in that encoding becomes
 /// [`BodyData::Bytes`] with every byte of `bytes`.
-fn text_body(content_type: Option<&str>, content: &[u8], bytes: &Bytes) -> BodyData {
-    let encoding = content_type
-        .and_then(|value| value.parse::<mime::Mime>().ok())
-        .and_then(|media| media.get_param(mime::CHARSET).map(|charset| charset.as_str().to_owned()))
-        .and_then(|label| encoding_rs::Encoding::for_label(label.as_bytes()))
-        .unwrap_or(encoding_rs::UTF_8);
+fn text_body(content_type: Option<&str>, bytes: &Bytes) -> BodyData {
+    let (encoding, mark) = encoding_rs::Encoding::for_bom(bytes).unwrap_or_else(|| {
+        let named = content_type
+            .and_then(|value| value.parse::<mime::Mime>().ok())
+            .and_then(|media| media.get_param(mime::CHARSET).map(|charset| charset.as_str().to_owned()))
+            .and_then(|label| encoding_rs::Encoding::for_label(label.as_bytes()));
+        (named.unwrap_or(encoding_rs::UTF_8), 0)
+    });
 
-    match encoding.decode_without_bom_handling_and_without_replacement(content) {
+    match encoding.decode_without_bom_handling_and_without_replacement(&bytes[mark..]) {
         Some(text) => BodyData::Text(text.into_owned()),
         None => BodyData::Bytes(bytes.to_vec()),
     }
@@ -608,6 +612,18 @@ mod tests {
     async fn text_invalid_in_its_charset_becomes_bytes() {
         let data = parse(Some("text/plain; charset=utf-8"), b"caf\xE9").await.expect("bytes");
         assert_eq!(data, BodyData::Bytes(b"caf\xE9".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn utf16_byte_order_mark_picks_the_encoding() {
+        let data = parse(Some("text/plain; charset=utf-8"), b"\xFE\xFF\x00h\x00i").await.expect("text");
+        assert_eq!(data, BodyData::Text("hi".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn utf8_byte_order_mark_overrides_utf16_charset() {
+        let data = parse(Some("text/plain; charset=utf-16le"), b"\xEF\xBB\xBFhi").await.expect("text");
+        assert_eq!(data, BodyData::Text("hi".to_owned()));
     }
 
     #[tokio::test]
