@@ -124,10 +124,10 @@ pub(crate) fn query_parameters(query: Option<&str>) -> BTreeMap<String, ParamVal
 ///   when it is not valid UTF-8. A file is an object with `filename`, `contentType` (the part's
 ///   `Content-Type` as sent, or `null`), `data` (standard base64) and `size` (in bytes). A
 ///   repeated field name becomes an array in order.
-/// - `text/*` becomes [`BodyData::Text`], decoded in the encoding of its byte order mark, or
-///   else in the one its `charset` parameter names (UTF-8 by default), as the WHATWG Encoding
-///   Standard reads the label: `iso-8859-1` is read as `windows-1252`, as browsers read it. A
-///   body that is not valid in that encoding becomes [`BodyData::Bytes`] with every byte of
+/// - `text/*` becomes [`BodyData::Text`]. A byte order mark picks the encoding. Without one,
+///   the body is decoded in the encoding its `charset` parameter names (UTF-8 by default), as
+///   the WHATWG Encoding Standard reads the label, so `iso-8859-1` is read as `windows-1252`.
+///   A body that is not valid in that encoding becomes [`BodyData::Bytes`] with every byte of
 ///   `bytes`.
 /// - Any other media type, and a missing `Content-Type`, becomes [`BodyData::Bytes`] with every
 ///   byte of `bytes`, a byte order mark included.
