@@ -164,6 +164,23 @@ async fn shutdown_waits_for_a_running_deploy() {
 }
 
 #[tokio::test]
+async fn shutdown_after_its_grace_releases_the_lock() {
+    counted_slow_hook!(hook, RUNS);
+    let folder = tempfile::tempdir().expect("temp dir");
+    let store = sqlite(&folder);
+    let runtime = runtime_on(Arc::clone(&store), hook);
+    let deploying = runtime.clone();
+    tokio::spawn(async move { deploying.deploy("acme").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    runtime.shutdown(Duration::from_millis(50)).await;
+
+    let now = chrono::Utc::now();
+    let taken = store.lock_lifecycle("acme", "next-deploy", now, now + chrono::Duration::seconds(30)).await.expect("locks");
+    assert!(taken, "the stopped deploy still holds the lock");
+}
+
+#[tokio::test]
 async fn postgres_runtimes_starting_together_deploy_once() {
     counted_slow_hook!(hook, RUNS);
     let Some(schema) = PgSchema::create("postgres_runtimes_starting_together_deploy_once").await else {

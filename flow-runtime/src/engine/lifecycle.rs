@@ -107,7 +107,8 @@ pub enum LifecycleError {
     /// Another deploy or delete of the instance is running, in this process or another one.
     #[error(
         "a deploy or delete of instance \"{0}\" is running, from another request, the CLI or another process on \
-         this store; try again once it has ended"
+         this store; try again once it has ended (the lock of a process that stopped during one lapses within 30 \
+         seconds)"
     )]
     InProgress(String),
     /// The instance was never deployed, so there is nothing to delete.

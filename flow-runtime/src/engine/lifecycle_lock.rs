@@ -5,7 +5,8 @@
 //! its deploy or delete runs, however long the hooks take. The lock of a process that was
 //! killed or crashed lapses at most [`LOCK_LEASE`] after its last renewal.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::OwnedRwLockReadGuard;
@@ -25,6 +26,10 @@ const LOCK_RENEWAL: Duration = Duration::from_secs(10);
 /// starts.
 const LOCK_RETRY: Duration = Duration::from_millis(250);
 
+/// The lifecycle locks a process holds, as instance by owner, so that a shutdown whose grace
+/// period ends during a deploy can release them.
+pub(crate) type HeldLocks = Mutex<HashMap<String, String>>;
+
 /// A held lifecycle lock. [`LifecycleLock::release`] frees it. A lock dropped unreleased,
 /// when its deploy or delete was cancelled, is freed by a task of its own.
 pub(super) struct LifecycleLock {
@@ -33,6 +38,7 @@ pub(super) struct LifecycleLock {
     owner: String,
     released: bool,
     renewal: JoinHandle<()>,
+    held: Arc<HeldLocks>,
     /// Keeps [`crate::engine::Runtime::shutdown`] waiting until the deploy or delete ends.
     _running: OwnedRwLockReadGuard<()>,
 }
@@ -48,6 +54,10 @@ impl Inner {
         if !self.store.lock_lifecycle(instance, &owner, now, now + lease()).await? {
             return Ok(None);
         }
+        self.held_locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(owner.clone(), instance.to_owned());
         let renewal = tokio::spawn(renew(
             Arc::clone(&self.store),
             Arc::clone(&self.clock),
@@ -61,8 +71,21 @@ impl Inner {
             owner,
             released: false,
             renewal,
+            held: Arc::clone(&self.held_locks),
             _running: running,
         }))
+    }
+
+    /// Releases every lifecycle lock this process still holds, when shutdown stops waiting
+    /// for the deploys and deletes that hold them. Their hooks stop where they are.
+    pub(super) async fn release_held_locks(&self) {
+        let held: Vec<(String, String)> = self.held_locks.lock().unwrap_or_else(PoisonError::into_inner).drain().collect();
+        for (owner, instance) in held {
+            match self.store.unlock_lifecycle(&instance, &owner).await {
+                Ok(()) => tracing::warn!(%instance, "released the lifecycle lock of a deploy or delete stopped by shutdown"),
+                Err(error) => tracing::warn!(%instance, %error, "could not release the lifecycle lock; it ends with its lease"),
+            }
+        }
     }
 
     /// Takes the lifecycle lock of `instance`, waiting while another deploy or delete holds it.
@@ -91,6 +114,7 @@ impl LifecycleLock {
     pub(super) async fn release(mut self) {
         self.released = true;
         self.renewal.abort();
+        self.held.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.owner);
         if let Err(error) = self.store.unlock_lifecycle(&self.instance, &self.owner).await {
             tracing::warn!(instance = %self.instance, %error, "could not release the lifecycle lock; it ends with its lease");
         }
@@ -103,6 +127,7 @@ impl Drop for LifecycleLock {
         if self.released {
             return;
         }
+        self.held.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.owner);
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };

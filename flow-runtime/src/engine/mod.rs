@@ -171,6 +171,8 @@ pub(crate) struct Inner {
     pub(crate) deployments: RwLock<HashMap<String, DeploymentRecord>>,
     /// Read by each running deploy or delete, so that shutdown can wait for them.
     pub(crate) lifecycle_running: Arc<tokio::sync::RwLock<()>>,
+    /// The lifecycle locks this process holds.
+    pub(crate) held_locks: Arc<lifecycle_lock::HeldLocks>,
     self_ref: std::sync::Weak<Inner>,
 }
 
@@ -238,6 +240,7 @@ impl Runtime {
                 schedules,
                 deployments: RwLock::default(),
                 lifecycle_running: Arc::default(),
+                held_locks: Arc::default(),
             }),
         }
     }
@@ -502,6 +505,7 @@ impl Runtime {
                 grace_seconds = grace.as_secs(),
                 "grace period over with a deploy or delete still running; its hooks stop where they are"
             );
+            self.inner.release_held_locks().await;
         }
         match self.inner.store.release_worker(&self.inner.worker_id).await {
             Ok(0) => {}
