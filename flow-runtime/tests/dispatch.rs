@@ -27,7 +27,7 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 /// A SQLite store that counts its claims and the executions they return, and can
-/// make every claim, or the reply to every insert, take longer.
+/// make every claim, the reply to every insert, or every attempt record take longer.
 struct CountingStore {
     inner: Arc<dyn Store>,
     claim_delay: Duration,
@@ -41,6 +41,8 @@ struct CountingStore {
     claimed: Arc<AtomicUsize>,
     /// How many of the next attempt records fail as a full disk would.
     failing_records: AtomicUsize,
+    /// Delay before an attempt's record is sent to SQLite.
+    record_delay: Duration,
 }
 
 impl CountingStore {
@@ -59,6 +61,7 @@ impl CountingStore {
             claims: AtomicUsize::new(0),
             claimed: Arc::new(AtomicUsize::new(0)),
             failing_records: AtomicUsize::new(0),
+            record_delay: Duration::ZERO,
         })
     }
 
@@ -123,7 +126,14 @@ impl Store for CountingStore {
         if fail {
             return Box::pin(async { Err(StoreError::Database("database or disk is full".to_owned())) });
         }
-        self.inner.finish_attempt(record)
+        if self.record_delay.is_zero() {
+            return self.inner.finish_attempt(record);
+        }
+        let (delay, record) = (self.record_delay, record.clone());
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            self.inner.finish_attempt(&record).await
+        })
     }
 
     fn recover(&self, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<usize>> {
@@ -522,6 +532,24 @@ async fn sqlite_execution_of_removed_instance_fails() {
 
     assert_eq!(statuses, ["failed"]);
     assert!(error.as_deref().is_some_and(|error| error.contains("instance \"gamma\" is not configured any more")), "{error:?}");
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_attempt_records() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let store = CountingStore::with_inserts(&folder, |store| store.record_delay = Duration::from_millis(300));
+    let runtime = start_engine(Arc::clone(&store)).await;
+    let submitted = runtime
+        .submit("orders", "acme", TriggerPayload::from_json(json!({ "n": 1 })), Source::Cli, false)
+        .await
+        .expect("stored");
+    // The flow has returned and given its worker back, and its record is not yet sent.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    runtime.shutdown(Duration::from_secs(5)).await;
+
+    let status = store.get(&submitted.execution_id).await.expect("reads").expect("exists").summary.status;
+    assert_eq!(status, flow_runtime::store::ExecutionStatus::Succeeded);
 }
 
 #[tokio::test]

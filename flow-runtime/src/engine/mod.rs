@@ -481,14 +481,23 @@ impl Runtime {
         Ok((submitted.execution_id, completion))
     }
 
-    /// Stops claiming work, waits up to `grace` for running executions, and returns the ones
-    /// still running to the queue for the next start.
+    /// Stops claiming work, waits up to `grace` for running executions and the commits of
+    /// their records, and for running deploys and deletes. Returns the executions still
+    /// running to the queue for the next start.
     pub async fn shutdown(&self, grace: Duration) {
         let _ = self.inner.stopping.send(true);
         self.inner.wake.notify_waiters();
 
         let all = u32::try_from(self.inner.settings.workers).unwrap_or(u32::MAX);
-        let executions = tokio::time::timeout(grace, self.inner.permits.acquire_many(all));
+        let executions = tokio::time::timeout(grace, async {
+            let workers = self.inner.permits.acquire_many(all).await;
+            // An attempt gives its worker back before its record commits. Requeued before that,
+            // a finished execution would lose its outcome and run again after the restart.
+            while self.inner.recording.load(Ordering::SeqCst) > 0 {
+                tokio::time::sleep(RECORD_POLL).await;
+            }
+            workers
+        });
         // A deploy or delete that goes on after its client hung up would otherwise stop halfway,
         // with a webhook registered at another system and not recorded.
         let lifecycle = tokio::time::timeout(grace, self.inner.lifecycle_running.write());
@@ -859,6 +868,9 @@ impl Inner {
         Ok(values)
     }
 }
+
+/// How often shutdown checks whether the records of finished attempts have committed.
+const RECORD_POLL: Duration = Duration::from_millis(5);
 
 /// How often a caller's process reads a shared store for the outcome of an execution that
 /// another process may run.
