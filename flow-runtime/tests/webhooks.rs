@@ -110,6 +110,39 @@ async fn synchronous_header_makes_an_async_flow_answer_its_result() {
     assert_eq!(json_of(response).await["body"]["data"], json!({ "n": 2 }));
 }
 
+/// Posts `{"n": 2}` to the echo flow with `Flow-Synchronous: value`.
+async fn post_with_synchronous(server: &common::TestServer, value: &str) -> reqwest::Response {
+    server
+        .client
+        .post(server.url("/webhooks/acme/echo"))
+        .header("Flow-Synchronous", value)
+        .json(&json!({ "n": 2 }))
+        .send()
+        .await
+        .expect("sends")
+}
+
+#[tokio::test]
+async fn unknown_synchronous_value_creates_nothing() {
+    let server = start(vec![flow(config("echo"), echo)], Options::default()).await;
+
+    let response = post_with_synchronous(&server, "yes").await;
+
+    assert_eq!(response.status(), 400);
+    assert!(error_of(response).await.starts_with("the Flow-Synchronous header is \"yes\""));
+    assert_eq!(server.execution_count().await, 0);
+}
+
+#[tokio::test]
+async fn synchronous_false_answers_an_execution_id() {
+    let server = start(vec![flow(config("echo"), echo)], Options::default()).await;
+
+    let response = post_with_synchronous(&server, "False").await;
+
+    assert_eq!(response.status(), 200);
+    assert!(json_of(response).await["executionId"].is_string());
+}
+
 #[tokio::test]
 async fn unknown_instance_answers_404_naming_it() {
     let server = start(vec![flow(config("orders"), echo)], Options::default()).await;

@@ -199,6 +199,7 @@ fn execution_id_response(execution_id: &str) -> Response {
 
 /// Reads and parses the request into a trigger payload without the `Api-Key` header. The
 /// fields that describe where it runs are left for [`crate::engine::Runtime::describe_payload`].
+/// A `Flow-Synchronous` header other than `true` or `false` gets a 400 before the body is read.
 pub(super) async fn read_payload(
     state: &AppState,
     uri: &Uri,
@@ -206,6 +207,9 @@ pub(super) async fn read_payload(
     body: Body,
     path_fragment: String,
 ) -> Result<Box<TriggerPayload>, Response> {
+    if let Some(rejection) = reject_unknown_synchronous(headers) {
+        return Err(rejection);
+    }
     let bytes = read_body(body, headers, &state.settings).await?;
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
@@ -286,6 +290,24 @@ pub(crate) async fn read_body(body: Body, headers: &HeaderMap, settings: &HttpSe
 pub(super) fn path_fragment(path: &str, segments: usize) -> String {
     let rest = path.strip_prefix("/webhooks/").unwrap_or_default();
     rest.splitn(segments + 1, '/').nth(segments).unwrap_or_default().to_owned()
+}
+
+/// Returns a 400 when the request's `Flow-Synchronous` header is neither `true` nor `false`,
+/// so that a value such as `yes` is not read as asynchronous without a word.
+fn reject_unknown_synchronous(headers: &HeaderMap) -> Option<Response> {
+    let value = headers.get(SYNCHRONOUS_HEADER)?;
+    let text = value.to_str().unwrap_or_default().trim();
+    if text.eq_ignore_ascii_case("true") || text.eq_ignore_ascii_case("false") {
+        return None;
+    }
+    Some(error_response(
+        StatusCode::BAD_REQUEST,
+        format!(
+            "the Flow-Synchronous header is \"{}\"; send `true` to wait for the flow's result, or `false` or no header \
+             for an execution id",
+            String::from_utf8_lossy(value.as_bytes())
+        ),
+    ))
 }
 
 fn asks_synchronous(headers: &HeaderMap) -> bool {
