@@ -237,6 +237,10 @@ impl Store for CountingStore {
         self.inner.deployments()
     }
 
+    fn deployment(&self, instance: &str) -> BoxFuture<'_, StoreResult<Option<DeploymentRecord>>> {
+        self.inner.deployment(instance)
+    }
+
     fn lock_lifecycle(
         &self,
         instance: &str,

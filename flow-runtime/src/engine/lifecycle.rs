@@ -175,6 +175,22 @@ impl Inner {
         Ok(())
     }
 
+    /// Reloads one instance's deployment from the store, as [`Inner::refresh_deployments`]
+    /// reloads all of them.
+    pub(crate) async fn refresh_deployment(&self, instance: &str) -> Result<(), StoreError> {
+        let record = self.store.deployment(instance).await?;
+
+        let mut known = self.deployments.write().unwrap_or_else(PoisonError::into_inner);
+        if known.get(instance) != record.as_ref() {
+            self.state_cache.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        }
+        match record {
+            Some(record) => known.insert(instance.to_owned(), record),
+            None => known.remove(instance),
+        };
+        Ok(())
+    }
+
     async fn run_hooks(&self, instance: &Arc<Instance>, hooks: [Hook; 2], stop_at_failure: bool) -> Vec<HookRun> {
         let mut runs = Vec::new();
         for flow in self.registry.flows() {
@@ -252,7 +268,7 @@ impl Inner {
 
     async fn save_status(&self, instance: &str, status: DeploymentStatus, error: Option<String>) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let previous = self.store.deployments().await?.into_iter().find(|record| record.instance == instance);
+        let previous = self.store.deployment(instance).await?;
         let deployed_at = match status {
             DeploymentStatus::Deployed => Some(now),
             DeploymentStatus::Failed | DeploymentStatus::Deleted => previous.and_then(|record| record.deployed_at),
@@ -417,7 +433,7 @@ impl Runtime {
     /// not run.
     async fn deploy_pending_one(&self, instance_id: &str, instance: &Arc<Instance>) -> Result<Vec<HookRun>, LifecycleError> {
         let (lock, waited) = self.inner.lock_lifecycle_waiting(instance_id).await?;
-        let result = match self.inner.refresh_deployments().await {
+        let result = match self.inner.refresh_deployment(instance_id).await {
             Ok(()) => match self.inner.deployment_status(instance_id) {
                 Some(DeploymentStatus::Deployed | DeploymentStatus::Deleted) => Ok(Vec::new()),
                 // Each process that started together would otherwise run the failing hooks again.

@@ -853,19 +853,42 @@ pub(super) async fn restart_never_moves_a_cursor_back(store: Arc<dyn Store>) {
     assert_eq!(store.schedule_cursor("orders", "acme", at(0)).await.expect("reads"), at(30));
 }
 
-pub(super) async fn deployment_is_replaced_by_the_latest(store: Arc<dyn Store>) {
-    let record = |status, minute| DeploymentRecord {
+/// Returns the deployment of `acme` with `status`, updated at `minute`.
+fn deployment_record(status: DeploymentStatus, minute: i64) -> DeploymentRecord {
+    DeploymentRecord {
         instance: "acme".to_owned(),
         status,
         error: None,
         updated_at: at(minute),
         deployed_at: Some(at(0)),
-    };
-    store.save_deployment(record(DeploymentStatus::Deployed, 0)).await.expect("saves");
-    store.save_deployment(record(DeploymentStatus::Deleted, 5)).await.expect("saves");
+    }
+}
+
+pub(super) async fn deployment_is_replaced_by_the_latest(store: Arc<dyn Store>) {
+    store.save_deployment(deployment_record(DeploymentStatus::Deployed, 0)).await.expect("saves");
+    store.save_deployment(deployment_record(DeploymentStatus::Deleted, 5)).await.expect("saves");
 
     let deployments = store.deployments().await.expect("reads");
-    assert_eq!(deployments, vec![record(DeploymentStatus::Deleted, 5)]);
+    assert_eq!(deployments, vec![deployment_record(DeploymentStatus::Deleted, 5)]);
+}
+
+pub(super) async fn deployment_reads_one_instance(store: Arc<dyn Store>) {
+    let mut globex = deployment_record(DeploymentStatus::Failed, 2);
+    globex.instance = "globex".to_owned();
+    store.save_deployment(deployment_record(DeploymentStatus::Deployed, 1)).await.expect("saves");
+    store.save_deployment(globex.clone()).await.expect("saves");
+
+    let read = store.deployment("globex").await.expect("reads");
+
+    assert_eq!(read, Some(globex));
+}
+
+pub(super) async fn deployment_of_unknown_instance_is_none(store: Arc<dyn Store>) {
+    store.save_deployment(deployment_record(DeploymentStatus::Deployed, 1)).await.expect("saves");
+
+    let read = store.deployment("globex").await.expect("reads");
+
+    assert_eq!(read, None);
 }
 
 pub(super) async fn held_lifecycle_lock_is_not_taken(store: Arc<dyn Store>) {
@@ -981,6 +1004,8 @@ macro_rules! store_conformance_tests {
             deployment_is_replaced_by_the_latest,
             restarted_schedule_skips_earlier_instants,
             restart_never_moves_a_cursor_back,
+            deployment_reads_one_instance,
+            deployment_of_unknown_instance_is_none,
             held_lifecycle_lock_is_not_taken,
             owner_renews_its_lifecycle_lock,
             expired_lifecycle_lock_is_taken,

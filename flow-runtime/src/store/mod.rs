@@ -163,6 +163,9 @@ pub trait Store: Send + Sync + 'static {
     /// Returns every instance's deployment state, ordered by instance id.
     fn deployments(&self) -> BoxFuture<'_, StoreResult<Vec<DeploymentRecord>>>;
 
+    /// Returns one instance's deployment state, if it has one.
+    fn deployment(&self, instance: &str) -> BoxFuture<'_, StoreResult<Option<DeploymentRecord>>>;
+
     /// Takes the lock under which one deploy or delete of `instance` runs at a time, for
     /// `owner` until `until`, and returns whether it was taken. It is not taken while another
     /// owner's lock lasts until after `now`. The owner of the lock may take it again, which

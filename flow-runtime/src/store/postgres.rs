@@ -37,7 +37,7 @@ use flow_core::QueueMode;
 
 use super::postgres_migrations::migrate;
 use super::postgres_schedules::{
-    deployments, list_ticks, lock_lifecycle, record_tick, restart_schedules, save_deployment, schedule_cursor,
+    deployment, deployments, list_ticks, lock_lifecycle, record_tick, restart_schedules, save_deployment, schedule_cursor,
     schedule_summaries, unfinished_execution, unlock_lifecycle,
 };
 use super::records::{
@@ -593,6 +593,18 @@ impl Store for PostgresStore {
 
     fn deployments(&self) -> BoxFuture<'_, StoreResult<Vec<DeploymentRecord>>> {
         Box::pin(self.transact("deployments", |connection| Box::pin(deployments(connection))))
+    }
+
+    fn deployment(&self, instance: &str) -> BoxFuture<'_, StoreResult<Option<DeploymentRecord>>> {
+        // PostgreSQL text cannot hold a NUL, so no instance id has one, and the query would fail.
+        if instance.contains('\0') {
+            return Box::pin(async { Ok(None) });
+        }
+        let instance = instance.to_owned();
+        Box::pin(self.transact("deployment", move |connection| {
+            let instance = instance.clone();
+            Box::pin(async move { deployment(connection, &instance).await })
+        }))
     }
 
     fn lock_lifecycle(

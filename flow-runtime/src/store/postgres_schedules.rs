@@ -256,21 +256,34 @@ pub(super) async fn unlock_lifecycle(connection: &mut PgConnection, instance: &s
     Ok(())
 }
 
+/// A `deployments` row: instance, status, error, and the times of the last update and deploy.
+type DeploymentRow = (String, String, Option<String>, i64, Option<i64>);
+
 pub(super) async fn deployments(connection: &mut PgConnection) -> Result<Vec<DeploymentRecord>, QueryError> {
-    let rows: Vec<(String, String, Option<String>, i64, Option<i64>)> = sqlx::query_as(
+    let rows: Vec<DeploymentRow> = sqlx::query_as(
         "SELECT instance, status, error, updated_at, deployed_at FROM deployments ORDER BY instance COLLATE \"C\"",
     )
     .fetch_all(&mut *connection)
     .await?;
-    let mut records = Vec::with_capacity(rows.len());
-    for (instance, status, error, updated_at, deployed_at) in rows {
-        records.push(DeploymentRecord {
-            instance,
-            status: status.parse::<DeploymentStatus>().map_err(|reason| corrupt("deployment status", reason))?,
-            error,
-            updated_at: from_millis(updated_at),
-            deployed_at: deployed_at.map(from_millis),
-        });
-    }
-    Ok(records)
+    rows.into_iter().map(deployment_from_row).collect()
+}
+
+pub(super) async fn deployment(connection: &mut PgConnection, instance: &str) -> Result<Option<DeploymentRecord>, QueryError> {
+    let row: Option<DeploymentRow> =
+        sqlx::query_as("SELECT instance, status, error, updated_at, deployed_at FROM deployments WHERE instance = $1")
+            .bind(instance)
+            .fetch_optional(&mut *connection)
+            .await?;
+    row.map(deployment_from_row).transpose()
+}
+
+fn deployment_from_row(row: DeploymentRow) -> Result<DeploymentRecord, QueryError> {
+    let (instance, status, error, updated_at, deployed_at) = row;
+    Ok(DeploymentRecord {
+        instance,
+        status: status.parse::<DeploymentStatus>().map_err(|reason| corrupt("deployment status", reason))?,
+        error,
+        updated_at: from_millis(updated_at),
+        deployed_at: deployed_at.map(from_millis),
+    })
 }

@@ -34,7 +34,7 @@ use super::records::{
 use super::schedules::{DeploymentRecord, NewTick, ScheduleSummary, TickFilter, TickRecord, TickRecorded};
 use super::sqlite_writer::{Commands, Pending};
 use super::sqlite_schedules::{
-    deployments, list_ticks, lock_lifecycle, record_tick, restart_schedules, save_deployment, schedule_cursor, schedule_summaries,
+    deployment, deployments, list_ticks, lock_lifecycle, record_tick, restart_schedules, save_deployment, schedule_cursor, schedule_summaries,
     unfinished_execution, unlock_lifecycle,
 };
 use super::{Store, StoreError, StoreResult};
@@ -416,6 +416,11 @@ impl Store for SqliteStore {
 
     fn deployments(&self) -> BoxFuture<'_, StoreResult<Vec<DeploymentRecord>>> {
         self.read(deployments)
+    }
+
+    fn deployment(&self, instance: &str) -> BoxFuture<'_, StoreResult<Option<DeploymentRecord>>> {
+        let instance = instance.to_owned();
+        self.read(move |connection| deployment(connection, &instance))
     }
 
     fn lock_lifecycle(

@@ -240,17 +240,24 @@ pub(super) fn deployments(connection: &Connection) -> StoreResult<Vec<Deployment
     let mut statement = connection
         .prepare_cached("SELECT instance, status, error, updated_at, deployed_at FROM deployments ORDER BY instance")
         .map_err(database)?;
-    let rows = statement
-        .query_map([], |row| {
-            let status: String = row.get(1)?;
-            Ok(DeploymentRecord {
-                instance: row.get(0)?,
-                status: status.parse::<DeploymentStatus>().map_err(|reason| corrupt(1, reason))?,
-                error: row.get(2)?,
-                updated_at: from_millis(row.get(3)?),
-                deployed_at: row.get::<_, Option<i64>>(4)?.map(from_millis),
-            })
-        })
-        .map_err(database)?;
+    let rows = statement.query_map([], deployment_from_row).map_err(database)?;
     rows.collect::<Result<_, _>>().map_err(database)
+}
+
+pub(super) fn deployment(connection: &Connection, instance: &str) -> StoreResult<Option<DeploymentRecord>> {
+    connection
+        .prepare_cached("SELECT instance, status, error, updated_at, deployed_at FROM deployments WHERE instance = ?1")
+        .and_then(|mut statement| statement.query_row([instance], deployment_from_row).optional())
+        .map_err(database)
+}
+
+fn deployment_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeploymentRecord> {
+    let status: String = row.get(1)?;
+    Ok(DeploymentRecord {
+        instance: row.get(0)?,
+        status: status.parse::<DeploymentStatus>().map_err(|reason| corrupt(1, reason))?,
+        error: row.get(2)?,
+        updated_at: from_millis(row.get(3)?),
+        deployed_at: row.get::<_, Option<i64>>(4)?.map(from_millis),
+    })
 }
