@@ -36,7 +36,7 @@ fn runtime_on(store: Arc<dyn Store>, hook: HookFn) -> Runtime {
     Runtime::new(registry, instances, store, Arc::new(SystemClock), EngineSettings::default())
 }
 
-/// Opens a SQLite store on `flows.db` in `folder`; several stores may open one file.
+/// Opens a SQLite store on `flows.db` in `folder`. Several stores may open one file.
 fn sqlite(folder: &tempfile::TempDir) -> Arc<dyn Store> {
     Arc::new(SqliteStore::open(folder.path().join("flows.db"), Durability::Normal).expect("store"))
 }
@@ -176,8 +176,8 @@ async fn shutdown_after_its_grace_releases_the_lock() {
     runtime.shutdown(Duration::from_millis(50)).await;
 
     let now = chrono::Utc::now();
-    let taken = store.lock_lifecycle("acme", "next-deploy", now, now + chrono::Duration::seconds(30)).await.expect("locks");
-    assert!(taken, "the stopped deploy still holds the lock");
+    let locked = store.lock_lifecycle("acme", "next-deploy", now, now + chrono::Duration::seconds(30)).await.expect("locks");
+    assert!(locked, "the stopped deploy kept the lock");
 }
 
 #[tokio::test]

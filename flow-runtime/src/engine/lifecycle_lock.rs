@@ -16,36 +16,36 @@ use super::Inner;
 use crate::clock::Clock;
 use crate::store::{Store, StoreError};
 
-/// How long a taken or renewed lock lasts.
+/// Time a new or renewed lock lasts.
 pub(super) const LOCK_LEASE: Duration = Duration::from_secs(30);
 
-/// How often a held lock is renewed.
+/// Interval between renewals of a lock while its deploy or delete runs.
 const LOCK_RENEWAL: Duration = Duration::from_secs(10);
 
-/// Pause between attempts to take a lock that another deploy or delete holds, while `serve`
+/// Pause between attempts to take a lock that another deploy or delete has, while `serve`
 /// starts.
 const LOCK_RETRY: Duration = Duration::from_millis(250);
 
-/// The lifecycle locks a process holds, as instance by owner, so that a shutdown whose grace
+/// Instance by owner of the lifecycle locks a process has, so that a shutdown whose grace
 /// period ends during a deploy can release them.
 pub(crate) type HeldLocks = Mutex<HashMap<String, String>>;
 
-/// A held lifecycle lock. [`LifecycleLock::release`] frees it. A lock dropped unreleased,
-/// when its deploy or delete was cancelled, is freed by a task of its own.
+/// A lifecycle lock this process has. [`LifecycleLock::release`] frees it. A lock dropped
+/// unreleased, when its deploy or delete was cancelled, is freed by a task of its own.
 pub(super) struct LifecycleLock {
     store: Arc<dyn Store>,
     instance: String,
     owner: String,
     released: bool,
     renewal: JoinHandle<()>,
-    held: Arc<HeldLocks>,
+    held_locks: Arc<HeldLocks>,
     /// Keeps [`crate::engine::Runtime::shutdown`] waiting until the deploy or delete ends.
     _running: OwnedRwLockReadGuard<()>,
 }
 
 impl Inner {
-    /// Takes the lifecycle lock of `instance`, or returns `None` when another deploy or delete
-    /// holds it.
+    /// Takes the lifecycle lock of `instance`, or returns `None` while another deploy or delete
+    /// has it.
     pub(super) async fn lock_lifecycle(&self, instance: &str) -> Result<Option<LifecycleLock>, StoreError> {
         let running = Arc::clone(&self.lifecycle_running).read_owned().await;
         let owner = format!("{}/{}", self.worker_id, uuid::Uuid::now_v7());
@@ -71,24 +71,22 @@ impl Inner {
             owner,
             released: false,
             renewal,
-            held: Arc::clone(&self.held_locks),
+            held_locks: Arc::clone(&self.held_locks),
             _running: running,
         }))
     }
 
-    /// Releases every lifecycle lock this process still holds, when shutdown stops waiting
-    /// for the deploys and deletes that hold them. Their hooks stop where they are.
+    /// Releases every lifecycle lock this process still has, when shutdown stops waiting for
+    /// the deploys and deletes that took them. Their hooks stop where they are.
     pub(super) async fn release_held_locks(&self) {
-        let held: Vec<(String, String)> = self.held_locks.lock().unwrap_or_else(PoisonError::into_inner).drain().collect();
-        for (owner, instance) in held {
-            match self.store.unlock_lifecycle(&instance, &owner).await {
-                Ok(()) => tracing::warn!(%instance, "released the lifecycle lock of a deploy or delete stopped by shutdown"),
-                Err(error) => tracing::warn!(%instance, %error, "could not release the lifecycle lock; it ends with its lease"),
-            }
+        let locks: Vec<(String, String)> = self.held_locks.lock().unwrap_or_else(PoisonError::into_inner).drain().collect();
+        for (owner, instance) in locks {
+            tracing::warn!(%instance, "releasing the lifecycle lock of a deploy or delete stopped by shutdown");
+            unlock(self.store.as_ref(), &instance, &owner).await;
         }
     }
 
-    /// Takes the lifecycle lock of `instance`, waiting while another deploy or delete holds it.
+    /// Takes the lifecycle lock of `instance`, waiting while another deploy or delete has it.
     /// Returns the lock and whether it had to wait.
     pub(super) async fn lock_lifecycle_waiting(&self, instance: &str) -> Result<(LifecycleLock, bool), StoreError> {
         let mut waited = false;
@@ -114,10 +112,8 @@ impl LifecycleLock {
     pub(super) async fn release(mut self) {
         self.released = true;
         self.renewal.abort();
-        self.held.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.owner);
-        if let Err(error) = self.store.unlock_lifecycle(&self.instance, &self.owner).await {
-            tracing::warn!(instance = %self.instance, %error, "could not release the lifecycle lock; it ends with its lease");
-        }
+        self.held_locks.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.owner);
+        unlock(self.store.as_ref(), &self.instance, &self.owner).await;
     }
 }
 
@@ -127,16 +123,20 @@ impl Drop for LifecycleLock {
         if self.released {
             return;
         }
-        self.held.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.owner);
+        self.held_locks.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.owner);
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let (store, instance, owner) = (Arc::clone(&self.store), std::mem::take(&mut self.instance), std::mem::take(&mut self.owner));
-        handle.spawn(async move {
-            if let Err(error) = store.unlock_lifecycle(&instance, &owner).await {
-                tracing::warn!(%instance, %error, "could not release the lifecycle lock; it ends with its lease");
-            }
-        });
+        handle.spawn(async move { unlock(store.as_ref(), &instance, &owner).await });
+    }
+}
+
+/// Deletes the lock of `owner` on `instance` from the store, and logs a failure, after which
+/// the lock ends with its lease.
+async fn unlock(store: &dyn Store, instance: &str, owner: &str) {
+    if let Err(error) = store.unlock_lifecycle(instance, owner).await {
+        tracing::warn!(instance, %error, "could not release the lifecycle lock; it ends with its lease");
     }
 }
 
@@ -189,9 +189,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         clock.advance(Duration::from_secs(15));
         let now = clock.now();
-        let taken = store.lock_lifecycle("acme", "deploy-2", now, now + lease()).await.expect("locks");
+        let locked = store.lock_lifecycle("acme", "deploy-2", now, now + lease()).await.expect("locks");
 
         renewal.abort();
-        assert!(!taken, "the lock ended with its first lease");
+        assert!(!locked, "the lock ended with its first lease");
     }
 }

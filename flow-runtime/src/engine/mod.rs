@@ -874,7 +874,7 @@ const RECORD_POLL: Duration = Duration::from_millis(5);
 
 /// How often a caller's process reads a shared store for the outcome of an execution that
 /// another process may run.
-const STORED_COMPLETION_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+const STORED_COMPLETION_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Completes the waiters of a queued execution on a shared store once the store shows its
 /// first outcome. Another process may claim and run the execution, and only the process that
@@ -889,15 +889,12 @@ async fn watch_stored_completion(inner: Arc<Inner>, execution_id: String) {
             inner.waiters.forget(&execution_id);
             return;
         }
-        match inner.store.summary(&execution_id).await {
+        let read = match inner.store.summary(&execution_id).await {
             Ok(Some(summary)) if !waiters::first_attempt_ended(&summary) => continue,
-            Ok(_) => {}
-            Err(error) => {
-                tracing::warn!(execution_id = %execution_id, %error, "could not read a waited-for execution; reading it again");
-                continue;
-            }
-        }
-        let record = match inner.store.get(&execution_id).await {
+            Ok(_) => inner.store.get(&execution_id).await,
+            Err(error) => Err(error),
+        };
+        let record = match read {
             Ok(record) => record,
             Err(error) => {
                 tracing::warn!(execution_id = %execution_id, %error, "could not read a waited-for execution; reading it again");

@@ -43,12 +43,12 @@ pub(super) fn decode_body(request: &mut Request) -> Option<Response> {
         }
     };
 
-    let headers = request.headers_mut();
-    headers.remove(header::CONTENT_ENCODING);
+    request.headers_mut().remove(header::CONTENT_ENCODING);
     // A request without a body, such as a GET, has nothing to decode.
     if request.body().size_hint().exact() == Some(0) {
         return None;
     }
+
     request.headers_mut().remove(header::CONTENT_LENGTH);
     let body = std::mem::take(request.body_mut());
     let compressed = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));

@@ -47,7 +47,7 @@ pub(crate) enum BodyParseError {
     },
 }
 
-/// Most fields a form or multipart body may have.
+/// Maximum number of fields in a form or multipart body.
 ///
 /// Each field becomes a JSON value of its own, which takes many times the bytes that the field
 /// took in the body. A 10 MiB form of 5,000,000 one-letter fields took about 500 MB of memory
@@ -174,10 +174,10 @@ pub(crate) async fn parse_body(content_type: Option<&str>, bytes: &Bytes) -> Res
 /// [`BodyData::Bytes`] with every byte of `bytes`.
 fn text_body(content_type: Option<&str>, bytes: &Bytes) -> BodyData {
     let (encoding, mark) = encoding_rs::Encoding::for_bom(bytes).unwrap_or_else(|| {
-        let named = content_type
-            .and_then(|value| value.parse::<mime::Mime>().ok())
-            .and_then(|media| media.get_param(mime::CHARSET).map(|charset| charset.as_str().to_owned()))
-            .and_then(|label| encoding_rs::Encoding::for_label(label.as_bytes()));
+        let named = content_type.and_then(|value| value.parse::<mime::Mime>().ok()).and_then(|media| {
+            let label = media.get_param(mime::CHARSET)?;
+            encoding_rs::Encoding::for_label(label.as_str().as_bytes())
+        });
         (named.unwrap_or(encoding_rs::UTF_8), 0)
     });
 

@@ -911,27 +911,27 @@ pub(super) async fn owner_renews_its_lifecycle_lock(store: Arc<dyn Store>) {
 pub(super) async fn expired_lifecycle_lock_is_taken(store: Arc<dyn Store>) {
     assert!(store.lock_lifecycle("acme", "deploy-1", at(0), at(5)).await.expect("locks"));
 
-    let taken = store.lock_lifecycle("acme", "deploy-2", at(5), at(10)).await.expect("locks");
+    let locked = store.lock_lifecycle("acme", "deploy-2", at(5), at(10)).await.expect("locks");
 
-    assert!(taken, "the lock stayed held after its end");
+    assert!(locked, "the lock lasted past its end");
 }
 
 pub(super) async fn released_lifecycle_lock_is_taken(store: Arc<dyn Store>) {
     assert!(store.lock_lifecycle("acme", "deploy-1", at(0), at(5)).await.expect("locks"));
     store.unlock_lifecycle("acme", "deploy-1").await.expect("unlocks");
 
-    let taken = store.lock_lifecycle("acme", "deploy-2", at(1), at(6)).await.expect("locks");
+    let locked = store.lock_lifecycle("acme", "deploy-2", at(1), at(6)).await.expect("locks");
 
-    assert!(taken, "the released lock stayed held");
+    assert!(locked, "the released lock was still taken");
 }
 
 pub(super) async fn only_owner_releases_lifecycle_lock(store: Arc<dyn Store>) {
     assert!(store.lock_lifecycle("acme", "deploy-1", at(0), at(5)).await.expect("locks"));
     store.unlock_lifecycle("acme", "deploy-2").await.expect("unlocks");
 
-    let taken = store.lock_lifecycle("acme", "deploy-3", at(1), at(6)).await.expect("locks");
+    let locked = store.lock_lifecycle("acme", "deploy-3", at(1), at(6)).await.expect("locks");
 
-    assert!(!taken, "another owner released the lock");
+    assert!(!locked, "another owner released the lock");
 }
 
 pub(super) async fn lifecycle_locks_are_per_instance(store: Arc<dyn Store>) {

@@ -321,6 +321,13 @@ pub(crate) fn redact_password(url: &str) -> String {
     redacted
 }
 
+/// The columns that [`summary_from_row`] reads.
+macro_rules! summary_columns {
+    () => {
+        "id, flow, instance, status, attempt, created_at, updated_at, due_at, source"
+    };
+}
+
 impl Store for PostgresStore {
     fn insert(&self, execution: NewExecution) -> BoxFuture<'_, StoreResult<InsertOutcome>> {
         Box::pin(self.transact("insert", move |connection| {
@@ -438,10 +445,7 @@ impl Store for PostgresStore {
         Box::pin(self.transact("summary", move |connection| {
             let id = id.clone();
             Box::pin(async move {
-                let row = sqlx::query(
-                    "SELECT id, flow, instance, status, attempt, created_at, updated_at, due_at, source FROM executions \
-                     WHERE id = $1",
-                )
+                let row = sqlx::query(concat!("SELECT ", summary_columns!(), " FROM executions WHERE id = $1"))
                 .bind(&id)
                 .fetch_optional(&mut *connection)
                 .await?;
@@ -766,13 +770,9 @@ async fn claim(
 ) -> Result<Vec<ClaimedExecution>, QueryError> {
     let (now, lease_until) = times;
     let mut candidates: Vec<ClaimCandidate> = Vec::new();
-    let (served_flows, served_instances): (Option<Vec<&str>>, Option<Vec<&str>>) = match &queues.served {
-        Some(served) => (
-            Some(served.flows.iter().map(String::as_str).collect()),
-            Some(served.instances.iter().map(String::as_str).collect()),
-        ),
-        None => (None, None),
-    };
+    let served_flows: Option<Vec<&str>> = queues.served.as_ref().map(|served| served.flows.iter().map(String::as_str).collect());
+    let served_instances: Option<Vec<&str>> =
+        queues.served.as_ref().map(|served| served.instances.iter().map(String::as_str).collect());
     let served_instances = served_instances.as_deref();
 
     for (flow, mode) in &queues.modes {
@@ -1083,8 +1083,8 @@ async fn list_executions(connection: &mut PgConnection, filter: &ExecutionFilter
         format!("WHERE {} ", terms.join(" AND "))
     };
     let sql = format!(
-        "SELECT id, flow, instance, status, attempt, created_at, updated_at, due_at, source FROM executions \
-         {conditions}ORDER BY seq DESC LIMIT ${}",
+        concat!("SELECT ", summary_columns!(), " FROM executions {}ORDER BY seq DESC LIMIT ${}"),
+        conditions,
         terms.len() + 1
     );
 
@@ -1126,8 +1126,7 @@ async fn read_execution(connection: &mut PgConnection, id: &str) -> Result<Optio
         .execute(&mut *connection)
         .await?;
     let row = sqlx::query(
-        "SELECT id, flow, instance, status, attempt, created_at, updated_at, due_at, source, \
-         payload, result, error, related_id, parent_id FROM executions WHERE id = $1",
+        concat!("SELECT ", summary_columns!(), ", payload, result, error, related_id, parent_id FROM executions WHERE id = $1"),
     )
     .bind(id)
     .fetch_optional(&mut *connection)
